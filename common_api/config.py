@@ -1,0 +1,149 @@
+"""Configuration keys of common_api: names, defaults and validation in one place.
+
+Every key is a Flask config key with the ``COMMON_API_`` prefix. At registration the
+value is taken from ``app.config`` if the host set it, else from the environment
+variable of the same name, else the default below. Values are validated once, when
+the blueprint is registered, and a bad value stops start-up with a message that
+names the key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SCRIPT_ALLOWED_IMPORTS = "COMMON_API_SCRIPT_ALLOWED_IMPORTS"
+SCRIPT_TIMEOUT = "COMMON_API_SCRIPT_TIMEOUT"
+SCRIPT_MAX_BYTES = "COMMON_API_SCRIPT_MAX_BYTES"
+SCRIPT_MAX_RESULT_BYTES = "COMMON_API_SCRIPT_MAX_RESULT_BYTES"
+SCRIPT_MAX_CONCURRENT = "COMMON_API_SCRIPT_MAX_CONCURRENT"
+SCRIPT_MEMORY_LIMIT = "COMMON_API_SCRIPT_MEMORY_LIMIT"
+TOKEN = "COMMON_API_TOKEN"
+STATE_DIR = "COMMON_API_STATE_DIR"
+ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
+ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
+METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
+
+DEFAULT_SECRET_PATTERN = (
+    r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"
+    r"|credential|auth(?!or)|(^|_)keys?($|_)|dsn|cookie|signing|salt"
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its default, its meaning, and how a raw value is read."""
+
+    key: str
+    default: Any
+    meaning: str
+    parse: Callable[[str, Any], Any]
+
+
+def _text_list(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = [str(part).strip() for part in value]
+    else:
+        raise ValueError(f"{key} must be a list of module names or a comma-separated string")
+    names = tuple(sorted({item for item in items if item}))
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
+            raise ValueError(f"{key}: {name!r} is not a module name")
+    return names
+
+
+def _positive_number(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    return number
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a positive integer, got {value!r}") from None
+    if number <= 0 or (isinstance(value, float) and value != number):
+        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    return number
+
+
+def _optional_text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {type(value).__name__}")
+    return value or None
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
+def _regex(key: str, value: Any) -> str:
+    try:
+        re.compile(str(value))
+    except re.error as exc:
+        raise ValueError(f"{key} is not a valid regular expression: {exc}") from None
+    return str(value)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(SCRIPT_ALLOWED_IMPORTS, (), "modules a script may import", _text_list),
+    Setting(SCRIPT_TIMEOUT, 10.0, "seconds a script may run before it is stopped",
+            _positive_number),
+    Setting(SCRIPT_MAX_BYTES, 1_048_576, "largest script upload accepted, bytes (413 above)",
+            _positive_int),
+    Setting(SCRIPT_MAX_RESULT_BYTES, 1_000_000, "largest script result and output, bytes",
+            _positive_int),
+    Setting(SCRIPT_MAX_CONCURRENT, 1, "scripts that may run at once in one worker",
+            _positive_int),
+    Setting(SCRIPT_MEMORY_LIMIT, 512 * 1024 * 1024, "address-space limit of a script, bytes",
+            _positive_int),
+    Setting(TOKEN, None, "when set, every request needs 'Authorization: Bearer <token>'",
+            _optional_text),
+    Setting(STATE_DIR, None, "directory shared by the workers of one server", _optional_text),
+    Setting(ENV_MASK_SECRETS, True, "mask secret values in /env", _flag),
+    Setting(ENV_SECRET_PATTERN, DEFAULT_SECRET_PATTERN,
+            "case-insensitive regex: env keys it finds are secret", _regex),
+    Setting(METRICS_INSTRUMENT_REQUESTS, True,
+            "record request count and latency of every route on /metrics", _flag),
+)
+
+
+def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return every key's validated value: app config first, then environment, then default.
+
+    Raises ValueError naming the key on the first invalid value.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.key in config:
+            raw = config[setting.key]
+        elif setting.key in environ:
+            raw = environ[setting.key]
+        else:
+            values[setting.key] = setting.default
+            continue
+        values[setting.key] = setting.parse(setting.key, raw)
+    return values

@@ -1,0 +1,39 @@
+"""Exceptions the services raise for bad input; the blueprint maps them to 4xx answers."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A request the component cannot answer as asked; ``str(error)`` is the message."""
+
+    status = 400
+
+
+class InvalidInput(ApiError):
+    """A parameter has a value that is not allowed (400)."""
+
+    status = 400
+
+
+class NotFound(ApiError):
+    """The thing named by the request does not exist (404)."""
+
+    status = 404
+
+
+class Forbidden(ApiError):
+    """The client may not do this (403)."""
+
+    status = 403
+
+
+class Unauthorized(ApiError):
+    """The request carries no credentials where they are required (401)."""
+
+    status = 401
+
+
+class PayloadTooLarge(ApiError):
+    """The request body is over the configured limit (413)."""
+
+    status = 413

@@ -1,0 +1,126 @@
+"""Prometheus exposition with a logical reset.
+
+``reset()`` does not touch any metric object: it stores a snapshot (the baseline) of
+every counter, histogram and summary sample, and each scrape subtracts it. So after a
+reset those read zero and their series stay visible, gauges keep their value, the
+host's metric objects are never mutated, and the same rule works when the values come
+from several worker processes (the baseline then lives in a shared file).
+
+A series whose raw count falls below its baseline was restarted underneath (a host
+called ``reset()`` itself, a process started afresh); it is then reported raw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+RESETTABLE_TYPES = frozenset({"counter", "histogram", "summary"})
+_COUNT_SUFFIXES = ("_total", "_count")
+_SERIES_EXTRA_LABELS = ("le", "quantile")
+
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def sample_key(sample: Sample) -> SampleKey:
+    return sample.name, tuple(sorted(sample.labels.items()))
+
+
+def _series_key(metric_name: str, sample: Sample) -> SampleKey:
+    labels = tuple(sorted((k, v) for k, v in sample.labels.items()
+                          if k not in _SERIES_EXTRA_LABELS))
+    return metric_name, labels
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Raw values of resettable samples at the moment of a reset."""
+
+    values: dict[SampleKey, float] = field(default_factory=dict)
+    taken_at: float = 0.0
+
+
+class BaselineStore(Protocol):
+    def load(self) -> Baseline | None: ...
+
+    def save(self, baseline: Baseline) -> None: ...
+
+
+class MemoryBaselineStore:
+    """The baseline of a single process."""
+
+    def __init__(self) -> None:
+        self._baseline: Baseline | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Baseline | None:
+        return self._baseline
+
+    def save(self, baseline: Baseline) -> None:
+        with self._lock:
+            self._baseline = baseline
+
+
+def subtract_baseline(metric: Metric, baseline: Baseline) -> Metric:
+    """A copy of ``metric`` with the baseline taken off every sample that has one."""
+    values = baseline.values
+    restarted = set()
+    for sample in metric.samples:
+        if sample.name.endswith(_COUNT_SUFFIXES):
+            base = values.get(sample_key(sample))
+            if base is not None and sample.value < base:
+                restarted.add(_series_key(metric.name, sample))
+    adjusted = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    for sample in metric.samples:
+        base = values.get(sample_key(sample))
+        if base is None or _series_key(metric.name, sample) in restarted:
+            adjusted.samples.append(sample)
+        elif sample.name.endswith("_created"):
+            adjusted.samples.append(sample._replace(value=max(sample.value, baseline.taken_at)))
+        else:
+            adjusted.samples.append(sample._replace(value=sample.value - base))
+    return adjusted
+
+
+class MetricsService:
+    """Collects from ``sources`` with the reset baseline applied; itself a Collector."""
+
+    def __init__(self, sources: Sequence[Collector], store: BaselineStore | None = None) -> None:
+        self._sources = tuple(sources)
+        self._store: BaselineStore = store if store is not None else MemoryBaselineStore()
+
+    def _raw(self) -> Iterator[Metric]:
+        for source in self._sources:
+            yield from source.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        baseline = self._store.load()
+        for metric in self._raw():
+            if baseline is None or metric.type not in RESETTABLE_TYPES:
+                yield metric
+            else:
+                yield subtract_baseline(metric, baseline)
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The scrape body and its content type, negotiated from an Accept header."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self), content_type
+
+    def reset(self) -> None:
+        """Make every counter, histogram and summary read zero from now on."""
+        now = time.time()
+        values: dict[SampleKey, float] = {}
+        for metric in self._raw():
+            if metric.type in RESETTABLE_TYPES:
+                for sample in metric.samples:
+                    key = sample_key(sample)
+                    values[key] = now if sample.name.endswith("_created") else sample.value
+        self._store.save(Baseline(values, now))

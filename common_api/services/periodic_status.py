@@ -1,0 +1,92 @@
+"""Listing, lookup and the health rule over periodic-thread status snapshots.
+
+The service works on status dictionaries (the shape of ``PeriodicThread.status()``)
+from a source callable, so the same rules serve one process or every worker of a
+server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from common_api.errors import InvalidInput, NotFound
+
+LEVELS = ("critical", "high", "medium", "low")
+HEALTH_LEVELS = frozenset({"critical", "high"})
+
+Status = dict[str, Any]
+StatusSource = Callable[[], Iterable[Status]]
+
+
+def parse_level(value: str) -> str:
+    level = value.strip().lower()
+    if level not in LEVELS:
+        raise InvalidInput(f"Invalid level: {value}. Valid values: {', '.join(LEVELS)}")
+    return level
+
+
+def summarize(statuses: list[Status]) -> dict[str, Any]:
+    by_level: dict[str, dict[str, int]] = {}
+    for level in LEVELS:
+        members = [s for s in statuses if s["level"] == level]
+        if members:
+            by_level[level] = {
+                "total": len(members),
+                "running": sum(1 for s in members if s["is_running"]),
+                "active": sum(1 for s in members if s["is_active"]),
+            }
+    return {
+        "total_count": len(statuses),
+        "running_count": sum(1 for s in statuses if s["is_running"]),
+        "active_count": sum(1 for s in statuses if s["is_active"]),
+        "by_level": by_level,
+    }
+
+
+def unhealthy_entry(status: Status) -> dict[str, Any]:
+    entry = {
+        "name": status["name"],
+        "level": status["level"],
+        "last_run_ago": status["last_run_ago"],
+        "interval": status["interval"],
+        "is_running": status["is_running"],
+        "reason": "not running" if not status["is_running"] else "no run within 3 intervals",
+    }
+    if "pid" in status:
+        entry["pid"] = status["pid"]
+    return entry
+
+
+class PeriodicStatusService:
+    """Answers the three periodic-thread endpoints from a source of status snapshots."""
+
+    def __init__(self, source: StatusSource) -> None:
+        self._source = source
+
+    def statuses(self) -> list[Status]:
+        return sorted(self._source(), key=lambda s: (s["name"], s.get("pid", 0)))
+
+    def listing(self, level: str | None = None, running_only: bool = False,
+                active_only: bool = False) -> dict[str, Any]:
+        wanted = parse_level(level) if level is not None else None
+        selected = [
+            s for s in self.statuses()
+            if (wanted is None or s["level"] == wanted)
+            and (not running_only or s["is_running"])
+            and (not active_only or s["is_active"])
+        ]
+        return {"summary": summarize(selected), "threads": selected}
+
+    def lookup(self, name: str) -> list[Status]:
+        """Every snapshot of the thread called ``name`` (one per process that runs it)."""
+        found = [s for s in self.statuses() if s["name"] == name]
+        if not found:
+            raise NotFound(f"Thread not found: {name}")
+        return found
+
+    def health(self) -> dict[str, Any]:
+        unhealthy = [unhealthy_entry(s) for s in self.statuses()
+                     if s["level"] in HEALTH_LEVELS and not s["is_active"]]
+        return {"healthy": not unhealthy, "unhealthy_count": len(unhealthy),
+                "unhealthy_threads": unhealthy}

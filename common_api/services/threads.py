@@ -1,0 +1,99 @@
+"""Thread dumps of this process: every thread's identity and stack, as text or data."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+    code: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function,
+                "code": self.code}
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """One thread at the moment of the dump; ``frames`` run from outermost to innermost."""
+
+    name: str
+    ident: int
+    native_id: int | None
+    daemon: bool | None
+    description: str
+    frames: tuple[Frame, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ident": self.ident,
+            "native_id": self.native_id,
+            "daemon": self.daemon,
+            "frames": [frame.to_dict() for frame in self.frames],
+        }
+
+
+def _frames(frame: FrameType | None) -> tuple[Frame, ...]:
+    if frame is None:
+        return ()
+    return tuple(
+        Frame(summary.filename, summary.lineno or 0, summary.name, (summary.line or "").strip())
+        for summary in traceback.extract_stack(frame)
+    )
+
+
+class ThreadDumpService:
+    """Captures the threads of this process, optionally filtered.
+
+    ``name`` keeps threads whose name contains it (any case); ``ident`` keeps the thread
+    with exactly that identifier. Threads started outside the ``threading`` module appear
+    with the name ``<unknown>``.
+    """
+
+    def dump(self, name: str | None = None, ident: int | None = None) -> list[ThreadInfo]:
+        frames = sys._current_frames()
+        known = {thread.ident: thread for thread in threading.enumerate()}
+        idents = sorted(set(frames) | {i for i in known if i is not None})
+        needle = name.lower() if name is not None else None
+        infos = []
+        for thread_ident in idents:
+            thread = known.get(thread_ident)
+            thread_name = thread.name if thread is not None else "<unknown>"
+            if ident is not None and thread_ident != ident:
+                continue
+            if needle is not None and needle not in thread_name.lower():
+                continue
+            infos.append(ThreadInfo(
+                name=thread_name,
+                ident=thread_ident,
+                native_id=thread.native_id if thread is not None else None,
+                daemon=thread.daemon if thread is not None else None,
+                description=repr(thread) if thread is not None
+                else f"<unknown thread ident={thread_ident}>",
+                frames=_frames(frames.get(thread_ident)),
+            ))
+        return infos
+
+
+def render_dump(threads: list[ThreadInfo], heading: str = "") -> str:
+    """The text form: one block per thread, blank lines between, then the summary."""
+    blocks = []
+    for info in threads:
+        lines = [f"Thread: {heading}{info.description}", "Stack trace:"]
+        for frame in info.frames:
+            lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
+            if frame.code:
+                lines.append(f"    {frame.code}")
+        blocks.append("\n".join(lines))
+    summary = f"=== Thread Summary ===\nTotal threads: {len(threads)}\n"
+    return "\n\n".join([*blocks, summary])

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from common_api.services.threads import ThreadDumpService, render_dump
+
+
+@pytest.fixture
+def parked_thread() -> Iterator[threading.Thread]:
+    release = threading.Event()
+
+    def park_here() -> None:
+        release.wait(10)
+
+    thread = threading.Thread(target=park_here, name="Parked-Worker-7", daemon=True)
+    thread.start()
+    yield thread
+    release.set()
+    thread.join(5)
+
+
+def test_dump_includes_every_thread_with_its_stack(parked_thread: threading.Thread) -> None:
+    dump = ThreadDumpService().dump()
+    names = {info.name for info in dump}
+    assert {"MainThread", "Parked-Worker-7"} <= names
+    parked = next(info for info in dump if info.ident == parked_thread.ident)
+    assert parked.frames[-1].function in {"wait", "_wait_for_tstate_lock"} or any(
+        frame.function == "park_here" for frame in parked.frames)
+    assert parked.daemon is True
+    assert parked.native_id == parked_thread.native_id
+
+
+def test_name_filter_is_case_insensitive_substring(parked_thread: threading.Thread) -> None:
+    dump = ThreadDumpService().dump(name="parked-work")
+    assert [info.ident for info in dump] == [parked_thread.ident]
+
+
+def test_ident_filter_is_exact(parked_thread: threading.Thread) -> None:
+    assert parked_thread.ident is not None
+    dump = ThreadDumpService().dump(ident=parked_thread.ident)
+    assert [info.name for info in dump] == ["Parked-Worker-7"]
+    other = ThreadDumpService().dump(ident=parked_thread.ident + 1)
+    assert all(info.ident == parked_thread.ident + 1 for info in other)
+
+
+def test_text_form_blocks_and_summary(parked_thread: threading.Thread) -> None:
+    dump = ThreadDumpService().dump(name="parked")
+    text = render_dump(dump)
+    blocks = text.split("\n\n")
+    assert blocks[0].startswith("Thread: <Thread(Parked-Worker-7, started daemon ")
+    assert blocks[0].splitlines()[1] == "Stack trace:"
+    assert 'in park_here' in blocks[0]
+    assert blocks[-1] == "=== Thread Summary ===\nTotal threads: 1\n"
+
+
+def test_empty_dump_still_has_summary() -> None:
+    assert render_dump([]) == "=== Thread Summary ===\nTotal threads: 0\n"

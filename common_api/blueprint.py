@@ -1,0 +1,223 @@
+"""The blueprint: thin views that parse, authorise, call a service and render.
+
+Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``).
+Text endpoints answer errors as plain text, JSON endpoints as ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from common_api import config
+from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
+from common_api.extension import CommonApiState, get_state, setup_app
+from common_api.services.loglevels import render_levels
+from common_api.services.threads import render_dump
+
+bp = Blueprint("common_api", __name__)
+
+TEXT = "text/plain; charset=utf-8"
+JSON_ENDPOINTS = frozenset({"env", "periodic_threads", "periodic_thread",
+                            "periodic_threads_health"})
+GUARDED_ENDPOINTS = frozenset({"env", "reset_metrics", "run_script"})
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+@bp.record_once
+def _on_register(setup_state: BlueprintSetupState) -> None:
+    app = setup_state.app
+    if not isinstance(app, Flask):
+        raise TypeError("common_api.bp can only be registered on a flask.Flask app")
+    setup_app(app)
+
+
+def _state() -> CommonApiState:
+    return get_state(current_app)
+
+
+def _view_name() -> str:
+    return (request.endpoint or "").rpartition(".")[2]
+
+
+def _wants_json() -> bool:
+    fmt = request.args.get("format")
+    if fmt is not None:
+        if fmt not in {"json", "text"}:
+            raise InvalidInput(f"Invalid format: {fmt}. Valid values: json, text")
+        return fmt == "json"
+    best = request.accept_mimetypes.best_match([TEXT.split(";")[0], "application/json"])
+    return best == "application/json"
+
+
+def _text(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, content_type=TEXT)
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name)
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidInput(f"Invalid value for {name}: {value}. Valid values: true, false, 1, 0, "
+                       "yes, no")
+
+
+@bp.before_request
+def _authorize() -> None:
+    view = _view_name()
+    guarded = view in GUARDED_ENDPOINTS or (view == "loglevel" and "level" in request.args)
+    _state().access.check(request.remote_addr, request.headers.get("Authorization"), guarded)
+
+
+@bp.after_request
+def _common_headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Worker-Pid"] = str(os.getpid())
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    message = str(error)
+    try:
+        as_json = _view_name() in JSON_ENDPOINTS or _wants_json()
+    except InvalidInput:
+        as_json = False
+    response = (_json({"error": message}, error.status) if as_json
+                else _text(message, error.status))
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="common_api"'
+    return response
+
+
+@bp.get("/env")
+def env() -> Response:
+    return _json(_state().environment.snapshot())
+
+
+@bp.get("/loglevel")
+def loglevel() -> Response:
+    service = _state().loglevels
+    name = request.args.get("logger_name")
+    level = request.args.get("level")
+    as_json = _wants_json()
+    if level is not None:
+        if name is None:
+            raise InvalidInput("The level parameter needs logger_name: "
+                               "/loglevel?logger_name=NAME&level=LEVEL")
+        applied = service.set_level(name, level)
+        if as_json:
+            return _json({"logger_name": name, "level": applied, "handlers_updated": True})
+        return _text(f"Set {name} level to {applied} (including all handlers)")
+    if name is not None:
+        entry = service.get_level(name)
+        if as_json:
+            return _json(entry.to_dict())
+        return _text(f"{entry.name}: {entry.level}")
+    levels = service.list_levels()
+    if as_json:
+        return _json({"loggers": [entry.to_dict() for entry in levels]})
+    return _text(render_levels(levels))
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    body, content_type = _state().metrics.exposition(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)
+
+
+@bp.post("/metrics/reset")
+def reset_metrics() -> Response:
+    _state().metrics.reset()
+    return _text("ok")
+
+
+@bp.get("/threads")
+def threads() -> Response:
+    name = request.args.get("name")
+    raw_ident = request.args.get("thread_id")
+    ident = None
+    if raw_ident is not None:
+        try:
+            ident = int(raw_ident.strip())
+        except ValueError:
+            raise InvalidInput(f"Invalid thread_id: {raw_ident} (expected an integer)") from None
+    as_json = _wants_json()
+    dump = _state().threads.dump(name=name, ident=ident)
+    if as_json:
+        return _json({"pid": os.getpid(), "total": len(dump),
+                      "threads": [info.to_dict() for info in dump]})
+    return _text(render_dump(dump))
+
+
+@bp.get("/periodic-threads")
+def periodic_threads() -> Response:
+    return _json(_state().periodic.listing(
+        level=request.args.get("level"),
+        running_only=_flag("running_only"),
+        active_only=_flag("active_only"),
+    ))
+
+
+@bp.get("/periodic-threads/<path:thread_name>")
+def periodic_thread(thread_name: str) -> Response:
+    found = _state().periodic.lookup(thread_name)
+    if len(found) == 1:
+        return _json(found[0])
+    return _json({"name": thread_name, "workers": found})
+
+
+@bp.get("/periodic-threads-health")
+def periodic_threads_health() -> Response:
+    health = _state().periodic.health()
+    return _json(health, 200 if health["healthy"] else 503)
+
+
+@bp.post("/run_script")
+def run_script() -> Response:
+    state = _state()
+    limit = state.settings[config.SCRIPT_MAX_BYTES]
+    if (request.content_length or 0) > limit + MULTIPART_ALLOWANCE:
+        raise PayloadTooLarge(f"Script upload is larger than {limit} bytes")
+    request.max_content_length = limit + MULTIPART_ALLOWANCE
+    try:
+        upload = request.files.get("script")
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"Script upload is larger than {limit} bytes") from None
+    if upload is None:
+        raise InvalidInput("No script file provided")
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"Script upload is larger than {limit} bytes")
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"Script is not valid UTF-8 (byte {exc.start})") from None
+
+    from common_api.sandbox import ScriptBusy, ScriptError
+
+    try:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        outcome = state.scripts.run(source, app, client=request.remote_addr or "")
+    except ScriptBusy as exc:
+        return _text(str(exc), 429)
+    except ScriptError as exc:
+        return _text(f"Error executing script: {exc}", 500)
+    return _text(outcome.render())

@@ -1,0 +1,445 @@
+"""Periodic background threads for components, and the registry the endpoints report on.
+
+Components run recurring work (heartbeats, evictions, metric pushes) as a :class:`PeriodicThread`
+so operators can see, through ``/periodic-threads`` and ``/periodic-threads-health``, whether that
+work still happens. Standard library only, so service code can use it without Flask. Fork-safe:
+gunicorn may start the threads in the master and fork workers; each child restarts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+__all__ = ["IrrecoverableException", "PeriodicThread", "PeriodicThreadRegistry", "ThreadLevel",
+           "ThreadRunSummary", "create_periodic_thread"]
+
+logger = logging.getLogger("common_api.periodic")
+
+#: A thread whose last run began this many intervals ago (or longer) counts as stalled.
+_ACTIVE_FACTOR = 3.0
+
+#: Every PeriodicThread created and still referenced, for the fork handler.
+_INSTANCES: weakref.WeakSet[PeriodicThread] = weakref.WeakSet()
+_INSTANCES_LOCK = threading.Lock()
+
+
+class ThreadLevel(str, Enum):  # noqa: UP042 -- (str, Enum) is the documented public type
+    """How much a component depends on a thread; ``CRITICAL`` and ``HIGH`` decide health."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @classmethod
+    def parse(cls, value: str) -> ThreadLevel:
+        """Return the level named by ``value``, any case; the error is the seed's 400 message."""
+        if isinstance(value, str):
+            for level in cls:
+                if level.value == value.lower():
+                    return level
+        valid = ", ".join(level.value for level in cls)
+        raise ValueError(f"Invalid level: {value}. Valid values: {valid}")
+
+
+@dataclass(frozen=True)
+class ThreadRunSummary:
+    """What one run of a periodic thread reports: whether it worked, and why not."""
+
+    success: bool = True
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready copy, as shown in a thread's ``last_summary``."""
+        return {"success": self.success, "message": self.message, "details": dict(self.details)}
+
+
+class IrrecoverableException(Exception):
+    """Raised by ``execute_fn`` when running again is pointless: the run fails, the thread ends.
+
+    It can be started again with :meth:`PeriodicThread.start` once the cause is fixed.
+    """
+
+
+def _check_seconds(arg: str, value: object, *, allow_zero: bool) -> float:
+    """Return ``value`` as float seconds, or raise an error that names ``arg``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{arg} must be a number of seconds, got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{arg} must be a finite number {bound}, got {value!r}")
+    return seconds
+
+
+def _to_summary(result: object) -> ThreadRunSummary:
+    """Interpret what ``execute_fn`` returned: None/True/other values succeed, False fails."""
+    if result is None:
+        return ThreadRunSummary()
+    if isinstance(result, ThreadRunSummary):
+        return result
+    if isinstance(result, bool):
+        return ThreadRunSummary(result, "" if result else "execute_fn returned False")
+    return ThreadRunSummary(message=str(result))
+
+
+class PeriodicThread:
+    """Runs ``execute_fn`` every ``interval`` seconds on a daemon thread named ``name``.
+
+    The first run comes ``init_wait`` seconds after :meth:`start`. The schedule is measured
+    from the start of each run, so slow runs do not drift it; a run that overruns the
+    interval is followed at once by the next. Failed runs are counted and logged and the
+    thread goes on, except after :class:`IrrecoverableException`, which ends it.
+    All state is guarded by one lock, so :meth:`status` is a consistent snapshot.
+    """
+
+    def __init__(self, name: str, interval: float, execute_fn: Callable[[], object],
+                 level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        if not name.strip():
+            raise ValueError("name must be a non-empty string")
+        if not callable(execute_fn):
+            raise TypeError(f"execute_fn must be callable, got {type(execute_fn).__name__}")
+        self._name = name
+        self._interval = _check_seconds("interval", interval, allow_zero=False)
+        self._init_wait = _check_seconds("init_wait", init_wait, allow_zero=True)
+        if not isinstance(level, str):  # a ThreadLevel is a str too
+            raise TypeError(f"level must be a ThreadLevel or str, got {type(level).__name__}")
+        self._level = ThreadLevel.parse(level)
+        self._execute_fn = execute_fn
+        self._reset_state()
+        with _INSTANCES_LOCK:
+            _INSTANCES.add(self)
+
+    def _reset_state(self) -> None:
+        """Create fresh locks and forget run history: at construction, and in a forked child
+        (whose inherited lock may be held by a thread that is gone, and counters are the parent's).
+        """
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._stop_requested = False
+        self._wake_requested = False
+        self._started_mono: float | None = None
+        self._last_run_time: float | None = None
+        self._last_run_mono: float | None = None
+        self._total_runs = 0
+        self._failed_runs = 0
+        self._last_summary: ThreadRunSummary | None = None
+
+    @property
+    def name(self) -> str:
+        """The unique name in the registry, also the name of the OS-level thread."""
+        return self._name
+
+    @property
+    def level(self) -> ThreadLevel:
+        """How much the component depends on this thread."""
+        return self._level
+
+    @property
+    def interval(self) -> float:
+        """Seconds from the start of one run to the start of the next."""
+        return self._interval
+
+    @property
+    def init_wait(self) -> float:
+        """Seconds from :meth:`start` to the first run."""
+        return self._init_wait
+
+    @property
+    def is_running(self) -> bool:
+        """True from :meth:`start` until the loop ends (stopped or irrecoverable)."""
+        with self._lock:
+            return self._running
+
+    @property
+    def is_active(self) -> bool:
+        """True when running and not stalled (see :meth:`_is_active_locked`)."""
+        with self._lock:
+            return self._is_active_locked(time.monotonic())
+
+    @property
+    def last_run_time(self) -> float | None:
+        """Wall-clock time (``time.time()``) at which the last run began, or None."""
+        with self._lock:
+            return self._last_run_time
+
+    @property
+    def total_runs(self) -> int:
+        """Completed runs, successful or not."""
+        with self._lock:
+            return self._total_runs
+
+    @property
+    def failed_runs(self) -> int:
+        """Completed runs that returned False, a failed summary, or raised."""
+        with self._lock:
+            return self._failed_runs
+
+    @property
+    def last_summary(self) -> ThreadRunSummary | None:
+        """The outcome of the last completed run, or None before the first."""
+        with self._lock:
+            return self._last_summary
+
+    def _is_active_locked(self, now: float) -> bool:
+        """SPEC rule: running, and the last run since start began < 3 x interval ago
+        (before that run: less than ``init_wait + 3 x interval`` since :meth:`start`)."""
+        if not self._running or self._started_mono is None:
+            return False
+        limit = _ACTIVE_FACTOR * self._interval
+        last = self._last_run_mono
+        if last is not None and last >= self._started_mono:
+            return now - last < limit
+        return now - self._started_mono < self._init_wait + limit
+
+    def start(self) -> bool:
+        """Start the loop; return False (doing nothing) if it is already running.
+
+        A loop asked to stop whose run has not finished yet is told to carry on instead, so
+        two runs of ``execute_fn`` never overlap.
+        """
+        with self._lock:
+            if self._running:
+                if not self._stop_requested:
+                    return False
+                self._stop_requested = False
+                return True
+            thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._running, self._stop_requested, self._wake_requested = True, False, False
+            self._started_mono = time.monotonic()
+            self._thread = thread
+            try:
+                thread.start()
+            except BaseException:
+                self._running, self._thread = False, None
+                raise
+        return True
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the loop to end and wait up to ``timeout`` seconds; True if it has ended.
+
+        Waiting is interrupted at once, but a run in progress is finished first. Called from
+        inside ``execute_fn`` it only asks (joining itself would deadlock) and returns False;
+        the thread ends when that run returns.
+        """
+        with self._lock:
+            thread = self._thread
+            if not self._running or thread is None:
+                return True
+            self._stop_requested = True
+            self._cond.notify_all()
+        if thread is threading.current_thread():
+            return False
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def wake(self) -> None:
+        """Run now instead of waiting out the interval or init_wait (or right after this run)."""
+        with self._lock:
+            if self._running:
+                self._wake_requested = True
+                self._cond.notify_all()
+
+    def status(self) -> dict[str, Any]:
+        """Return a JSON-ready snapshot for the ``/periodic-threads`` endpoints."""
+        with self._lock:
+            now = time.monotonic()
+            running, active = self._running, self._is_active_locked(now)
+            wall, mono = self._last_run_time, self._last_run_mono
+            total, failed, summary = self._total_runs, self._failed_runs, self._last_summary
+        return {
+            "name": self._name,
+            "level": self._level.value,
+            "is_running": running,
+            "is_active": active,
+            "last_run_time": None if wall is None else datetime.fromtimestamp(wall).isoformat(),
+            "interval": self._interval,
+            "init_wait": self._init_wait,
+            "last_run_ago": None if mono is None else round(now - mono, 3),
+            "total_runs": total,
+            "failed_runs": failed,
+            "success_rate": round((total - failed) / total, 4) if total else None,
+            "last_summary": None if summary is None else summary.to_dict(),
+        }
+
+    def _loop(self) -> None:
+        """Body of the OS thread: init_wait, then run and sleep until told to stop."""
+        try:
+            if not self._sleep(self._init_wait):
+                return
+            while True:
+                began = time.monotonic()
+                if not self._run_once(began):
+                    return
+                if not self._sleep(self._interval - (time.monotonic() - began)):
+                    return
+        finally:
+            # For a BaseException escaping execute_fn; a newer loop may own the state by now.
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._running = False
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless woken; on stop return False, marking the loop ended under
+        the same lock so a concurrent :meth:`start` either resumes this loop or starts another.
+        """
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not (self._stop_requested or self._wake_requested):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            self._wake_requested = False
+            if self._stop_requested:
+                self._running = self._stop_requested = False
+                return False
+            return True
+
+    def _run_once(self, began: float) -> bool:
+        """Run ``execute_fn`` once and record the outcome; False when the thread must end."""
+        with self._lock:
+            self._last_run_time, self._last_run_mono = time.time(), began
+        irrecoverable = False
+        try:
+            summary = _to_summary(self._execute_fn())
+        except IrrecoverableException as exc:
+            irrecoverable = True
+            summary = ThreadRunSummary(success=False, message=f"{type(exc).__name__}: {exc}")
+            logger.error("Periodic thread %s failed irrecoverably; it stops", self._name,
+                         exc_info=True)
+        except Exception as exc:
+            summary = ThreadRunSummary(success=False, message=f"{type(exc).__name__}: {exc}")
+            logger.exception("Periodic thread %s run failed", self._name)
+        else:
+            if not summary.success:
+                logger.warning("Periodic thread %s run failed: %s", self._name, summary.message)
+        with self._lock:
+            self._total_runs += 1
+            self._failed_runs += 0 if summary.success else 1
+            self._last_summary = summary
+            if irrecoverable:
+                self._running = self._stop_requested = False
+        return not irrecoverable
+
+    def _after_fork_in_child(self) -> None:
+        """Start afresh in a forked child, running again if the parent's loop was running."""
+        was_running = self._running and not self._stop_requested
+        self._reset_state()
+        if was_running:
+            self.start()
+
+
+class PeriodicThreadRegistry:
+    """The process-wide set of periodic threads the endpoints report on, by unique name."""
+
+    _instance: ClassVar[PeriodicThreadRegistry | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[str, PeriodicThread] = {}
+
+    @classmethod
+    def get_instance(cls) -> PeriodicThreadRegistry:
+        """Return the process-wide registry, creating it on first use."""
+        with cls._instance_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def register(self, thread: PeriodicThread) -> None:
+        """Add ``thread``, replacing a stopped one of the same name; again is a no-op.
+
+        A running thread keeps its name: two live threads under one name would be ambiguous.
+        """
+        if not isinstance(thread, PeriodicThread):
+            raise TypeError(f"thread must be a PeriodicThread, got {type(thread).__name__}")
+        with self._lock:
+            existing = self._threads.get(thread.name)
+            if existing is thread:
+                return
+            if existing is not None and existing.is_running:
+                raise ValueError("Periodic thread name already in use by a running thread: "
+                                 f"{thread.name}")
+            self._threads[thread.name] = thread
+
+    def unregister(self, name: str) -> PeriodicThread | None:
+        """Remove and return the thread called ``name`` (None if absent); it is not stopped."""
+        with self._lock:
+            return self._threads.pop(name, None)
+
+    def get(self, name: str) -> PeriodicThread | None:
+        """Return the thread called ``name``, or None."""
+        with self._lock:
+            return self._threads.get(name)
+
+    def threads(self) -> list[PeriodicThread]:
+        """Return the registered threads sorted by name."""
+        with self._lock:
+            return [self._threads[name] for name in sorted(self._threads)]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    def __contains__(self, item: object) -> bool:
+        """Accept a name, or a thread object (True only if that very object is registered)."""
+        with self._lock:
+            if isinstance(item, PeriodicThread):
+                return self._threads.get(item.name) is item
+            return item in self._threads
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        """Replace locks that a thread of the parent may have held at fork time."""
+        cls._instance_lock = threading.Lock()
+        if cls._instance is not None:
+            cls._instance._lock = threading.Lock()
+
+
+def create_periodic_thread(name: str, interval: float, execute_fn: Callable[[], object],
+                           level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0,
+                           auto_register: bool = True) -> PeriodicThread:
+    """Create a thread (not started) and, unless ``auto_register`` is False, register it."""
+    thread = PeriodicThread(name, interval, execute_fn, level=level, init_wait=init_wait)
+    if auto_register:
+        PeriodicThreadRegistry.get_instance().register(thread)
+    return thread
+
+
+def _after_fork_in_child() -> None:
+    """Make a forked child (a gunicorn worker) run the threads its parent ran, on new locks.
+
+    Only the forking thread survives a fork. Runs after ``threading``'s own fork handler.
+    """
+    global _INSTANCES_LOCK
+    _INSTANCES_LOCK = threading.Lock()
+    PeriodicThreadRegistry._after_fork_in_child()
+    for thread in list(_INSTANCES):
+        try:
+            thread._after_fork_in_child()
+        except Exception:
+            logger.exception("Could not restart periodic thread %s after fork", thread.name)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

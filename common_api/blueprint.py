@@ -18,6 +18,7 @@ from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
 from common_api.extension import CommonApiState, get_state, setup_app
 from common_api.services.loglevels import render_levels
 from common_api.services.threads import render_dump
+from common_api.workers.dumps import render_all_workers, render_all_workers_json
 
 bp = Blueprint("common_api", __name__)
 
@@ -81,9 +82,12 @@ def _flag(name: str) -> bool:
 
 @bp.before_request
 def _authorize() -> None:
+    state = _state()
     view = _view_name()
     guarded = view in GUARDED_ENDPOINTS or (view == "loglevel" and "level" in request.args)
-    _state().access.check(request.remote_addr, request.headers.get("Authorization"), guarded)
+    state.access.check(request.remote_addr, request.headers.get("Authorization"), guarded)
+    if state.runtime is not None:
+        state.runtime.ensure_started()
 
 
 @bp.after_request
@@ -153,6 +157,9 @@ def reset_metrics() -> Response:
 def threads() -> Response:
     name = request.args.get("name")
     raw_ident = request.args.get("thread_id")
+    scope = request.args.get("scope", "worker")
+    if scope not in {"worker", "all"}:
+        raise InvalidInput(f"Invalid scope: {scope}. Valid values: worker, all")
     ident = None
     if raw_ident is not None:
         try:
@@ -160,7 +167,16 @@ def threads() -> Response:
         except ValueError:
             raise InvalidInput(f"Invalid thread_id: {raw_ident} (expected an integer)") from None
     as_json = _wants_json()
-    dump = _state().threads.dump(name=name, ident=ident)
+    state = _state()
+    dump = state.threads.dump(name=name, ident=ident)
+    if scope == "all":
+        others = state.runtime.dumps.collect(state.runtime.dumps.peers()) \
+            if state.runtime is not None else {}
+        peers = {pid: (text, state.runtime.board.thread_names(pid) if state.runtime else {})
+                 for pid, text in others.items()}
+        if as_json:
+            return _json(render_all_workers_json(os.getpid(), dump, peers))
+        return _text(render_all_workers(os.getpid(), dump, peers))
     if as_json:
         return _json({"pid": os.getpid(), "total": len(dump),
                       "threads": [info.to_dict() for info in dump]})
@@ -178,10 +194,7 @@ def periodic_threads() -> Response:
 
 @bp.get("/periodic-threads/<path:thread_name>")
 def periodic_thread(thread_name: str) -> Response:
-    found = _state().periodic.lookup(thread_name)
-    if len(found) == 1:
-        return _json(found[0])
-    return _json({"name": thread_name, "workers": found})
+    return _json(_state().periodic.describe(thread_name, os.getpid()))
 
 
 @bp.get("/periodic-threads-health")

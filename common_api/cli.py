@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from common_api import __version__
 
 DEMO_APP = "common_api.demo:app"
 GUNICORN_CONF = "python:common_api.gunicorn_conf"
+STATE_ENV = "COMMON_API_STATE_DIR"
 
 
 def _positive_int(text: str) -> int:
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default="127.0.0.1:7000", metavar="HOST:PORT",
                        help="address to listen on (default: 127.0.0.1:7000)")
     serve.add_argument("--workers", type=_positive_int, default=None,
-                       help="worker processes (default: 1, or COMMON_API_WORKERS)")
+                       help="worker processes (default: 2, or COMMON_API_WORKERS)")
     serve.add_argument("--threads", type=_positive_int, default=None,
                        help="threads per worker (default: 4, or COMMON_API_THREADS)")
     serve.add_argument("--preload", action="store_true",
@@ -54,10 +58,19 @@ def gunicorn_argv(args: argparse.Namespace) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Run gunicorn in this process with a fresh state directory, removed afterwards."""
     from gunicorn.app.wsgiapp import WSGIApplication
 
+    state_dir = tempfile.mkdtemp(prefix="common-api-state-")
+    os.environ[STATE_ENV] = state_dir
     sys.argv = gunicorn_argv(args)
-    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="common-api serve").run()
+    owner = os.getpid()
+    try:
+        WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="common-api serve").run()
+    finally:
+        # gunicorn's workers are forks of this frame: their exit unwinds through here too
+        if os.getpid() == owner:
+            shutil.rmtree(state_dir, ignore_errors=True)
     return 0
 
 

@@ -8,13 +8,15 @@ tree, the periodic-thread registry, prometheus_client's default registry).
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, got_request_exception, request
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client.registry import Collector
 from prometheus_flask_exporter import PrometheusMetrics
 
 from common_api import config
@@ -32,6 +34,8 @@ from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService, Status
 from common_api.services.threads import ThreadDumpService
+from common_api.workers.runtime import WorkerRuntime
+from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
@@ -57,6 +61,7 @@ class CommonApiState:
     metrics: MetricsService
     exporter: PrometheusMetrics
     registry: CollectorRegistry
+    runtime: WorkerRuntime | None = None
     _runner: ScriptRunner | None = None
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +90,22 @@ def _remember_endpoint(response: Response) -> Response:
     return response
 
 
+def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
+    """The worker runtime for ``state_dir``, after checking metrics really are shared."""
+    from prometheus_client import values
+
+    expected = StateDir(state_dir).prometheus.resolve()
+    configured = os.environ.get(PROMETHEUS_ENV)
+    if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
+            os.path.realpath(configured) != str(expected):
+        raise RuntimeError(
+            f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
+            f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is first "
+            "imported. Serve with 'common-api serve' or 'gunicorn -c "
+            "python:common_api.gunicorn_conf', which set both.")
+    return WorkerRuntime.for_directory(state_dir)
+
+
 def get_state(app: Flask) -> CommonApiState:
     state: CommonApiState = app.extensions[EXTENSION_KEY]
     return state
@@ -103,12 +124,17 @@ def setup_app(app: Flask) -> CommonApiState:
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
 
+    runtime = _multiprocess_runtime(settings[config.STATE_DIR]) \
+        if settings[config.STATE_DIR] else None
+    statuses = runtime.board.statuses if runtime is not None else local_statuses
+
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
         registry=registry, path=None, export_defaults=False, group_by="endpoint")
     from common_api import __version__
 
-    exporter.info("common_api_info", "Version of the common_api blueprint", version=__version__)
+    Gauge("common_api_info", "Version of the common_api blueprint", ["version"],
+          registry=registry, multiprocess_mode="max").labels(__version__).set(1)
     if settings[config.METRICS_INSTRUMENT_REQUESTS]:
         request_metrics = RequestMetrics(registry)
         app.wsgi_app = RequestMetricsMiddleware(  # type: ignore[method-assign]
@@ -121,19 +147,28 @@ def setup_app(app: Flask) -> CommonApiState:
                                             rule.endpoint if rule is not None else UNMATCHED)
 
         got_request_exception.connect(count_exception, app, weak=False)
-    registry.register(PeriodicThreadCollector(local_statuses))
+
+    periodic_series = PeriodicThreadCollector(statuses)
+    sources: list[Collector]
+    if runtime is not None:
+        # every metric object's values are in the shared files, whatever its registry
+        sources = [runtime.metrics_source, periodic_series]
+        metrics = MetricsService(sources, runtime.baseline)
+    else:
+        metrics = MetricsService([REGISTRY, registry, periodic_series])
 
     state = CommonApiState(
         settings=settings,
         access=AccessPolicy(settings[config.TOKEN]),
         environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
                                        settings[config.ENV_MASK_SECRETS]),
-        loglevels=LogLevelService(),
+        loglevels=LogLevelService(runtime.levels if runtime is not None else None),
         threads=ThreadDumpService(),
-        periodic=PeriodicStatusService(local_statuses),
-        metrics=MetricsService([REGISTRY, registry]),
+        periodic=PeriodicStatusService(statuses),
+        metrics=metrics,
         exporter=exporter,
         registry=registry,
+        runtime=runtime,
     )
     app.extensions[EXTENSION_KEY] = state
     return state

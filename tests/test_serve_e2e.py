@@ -9,6 +9,7 @@ from support import LiveServer, wait_until
 pytestmark = pytest.mark.server
 
 TEXT = "text/plain; charset=utf-8"
+WORKERS = 2  # common-api serve's default
 SEED_SCRIPT = b"""lmcache_engine = app.state.lmcache_adapter.lmcache_engine
 
 result = {
@@ -51,7 +52,7 @@ def test_metrics_and_reset(live_server: LiveServer) -> None:
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     names = {family.name for family in text_string_to_metric_families(response.text)}
     assert {"demo_work_items", "flask_http_request", "common_api_periodic_thread_runs",
-            "process_cpu_seconds"} <= names
+            "common_api_info"} <= names
     reset = live_server.post("/metrics/reset")
     assert (reset.status_code, reset.text) == (200, "ok")
     after = {s.name: s.value for f in text_string_to_metric_families(live_server.get(
@@ -75,20 +76,24 @@ def test_threads_all_by_name_and_by_id(live_server: LiveServer) -> None:
 def test_periodic_threads_seed_examples(live_server: LiveServer) -> None:
     def all_active() -> bool:
         summary = live_server.get("/periodic-threads").json()["summary"]
-        return bool(summary["active_count"] == summary["total_count"] == 4)
+        return bool(summary["active_count"] == summary["total_count"] == 4 * WORKERS)
 
     wait_until(all_active, 10, message="demo threads active")
     body = live_server.get("/periodic-threads").json()
     assert set(body["summary"]["by_level"]) == {"critical", "high", "medium", "low"}
     critical = live_server.get("/periodic-threads", params={"level": "critical"}).json()
-    assert [t["name"] for t in critical["threads"]] == ["heartbeat"]
+    assert {t["name"] for t in critical["threads"]} == {"heartbeat"}
+    assert len({t["pid"] for t in critical["threads"]}) == WORKERS
     running = live_server.get("/periodic-threads", params={"running_only": "true"}).json()
-    assert running["summary"]["running_count"] == 4
+    assert running["summary"]["running_count"] == 4 * WORKERS
     bad = live_server.get("/periodic-threads", params={"level": "unknown"})
     assert (bad.status_code, bad.json()) == (
         400, {"error": "Invalid level: unknown. Valid values: critical, high, medium, low"})
     one = live_server.get("/periodic-threads/heartbeat")
-    assert one.status_code == 200 and one.json()["level"] == "critical"
+    assert one.status_code == 200
+    assert (one.json()["name"], one.json()["level"]) == ("heartbeat", "critical")
+    assert one.json()["pid"] == int(one.headers["X-Worker-Pid"])
+    assert len(one.json()["workers"]) == WORKERS
     missing = live_server.get("/periodic-threads/nope")
     assert (missing.status_code, missing.json()) == (404, {"error": "Thread not found: nope"})
     health = live_server.get("/periodic-threads-health")

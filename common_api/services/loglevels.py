@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from common_api.errors import InvalidInput, NotFound
 
@@ -65,15 +66,31 @@ def apply_level(name: str, levelno: int) -> None:
         handler.setLevel(levelno)
 
 
+class LevelPublisher(Protocol):
+    """Shares levels with the other processes of a server (see common_api.workers)."""
+
+    def publish(self, name: str, levelno: int) -> None: ...
+
+    def sync(self) -> bool: ...
+
+
 class LogLevelService:
-    """Reads and sets logger levels of this process.
+    """Reads and sets logger levels of this process, and of its peers with a publisher.
 
     Setting a level for a logger the process has not created yet creates it, so that a
     level can be set ahead of the code that will log there; reading one is a NotFound.
     """
 
+    def __init__(self, publisher: LevelPublisher | None = None) -> None:
+        self._publisher = publisher
+
+    def _sync(self) -> None:
+        if self._publisher is not None:
+            self._publisher.sync()
+
     def list_levels(self) -> list[LoggerLevel]:
         """The root logger, then every other created logger in name order."""
+        self._sync()
         levels = [_describe(ROOT_NAME, logging.getLogger())]
         registry = logging.Logger.manager.loggerDict
         for name in sorted(registry):
@@ -83,6 +100,7 @@ class LogLevelService:
         return levels
 
     def get_level(self, name: str) -> LoggerLevel:
+        self._sync()
         logger = existing_logger(check_logger_name(name))
         if logger is None:
             raise NotFound(f"Logger not found: {name}")
@@ -93,6 +111,8 @@ class LogLevelService:
         check_logger_name(name)
         levelno = parse_level(level)
         apply_level(name, levelno)
+        if self._publisher is not None:
+            self._publisher.publish(name, levelno)
         return level_name(levelno)
 
 

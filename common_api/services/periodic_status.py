@@ -85,6 +85,15 @@ class PeriodicStatusService:
             raise NotFound(f"Thread not found: {name}")
         return found
 
+    def describe(self, name: str, own_pid: int) -> dict[str, Any]:
+        """The thread's status, preferring this process's entry; with several processes
+        running it, every entry is listed under ``workers`` too."""
+        found = self.lookup(name)
+        primary = next((s for s in found if s.get("pid") == own_pid), found[0])
+        if len(found) == 1:
+            return primary
+        return {**primary, "workers": found}
+
     def health(self) -> dict[str, Any]:
         unhealthy = [unhealthy_entry(s) for s in self.statuses()
                      if s["level"] in HEALTH_LEVELS and not s["is_active"]]

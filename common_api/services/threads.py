@@ -85,15 +85,20 @@ class ThreadDumpService:
         return infos
 
 
-def render_dump(threads: list[ThreadInfo], heading: str = "") -> str:
-    """The text form: one block per thread, blank lines between, then the summary."""
+def render_threads(threads: list[ThreadInfo]) -> list[str]:
+    """One text block per thread: ``Thread: <repr>``, ``Stack trace:``, the frames."""
     blocks = []
     for info in threads:
-        lines = [f"Thread: {heading}{info.description}", "Stack trace:"]
+        lines = [f"Thread: {info.description}", "Stack trace:"]
         for frame in info.frames:
             lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
             if frame.code:
                 lines.append(f"    {frame.code}")
         blocks.append("\n".join(lines))
+    return blocks
+
+
+def render_dump(threads: list[ThreadInfo]) -> str:
+    """The text form: one block per thread, blank lines between, then the summary."""
     summary = f"=== Thread Summary ===\nTotal threads: {len(threads)}\n"
-    return "\n\n".join([*blocks, summary])
+    return "\n\n".join([*render_threads(threads), summary])

@@ -1,0 +1,98 @@
+"""Periodic-thread statuses of every worker, published to ``workers/<pid>.json``.
+
+Each worker rewrites its own file twice a second. A reader takes its own statuses live
+and the others' from their files, skipping pids that no longer exist, and re-judges
+activity by the wall clock: a thread whose last run is older than 3 intervals is inactive
+even if its worker is too stuck to publish, so health sees a stalled worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from common_api.periodic import PeriodicThread, PeriodicThreadRegistry
+from common_api.workers.state_dir import StateDir, pid_alive, read_json, write_json_atomically
+
+ACTIVITY_WINDOW = 3.0
+
+ThreadSource = Callable[[], list[PeriodicThread]]
+
+
+def _registered_threads() -> list[PeriodicThread]:
+    return PeriodicThreadRegistry.get_instance().threads()
+
+
+def _local_entry(thread: PeriodicThread, pid: int) -> dict[str, Any]:
+    status = thread.status()
+    status["pid"] = pid
+    status["last_run_timestamp"] = thread.last_run_time
+    return status
+
+
+def _rejudge(entry: dict[str, Any], written_at: float, now: float) -> dict[str, Any]:
+    """Activity of a published entry as of ``now``, whatever its worker is doing."""
+    last_run = entry.get("last_run_timestamp")
+    interval = float(entry["interval"])
+    if last_run is not None:
+        entry["last_run_ago"] = round(now - last_run, 3)
+        deadline = last_run + ACTIVITY_WINDOW * interval
+    else:
+        deadline = written_at + ACTIVITY_WINDOW * interval
+    entry["is_active"] = bool(entry["is_active"]) and now < deadline
+    return entry
+
+
+class StatusBoard:
+    def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads) -> None:
+        self._state = state
+        self._threads = threads
+
+    def local(self) -> list[dict[str, Any]]:
+        pid = os.getpid()
+        return [_local_entry(thread, pid) for thread in self._threads()]
+
+    def publish(self) -> None:
+        pid = os.getpid()
+        names = {str(t.ident): t.name for t in threading.enumerate() if t.ident is not None}
+        write_json_atomically(self._state.worker_status(pid), {
+            "pid": pid, "written_at": time.time(), "threads": self.local(),
+            "thread_names": names})
+
+    def withdraw(self, pid: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._state.worker_status(pid).unlink()
+
+    def published(self) -> dict[int, dict[str, Any]]:
+        """The files of every other live worker, by pid."""
+        own = os.getpid()
+        boards: dict[int, dict[str, Any]] = {}
+        for path in self._state.workers.glob("*.json"):
+            try:
+                pid = int(path.stem)
+            except ValueError:
+                continue
+            if pid == own or not pid_alive(pid):
+                continue
+            data = read_json(path)
+            if isinstance(data, dict) and isinstance(data.get("threads"), list):
+                boards[pid] = data
+        return boards
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every live worker's statuses, each entry carrying its ``pid``."""
+        now = time.time()
+        entries = self.local()
+        for data in self.published().values():
+            written_at = float(data.get("written_at", 0.0))
+            entries.extend(_rejudge(dict(entry), written_at, now) for entry in data["threads"])
+        return entries
+
+    def thread_names(self, pid: int) -> dict[str, str]:
+        data = read_json(self._state.worker_status(pid))
+        names = data.get("thread_names") if isinstance(data, dict) else None
+        return dict(names) if isinstance(names, dict) else {}

@@ -6,29 +6,38 @@ Text endpoints answer errors as plain text, JSON endpoints as ``{"error": ...}``
 
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import Any
+import time
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from common_api import config
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
-from common_api.extension import CommonApiState, get_state, setup_app
+from common_api.extension import (
+    CommonApiState,
+    finish_registration,
+    get_state,
+    json_response,
+    setup_app,
+    text_response,
+)
+from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.threads import render_dump
 from common_api.workers.dumps import render_all_workers, render_all_workers_json
 
 bp = Blueprint("common_api", __name__)
 
-TEXT = "text/plain; charset=utf-8"
 JSON_ENDPOINTS = frozenset({"env", "periodic_threads", "periodic_thread",
                             "periodic_threads_health"})
 GUARDED_ENDPOINTS = frozenset({"env", "reset_metrics", "run_script"})
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 MULTIPART_ALLOWANCE = 64 * 1024
+MAX_THREAD_ID = 2**63 - 1
 
 
 @bp.record_once
@@ -53,18 +62,12 @@ def _wants_json() -> bool:
         if fmt not in {"json", "text"}:
             raise InvalidInput(f"Invalid format: {fmt}. Valid values: json, text")
         return fmt == "json"
-    best = request.accept_mimetypes.best_match([TEXT.split(";")[0], "application/json"])
+    best = request.accept_mimetypes.best_match(["text/plain", "application/json"])
     return best == "application/json"
 
 
-def _text(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, content_type=TEXT)
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    response = jsonify(payload)
-    response.status_code = status
-    return response
+_text = text_response
+_json = json_response
 
 
 def _flag(name: str) -> bool:
@@ -80,12 +83,29 @@ def _flag(name: str) -> bool:
                        "yes, no")
 
 
+def _changes_state(view: str) -> bool:
+    return view in {"reset_metrics", "run_script"} or (view == "loglevel" and
+                                                         "level" in request.args)
+
+
 @bp.before_request
-def _authorize() -> None:
+def _authorize_and_limit() -> None:
     state = _state()
     view = _view_name()
-    guarded = view in GUARDED_ENDPOINTS or (view == "loglevel" and "level" in request.args)
-    state.access.check(request.remote_addr, request.headers.get("Authorization"), guarded)
+    state.access.check(request.remote_addr, request.headers.get("Authorization"),
+                       guarded=view in GUARDED_ENDPOINTS or _changes_state(view),
+                       proxied=is_proxied(request.headers.keys()),
+                       health=view == "periodic_threads_health")
+    max_query = state.settings[config.MAX_QUERY_LENGTH]
+    for name, value in request.args.items(multi=True):
+        if len(value) > max_query or len(name) > max_query:
+            raise InvalidInput(f"Query parameter {name[:64]!r} is longer than {max_query} "
+                               "characters")
+    if view != "run_script":
+        limit = state.settings[config.MAX_BODY_BYTES]
+        if (request.content_length or 0) > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+        request.max_content_length = limit
     if state.runtime is not None:
         state.runtime.ensure_started()
 
@@ -94,6 +114,18 @@ def _authorize() -> None:
 def _common_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Worker-Pid"] = str(os.getpid())
+    view = _view_name()
+    if _changes_state(view):
+        details = g.get("audit_details", {})
+        event = {"loglevel": "loglevel.set", "reset_metrics": "metrics.reset",
+                 "run_script": "script.run"}[view]
+        if view == "loglevel":
+            details = {"logger": request.args.get("logger_name"),
+                       "level": request.args.get("level"), **details}
+        _state().audit.record(
+            event, client=request.remote_addr, status=response.status_code,
+            token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
+            **details)
     return response
 
 
@@ -162,10 +194,11 @@ def threads() -> Response:
         raise InvalidInput(f"Invalid scope: {scope}. Valid values: worker, all")
     ident = None
     if raw_ident is not None:
-        try:
-            ident = int(raw_ident.strip())
-        except ValueError:
-            raise InvalidInput(f"Invalid thread_id: {raw_ident} (expected an integer)") from None
+        digits = raw_ident.strip()
+        if not (digits.isascii() and digits.isdigit()) or int(digits) > MAX_THREAD_ID:
+            raise InvalidInput(f"Invalid thread_id: {raw_ident} (expected an integer from 0 to "
+                               f"{MAX_THREAD_ID})")
+        ident = int(digits)
     as_json = _wants_json()
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
@@ -219,18 +252,36 @@ def run_script() -> Response:
     data = upload.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"Script upload is larger than {limit} bytes")
+    g.audit_details = {"sha256": hashlib.sha256(data).hexdigest()[:16], "bytes": len(data)}
     try:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"Script is not valid UTF-8 (byte {exc.start})") from None
+        # a script that cannot be read fails like one that cannot be parsed
+        g.audit_details["error"] = "not UTF-8"
+        return _text(f"Error executing script: Script is not valid UTF-8 (byte {exc.start})",
+                     500)
 
     from common_api.sandbox import ScriptBusy, ScriptError
 
+    started = time.monotonic()
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         outcome = state.scripts.run(source, app, client=request.remote_addr or "")
     except ScriptBusy as exc:
         return _text(str(exc), 429)
     except ScriptError as exc:
+        g.audit_details["error"] = str(exc)[:200]
         return _text(f"Error executing script: {exc}", 500)
+    finally:
+        g.audit_details["duration"] = round(time.monotonic() - started, 3)
     return _text(outcome.render())
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    state = _state()
+    return _json(state.openapi_document(request.script_root + state.url_prefix))
+
+
+# registered last: runs after every route above is on the app
+bp.record_once(finish_registration)

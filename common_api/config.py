@@ -23,6 +23,12 @@ SCRIPT_MAX_RESULT_BYTES = "COMMON_API_SCRIPT_MAX_RESULT_BYTES"
 SCRIPT_MAX_CONCURRENT = "COMMON_API_SCRIPT_MAX_CONCURRENT"
 SCRIPT_MEMORY_LIMIT = "COMMON_API_SCRIPT_MEMORY_LIMIT"
 TOKEN = "COMMON_API_TOKEN"
+TOKEN_FILE = "COMMON_API_TOKEN_FILE"
+HEALTH_PUBLIC = "COMMON_API_HEALTH_PUBLIC"
+TRUST_LOOPBACK = "COMMON_API_TRUST_LOOPBACK"
+DISABLED_ENDPOINTS = "COMMON_API_DISABLED_ENDPOINTS"
+MAX_BODY_BYTES = "COMMON_API_MAX_BODY_BYTES"
+MAX_QUERY_LENGTH = "COMMON_API_MAX_QUERY_LENGTH"
 STATE_DIR = "COMMON_API_STATE_DIR"
 ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
 ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
@@ -44,14 +50,36 @@ class Setting:
     parse: Callable[[str, Any], Any]
 
 
-def _text_list(key: str, value: Any) -> tuple[str, ...]:
+ENDPOINT_NAMES = ("env", "loglevel", "metrics", "reset_metrics", "threads", "periodic_threads",
+                  "periodic_thread", "periodic_threads_health", "run_script", "openapi")
+_ENDPOINT_ALIASES = {"metrics/reset": "reset_metrics", "periodic_threads/": "periodic_thread",
+                     "openapi.json": "openapi"}
+
+
+def _items(key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
     elif isinstance(value, list | tuple | set | frozenset):
         items = [str(part).strip() for part in value]
     else:
-        raise ValueError(f"{key} must be a list of module names or a comma-separated string")
-    names = tuple(sorted({item for item in items if item}))
+        raise ValueError(f"{key} must be a list or a comma-separated string")
+    return tuple(sorted({item for item in items if item}))
+
+
+def _endpoint_list(key: str, value: Any) -> tuple[str, ...]:
+    names = set()
+    for item in _items(key, value):
+        name = item.strip("/").replace("-", "_").lower()
+        name = _ENDPOINT_ALIASES.get(name, name)
+        if name not in ENDPOINT_NAMES:
+            known = ", ".join(ENDPOINT_NAMES)
+            raise ValueError(f"{key}: unknown endpoint {item!r}; known: {known}")
+        names.add(name)
+    return tuple(sorted(names))
+
+
+def _text_list(key: str, value: Any) -> tuple[str, ...]:
+    names = _items(key, value)
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
             raise ValueError(f"{key}: {name!r} is not a module name")
@@ -121,6 +149,18 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int),
     Setting(TOKEN, None, "when set, every request needs 'Authorization: Bearer <token>'",
             _optional_text),
+    Setting(TOKEN_FILE, None, "file holding the token (read once at start), instead of "
+            "COMMON_API_TOKEN", _optional_text),
+    Setting(HEALTH_PUBLIC, False, "with a token, let /periodic-threads-health answer without it "
+            "(for probes)", _flag),
+    Setting(TRUST_LOOPBACK, True, "without a token, let loopback clients use the guarded "
+            "endpoints; false turns them off for everyone", _flag),
+    Setting(DISABLED_ENDPOINTS, (), "endpoints removed entirely (404, not in /openapi.json)",
+            _endpoint_list),
+    Setting(MAX_BODY_BYTES, 65_536, "largest request body accepted by endpoints other than "
+            "/run_script, bytes (413 above)", _positive_int),
+    Setting(MAX_QUERY_LENGTH, 1_024, "longest query parameter value accepted (400 above)",
+            _positive_int),
     Setting(STATE_DIR, None, "directory shared by the workers of one server", _optional_text),
     Setting(ENV_MASK_SECRETS, True, "mask secret values in /env", _flag),
     Setting(ENV_SECRET_PATTERN, DEFAULT_SECRET_PATTERN,
@@ -146,4 +186,20 @@ def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None)
             values[setting.key] = setting.default
             continue
         values[setting.key] = setting.parse(setting.key, raw)
-    return values
+    return _read_token_file(values)
+
+
+def _read_token_file(values: dict[str, Any]) -> dict[str, Any]:
+    path = values[TOKEN_FILE]
+    if path is None:
+        return values
+    if values[TOKEN] is not None:
+        raise ValueError(f"set {TOKEN} or {TOKEN_FILE}, not both")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except OSError as exc:
+        raise ValueError(f"{TOKEN_FILE}: cannot read {path!r}: {exc.strerror}") from None
+    if not token:
+        raise ValueError(f"{TOKEN_FILE}: {path!r} is empty")
+    return {**values, TOKEN: token}

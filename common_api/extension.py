@@ -8,20 +8,27 @@ tree, the periodic-thread registry, prometheus_client's default registry).
 from __future__ import annotations
 
 import atexit
+import copy
+import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from importlib import resources
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, got_request_exception, request
+from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client.registry import Collector
 from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from common_api import config
 from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.access import AccessPolicy
+from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
 from common_api.services.http_metrics import (
     ENDPOINT_KEY,
@@ -41,6 +48,33 @@ if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
 
 EXTENSION_KEY = "common_api"
+TEXT = "text/plain; charset=utf-8"
+OWN_PATHS = ("/env", "/loglevel", "/metrics", "/threads", "/periodic-threads", "/run_script",
+             "/openapi.json")
+JSON_PATHS = ("/env", "/periodic-threads", "/openapi.json")
+_PATH_OF_VIEW = {"env": "/env", "loglevel": "/loglevel", "metrics": "/metrics",
+                 "reset_metrics": "/metrics/reset", "threads": "/threads",
+                 "periodic_threads": "/periodic-threads",
+                 "periodic_thread": "/periodic-threads/{thread_name}",
+                 "periodic_threads_health": "/periodic-threads-health",
+                 "run_script": "/run_script", "openapi": "/openapi.json"}
+log = logging.getLogger(__name__)
+
+
+def text_response(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, content_type=TEXT)
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def _packaged_openapi() -> dict[str, Any]:
+    text = resources.files("common_api").joinpath("openapi.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def local_statuses() -> list[Status]:
@@ -62,6 +96,9 @@ class CommonApiState:
     exporter: PrometheusMetrics
     registry: CollectorRegistry
     runtime: WorkerRuntime | None = None
+    audit: AuditLog = field(default_factory=AuditLog)
+    url_prefix: str = ""
+    disabled_views: frozenset[str] = frozenset()
     _runner: ScriptRunner | None = None
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,6 +118,26 @@ class CommonApiState:
                 ))
                 atexit.register(self._runner.close)
             return self._runner
+
+
+    def tail(self, req: Request) -> str:
+        """The request path below the blueprint's prefix."""
+        return req.path[len(self.url_prefix):] if self.url_prefix else req.path
+
+    def owns_path(self, req: Request) -> bool:
+        if self.url_prefix:
+            return req.path.startswith(self.url_prefix + "/")
+        return req.path.startswith(OWN_PATHS)
+
+    def openapi_document(self, base: str) -> dict[str, Any]:
+        document = copy.deepcopy(_packaged_openapi())
+        from common_api import __version__
+
+        document["info"]["version"] = __version__
+        document["servers"] = [{"url": base or "/"}]
+        for view in self.disabled_views:
+            document["paths"].pop(_PATH_OF_VIEW[view], None)
+        return document
 
 
 def _remember_endpoint(response: Response) -> Response:
@@ -104,6 +161,17 @@ def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
             "imported. Serve with 'common-api serve' or 'gunicorn -c "
             "python:common_api.gunicorn_conf', which set both.")
     return WorkerRuntime.for_directory(state_dir)
+
+
+def _mask_secrets(settings: dict[str, Any]) -> bool:
+    """Secrets are shown only when asked for and only to token holders."""
+    if settings[config.ENV_MASK_SECRETS]:
+        return True
+    if settings[config.TOKEN] is None:
+        log.warning("%s=false is ignored without %s: /env keeps masking secrets",
+                    config.ENV_MASK_SECRETS, config.TOKEN)
+        return True
+    return False
 
 
 def get_state(app: Flask) -> CommonApiState:
@@ -159,9 +227,10 @@ def setup_app(app: Flask) -> CommonApiState:
 
     state = CommonApiState(
         settings=settings,
-        access=AccessPolicy(settings[config.TOKEN]),
+        access=AccessPolicy(settings[config.TOKEN], settings[config.TRUST_LOOPBACK],
+                            settings[config.HEALTH_PUBLIC]),
         environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
-                                       settings[config.ENV_MASK_SECRETS]),
+                                       _mask_secrets(settings)),
         loglevels=LogLevelService(runtime.levels if runtime is not None else None),
         threads=ThreadDumpService(),
         periodic=PeriodicStatusService(statuses),
@@ -172,3 +241,58 @@ def setup_app(app: Flask) -> CommonApiState:
     )
     app.extensions[EXTENSION_KEY] = state
     return state
+
+
+def finish_registration(setup_state: BlueprintSetupState) -> None:
+    """After the blueprint's routes are on the app: remove disabled ones, and answer 404 and
+    405 under the blueprint's paths in its own forms instead of HTML pages."""
+    app = setup_state.app
+    if not isinstance(app, Flask):
+        return
+    state = get_state(app)
+    state.url_prefix = (setup_state.url_prefix or "").rstrip("/")
+    state.disabled_views = frozenset(state.settings[config.DISABLED_ENDPOINTS])
+
+    def disabled_view(**_: object) -> Response:
+        raise NotFound()
+
+    for view in state.disabled_views:
+        app.view_functions[f"{setup_state.name}.{view}"] = disabled_view
+    for code in (404, 405):
+        app.register_error_handler(code, _scoped_http_error(app, code))
+
+
+def _disabled_rule_matches(state: CommonApiState, error: MethodNotAllowed) -> bool:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in error.valid_methods or ():
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if str(endpoint).rpartition(".")[2] in state.disabled_views:
+            return True
+    return False
+
+
+def _scoped_http_error(app: Flask, code: int) -> Any:
+    previous = app.error_handler_spec.get(None, {}).get(code, {})
+    fallback = next(iter(previous.values()), None)
+
+    def handle(error: HTTPException) -> Any:
+        state = get_state(current_app)
+        if not state.owns_path(request):
+            return fallback(error) if fallback is not None else error
+        status = error.code or code
+        if isinstance(error, MethodNotAllowed) and _disabled_rule_matches(state, error):
+            status = 404
+        reason = "Not found" if status == 404 else "Method not allowed"
+        message = f"{reason}: {request.method} {request.path}"
+        response = (json_response({"error": message}, status)
+                    if state.tail(request).startswith(JSON_PATHS)
+                    else text_response(message, status))
+        response.headers["Cache-Control"] = "no-store"
+        if status == 405 and isinstance(error, MethodNotAllowed):
+            response.headers["Allow"] = ", ".join(error.valid_methods or ())
+        return response
+
+    return handle

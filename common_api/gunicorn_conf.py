@@ -27,8 +27,11 @@ STATE_ENV = "COMMON_API_STATE_DIR"
 bind = os.environ.get("COMMON_API_BIND", "127.0.0.1:7000")
 workers = int(os.environ.get("COMMON_API_WORKERS", "2"))
 threads = int(os.environ.get("COMMON_API_THREADS", "4"))
-worker_class = "gthread"
+worker_class = "common_api.gunicorn_worker.PlainErrorThreadWorker"
 timeout = 60
+# gunicorn's largest request line: longer query values then reach the app, whose 400 names
+# the parameter (COMMON_API_MAX_QUERY_LENGTH), instead of a bare 414 from the server
+limit_request_line = 8190
 graceful_timeout = 10
 # gunicorn 23+ opens a control socket at one fixed path per user; several servers on one
 # machine (tests, side-by-side components) would fight over it.

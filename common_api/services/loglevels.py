@@ -41,8 +41,8 @@ def check_logger_name(name: str) -> str:
         raise InvalidInput("logger_name must not be empty")
     if len(name) > MAX_LOGGER_NAME:
         raise InvalidInput(f"logger_name is longer than {MAX_LOGGER_NAME} characters")
-    if not name.isprintable():
-        raise InvalidInput("logger_name contains control characters")
+    if not all(" " <= char <= "~" for char in name):
+        raise InvalidInput("logger_name must be printable ASCII")
     return name
 
 

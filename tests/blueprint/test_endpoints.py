@@ -208,7 +208,8 @@ def test_threads_id_filter_and_json(client: FlaskClient) -> None:
     assert {"file", "line", "function", "code"} <= set(thread["frames"][0])
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5", "", "0x10"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "", "0x10", "-1", "1_000", "%2B5",
+                                   "9223372036854775808", "١٢"])
 def test_threads_bad_thread_id_is_400(client: FlaskClient, value: str) -> None:
     response = client.get(f"/threads?thread_id={value}")
     assert response.status_code == 400

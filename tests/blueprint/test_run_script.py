@@ -84,10 +84,11 @@ def test_no_file_is_400_with_seed_text(client: FlaskClient) -> None:
         assert response.get_data(as_text=True) == "No script file provided"
 
 
-def test_non_utf8_script_is_400(client: FlaskClient) -> None:
+def test_non_utf8_script_fails_like_a_syntax_error(client: FlaskClient) -> None:
     response = post_script(client, b"result = '\xff\xfe'\n")
-    assert response.status_code == 400
-    assert "UTF-8" in response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert response.get_data(as_text=True) == (
+        "Error executing script: Script is not valid UTF-8 (byte 10)")
 
 
 def test_oversized_upload_is_413(app: Flask) -> None:

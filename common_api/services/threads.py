@@ -32,6 +32,7 @@ class ThreadInfo:
     daemon: bool | None
     description: str
     frames: tuple[Frame, ...]
+    frames_omitted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,16 +41,23 @@ class ThreadInfo:
             "native_id": self.native_id,
             "daemon": self.daemon,
             "frames": [frame.to_dict() for frame in self.frames],
+            "frames_omitted": self.frames_omitted,
         }
 
 
-def _frames(frame: FrameType | None) -> tuple[Frame, ...]:
+MAX_FRAMES = 100
+
+
+def _frames(frame: FrameType | None) -> tuple[tuple[Frame, ...], int]:
+    """The innermost MAX_FRAMES frames, outermost first, and how many were left out."""
     if frame is None:
-        return ()
+        return (), 0
+    summaries = traceback.extract_stack(frame)
+    kept = summaries[-MAX_FRAMES:]
     return tuple(
         Frame(summary.filename, summary.lineno or 0, summary.name, (summary.line or "").strip())
-        for summary in traceback.extract_stack(frame)
-    )
+        for summary in kept
+    ), len(summaries) - len(kept)
 
 
 class ThreadDumpService:
@@ -61,9 +69,9 @@ class ThreadDumpService:
     """
 
     def dump(self, name: str | None = None, ident: int | None = None) -> list[ThreadInfo]:
-        frames = sys._current_frames()
+        frames_by_ident = sys._current_frames()
         known = {thread.ident: thread for thread in threading.enumerate()}
-        idents = sorted(set(frames) | {i for i in known if i is not None})
+        idents = sorted(set(frames_by_ident) | {i for i in known if i is not None})
         needle = name.lower() if name is not None else None
         infos = []
         for thread_ident in idents:
@@ -73,6 +81,7 @@ class ThreadDumpService:
                 continue
             if needle is not None and needle not in thread_name.lower():
                 continue
+            frames, omitted = _frames(frames_by_ident.get(thread_ident))
             infos.append(ThreadInfo(
                 name=thread_name,
                 ident=thread_ident,
@@ -80,7 +89,8 @@ class ThreadDumpService:
                 daemon=thread.daemon if thread is not None else None,
                 description=repr(thread) if thread is not None
                 else f"<unknown thread ident={thread_ident}>",
-                frames=_frames(frames.get(thread_ident)),
+                frames=frames,
+                frames_omitted=omitted,
             ))
         return infos
 
@@ -90,6 +100,8 @@ def render_threads(threads: list[ThreadInfo]) -> list[str]:
     blocks = []
     for info in threads:
         lines = [f"Thread: {info.description}", "Stack trace:"]
+        if info.frames_omitted:
+            lines.append(f"  ... {info.frames_omitted} outer frames omitted")
         for frame in info.frames:
             lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
             if frame.code:

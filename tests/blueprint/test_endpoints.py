@@ -203,7 +203,7 @@ def test_threads_id_filter_and_json(client: FlaskClient) -> None:
     body = client.get(f"/threads?thread_id={ident}&format=json").get_json()
     assert body["total"] == 1
     (thread,) = body["threads"]
-    assert set(thread) == {"name", "ident", "native_id", "daemon", "frames"}
+    assert set(thread) == {"name", "ident", "native_id", "daemon", "frames", "frames_omitted"}
     assert thread["ident"] == ident
     assert {"file", "line", "function", "code"} <= set(thread["frames"][0])
 

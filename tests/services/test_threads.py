@@ -58,3 +58,28 @@ def test_text_form_blocks_and_summary(parked_thread: threading.Thread) -> None:
 
 def test_empty_dump_still_has_summary() -> None:
     assert render_dump([]) == "=== Thread Summary ===\nTotal threads: 0\n"
+
+
+def test_deep_stacks_keep_the_innermost_frames() -> None:
+    ready, release = threading.Event(), threading.Event()
+
+    def dive(depth: int) -> None:
+        if depth:
+            dive(depth - 1)
+        else:
+            ready.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=dive, args=(300,), name="Deep-Diver", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(5)
+        (info,) = ThreadDumpService().dump(name="deep-diver")
+        assert len(info.frames) == 100
+        assert info.frames_omitted > 200
+        assert info.frames[-1].function in {"wait", "_wait_for_tstate_lock"} or any(
+            frame.function == "dive" for frame in info.frames[-5:])
+        assert "outer frames omitted" in render_dump([info])
+    finally:
+        release.set()
+        thread.join(5)

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from common_api import config
+from common_api import __version__, config
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
 from common_api.extension import (
     CommonApiState,
@@ -114,6 +114,7 @@ def _authorize_and_limit() -> None:
 def _common_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Worker-Pid"] = str(os.getpid())
+    response.headers["X-Common-Api-Version"] = __version__
     view = _view_name()
     if _changes_state(view):
         details = g.get("audit_details", {})

@@ -216,7 +216,10 @@ def setup_app(app: Flask) -> CommonApiState:
 
         got_request_exception.connect(count_exception, app, weak=False)
 
-    periodic_series = PeriodicThreadCollector(statuses)
+    workers = ((lambda: 1 + len(runtime.board.published())) if runtime is not None
+               else (lambda: 1))
+    periodic = PeriodicStatusService(statuses, workers)
+    periodic_series = PeriodicThreadCollector(periodic)
     sources: list[Collector]
     if runtime is not None:
         # every metric object's values are in the shared files, whatever its registry
@@ -233,7 +236,7 @@ def setup_app(app: Flask) -> CommonApiState:
                                        _mask_secrets(settings)),
         loglevels=LogLevelService(runtime.levels if runtime is not None else None),
         threads=ThreadDumpService(),
-        periodic=PeriodicStatusService(statuses),
+        periodic=periodic,
         metrics=metrics,
         exporter=exporter,
         registry=registry,

@@ -98,7 +98,7 @@ def test_periodic_threads_seed_examples(live_server: LiveServer) -> None:
     assert (missing.status_code, missing.json()) == (404, {"error": "Thread not found: nope"})
     health = live_server.get("/periodic-threads-health")
     assert (health.status_code, health.json()) == (
-        200, {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": []})
+        200, {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": [], "workers": WORKERS})
 
 
 def test_run_script_seed_example_and_errors(live_server: LiveServer) -> None:

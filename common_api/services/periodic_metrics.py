@@ -11,19 +11,21 @@ from datetime import datetime
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from common_api.services.periodic_status import StatusSource
+from common_api.services.periodic_status import PeriodicStatusService
 
 PREFIX = "common_api_periodic_thread"
 
 
 class PeriodicThreadCollector:
-    """Exports runs, failures, last run, activity and interval per thread and level."""
+    """Exports runs, failures, last run, activity and interval per thread and level, and
+    the component's health (the rule of /periodic-threads-health) and worker count."""
 
-    def __init__(self, source: StatusSource) -> None:
-        self._source = source
+    def __init__(self, service: PeriodicStatusService) -> None:
+        self._service = service
 
     def collect(self) -> Iterable[Metric]:
-        statuses = list(self._source())
+        statuses = self._service.statuses()
+        health = self._service.health()
         extra = ["pid"] if any("pid" in s for s in statuses) else []
         labels = ["thread", "level", *extra]
         runs = CounterMetricFamily(f"{PREFIX}_runs", "Runs of a periodic thread", labels=labels)
@@ -47,4 +49,9 @@ class PeriodicThreadCollector:
             active.add_metric(values, 1.0 if status["is_active"] else 0.0)
             running.add_metric(values, 1.0 if status["is_running"] else 0.0)
             interval.add_metric(values, status["interval"])
-        return [runs, failures, last_run, active, running, interval]
+        healthy = GaugeMetricFamily("common_api_healthy",
+                                    "1 when every critical and high periodic thread is active",
+                                    value=1.0 if health["healthy"] else 0.0)
+        workers = GaugeMetricFamily("common_api_workers", "Live worker processes of the server",
+                                    value=float(health["workers"]))
+        return [runs, failures, last_run, active, running, interval, healthy, workers]

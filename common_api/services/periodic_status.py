@@ -59,10 +59,17 @@ def unhealthy_entry(status: Status) -> dict[str, Any]:
 
 
 class PeriodicStatusService:
-    """Answers the three periodic-thread endpoints from a source of status snapshots."""
+    """Answers the three periodic-thread endpoints from a source of status snapshots.
 
-    def __init__(self, source: StatusSource) -> None:
+    ``workers`` counts the processes that serve the component (1 without a state dir).
+    """
+
+    def __init__(self, source: StatusSource, workers: Callable[[], int] = lambda: 1) -> None:
         self._source = source
+        self._workers = workers
+
+    def worker_count(self) -> int:
+        return self._workers()
 
     def statuses(self) -> list[Status]:
         return sorted(self._source(), key=lambda s: (s["name"], s.get("pid", 0)))
@@ -98,4 +105,4 @@ class PeriodicStatusService:
         unhealthy = [unhealthy_entry(s) for s in self.statuses()
                      if s["level"] in HEALTH_LEVELS and not s["is_active"]]
         return {"healthy": not unhealthy, "unhealthy_count": len(unhealthy),
-                "unhealthy_threads": unhealthy}
+                "unhealthy_threads": unhealthy, "workers": self.worker_count()}

@@ -262,7 +262,7 @@ def test_health_is_200_then_503_when_a_critical_thread_stops(
         client: FlaskClient, periodic: list[PeriodicThread]) -> None:
     healthy = client.get("/periodic-threads-health")
     assert (healthy.status_code, healthy.get_json()) == (
-        200, {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": []})
+        200, {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": [], "workers": 1})
     periodic[0].stop()
     response = client.get("/periodic-threads-health")
     assert response.status_code == 503
@@ -311,3 +311,12 @@ def test_token_is_required_everywhere_when_configured() -> None:
     ok = client.get("/env", environ_base=REMOTE, headers={"Authorization": "Bearer t0ken"})
     assert ok.status_code == 200
     assert json.loads(ok.data)["PATH"]
+
+
+def test_health_and_worker_count_are_series(client: FlaskClient,
+                                            periodic: list[PeriodicThread]) -> None:
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "\ncommon_api_healthy 1.0\n" in text
+    assert "\ncommon_api_workers 1.0\n" in text
+    periodic[0].stop()
+    assert "\ncommon_api_healthy 0.0\n" in client.get("/metrics").get_data(as_text=True)

@@ -75,4 +75,5 @@ def test_health_counts_only_critical_and_high(service: PeriodicStatusService) ->
 def test_health_is_healthy_when_low_levels_are_down() -> None:
     service = PeriodicStatusService(lambda: [status("a", "critical"),
                                              status("b", "medium", False, False)])
-    assert service.health() == {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": []}
+    assert service.health() == {"healthy": True, "unhealthy_count": 0, "unhealthy_threads": [],
+                                "workers": 1}

@@ -122,7 +122,8 @@ def _common_headers(response: Response) -> Response:
                  "run_script": "script.run"}[view]
         if view == "loglevel":
             details = {"logger": request.args.get("logger_name"),
-                       "level": request.args.get("level"), **details}
+                       "level": request.args.get("level"),
+                       "duration": request.args.get("duration"), **details}
         _state().audit.record(
             event, client=request.remote_addr, status=response.status_code,
             token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
@@ -154,20 +155,20 @@ def loglevel() -> Response:
     service = _state().loglevels
     name = request.args.get("logger_name")
     level = request.args.get("level")
+    duration = request.args.get("duration")
     as_json = _wants_json()
+    if duration is not None and level is None:
+        raise InvalidInput("The duration parameter needs level and logger_name: "
+                           "/loglevel?logger_name=NAME&level=LEVEL&duration=SECONDS")
     if level is not None:
         if name is None:
             raise InvalidInput("The level parameter needs logger_name: "
                                "/loglevel?logger_name=NAME&level=LEVEL")
-        applied = service.set_level(name, level)
-        if as_json:
-            return _json({"logger_name": name, "level": applied, "handlers_updated": True})
-        return _text(f"Set {name} level to {applied} (including all handlers)")
+        change = service.set_level(name, level, duration)
+        return _json(change.to_dict()) if as_json else _text(change.render())
     if name is not None:
         entry = service.get_level(name)
-        if as_json:
-            return _json(entry.to_dict())
-        return _text(f"{entry.name}: {entry.level}")
+        return _json(entry.to_dict()) if as_json else _text(entry.render())
     levels = service.list_levels()
     if as_json:
         return _json({"loggers": [entry.to_dict() for entry in levels]})

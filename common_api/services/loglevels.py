@@ -1,27 +1,81 @@
-"""Python logger levels: list, read and set, by logger name."""
+"""Python logger levels: list, read and set, by logger name, for good or for a while.
+
+A timed set (``duration`` seconds) records a pending revert: the logger's previous
+configured level and when to put it back. A second timed set on the same logger keeps the
+first one's previous level; a permanent set cancels the revert. Where the pending reverts
+live, and who carries them out, is the publisher's business: this process alone
+(``LocalLevels``) or every worker of a server (``common_api.workers.shared_levels``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from common_api.errors import InvalidInput, NotFound
+from common_api.periodic import PeriodicThread, ThreadLevel
 
 ROOT_NAME = "root"
 MAX_LOGGER_NAME = 256
+MAX_DURATION = 7 * 24 * 3600.0
+REVERT_CHECK_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class Revert:
+    """Put ``level`` back at ``at`` (Unix time)."""
+
+    level: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "at": datetime.fromtimestamp(self.at).isoformat(),
+                "in_seconds": round(max(0.0, self.at - time.time()), 3)}
 
 
 @dataclass(frozen=True)
 class LoggerLevel:
-    """A logger's configured level (NOTSET when it inherits) and the level in effect."""
+    """A logger's configured level (NOTSET when it inherits), the level in effect, and a
+    pending revert of a timed level."""
 
     name: str
     level: str
     effective_level: str
+    revert: Revert | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "level": self.level, "effective_level": self.effective_level}
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "effective_level": self.effective_level,
+                "revert": self.revert.to_dict() if self.revert else None}
+
+    def render(self) -> str:
+        line = f"{self.name}: {self.level}"
+        if self.revert is not None:
+            until = datetime.fromtimestamp(self.revert.at).isoformat(timespec="seconds")
+            line += f" (until {until}, then {self.revert.level})"
+        return line
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    name: str
+    level: str
+    revert: Revert | None
+
+    def render(self) -> str:
+        text = f"Set {self.name} level to {self.level} (including all handlers)"
+        if self.revert is not None:
+            seconds = max(0.0, self.revert.at - time.time())
+            text += f" for {seconds:.0f} seconds, then {self.revert.level}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"logger_name": self.name, "level": self.level, "handlers_updated": True,
+                "revert": self.revert.to_dict() if self.revert else None}
 
 
 def parse_level(text: str) -> int:
@@ -30,6 +84,17 @@ def parse_level(text: str) -> int:
     if levelno is None:
         raise InvalidInput(f"Invalid log level: {text}")
     return levelno
+
+
+def parse_duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_DURATION:
+        raise InvalidInput(f"Invalid duration: {text} (seconds, more than 0 and at most "
+                           f"{MAX_DURATION:.0f})")
+    return seconds
 
 
 def level_name(levelno: int) -> str:
@@ -44,10 +109,6 @@ def check_logger_name(name: str) -> str:
     if not all(" " <= char <= "~" for char in name):
         raise InvalidInput("logger_name must be printable ASCII")
     return name
-
-
-def _describe(name: str, logger: logging.Logger) -> LoggerLevel:
-    return LoggerLevel(name, level_name(logger.level), level_name(logger.getEffectiveLevel()))
 
 
 def existing_logger(name: str) -> logging.Logger | None:
@@ -67,11 +128,49 @@ def apply_level(name: str, levelno: int) -> None:
 
 
 class LevelPublisher(Protocol):
-    """Shares levels with the other processes of a server (see common_api.workers)."""
+    """Keeps levels and pending reverts for this process, or for every worker of a server."""
 
-    def publish(self, name: str, levelno: int) -> None: ...
+    def publish(self, name: str, level: str, revert: Revert | None) -> None: ...
 
     def sync(self) -> bool: ...
+
+    def pending(self) -> dict[str, Revert]: ...
+
+    def apply_due(self, now: float) -> list[str]: ...
+
+
+class LocalLevels:
+    """Pending reverts of this process, carried out by one small background thread."""
+
+    def __init__(self) -> None:
+        self._reverts: dict[str, Revert] = {}
+        self._lock = threading.Lock()
+        self._timer = PeriodicThread("common-api-level-reverts", REVERT_CHECK_INTERVAL,
+                                     lambda: self.apply_due(time.time()), level=ThreadLevel.LOW)
+
+    def publish(self, name: str, level: str, revert: Revert | None) -> None:
+        with self._lock:
+            if revert is None:
+                self._reverts.pop(name, None)
+                return
+            self._reverts[name] = revert
+        self._timer.start()
+
+    def sync(self) -> bool:
+        return False
+
+    def pending(self) -> dict[str, Revert]:
+        with self._lock:
+            return dict(self._reverts)
+
+    def apply_due(self, now: float) -> list[str]:
+        with self._lock:
+            due = {name: r for name, r in self._reverts.items() if r.at <= now}
+            for name in due:
+                del self._reverts[name]
+        for name, revert in due.items():
+            apply_level(name, parse_level(revert.level))
+        return sorted(due)
 
 
 class LogLevelService:
@@ -82,41 +181,51 @@ class LogLevelService:
     """
 
     def __init__(self, publisher: LevelPublisher | None = None) -> None:
-        self._publisher = publisher
+        self._publisher: LevelPublisher = publisher if publisher is not None else LocalLevels()
 
-    def _sync(self) -> None:
-        if self._publisher is not None:
-            self._publisher.sync()
+    def _describe(self, name: str, logger: logging.Logger,
+                  pending: dict[str, Revert]) -> LoggerLevel:
+        return LoggerLevel(name, level_name(logger.level),
+                           level_name(logger.getEffectiveLevel()), pending.get(name))
 
     def list_levels(self) -> list[LoggerLevel]:
         """The root logger, then every other created logger in name order."""
-        self._sync()
-        levels = [_describe(ROOT_NAME, logging.getLogger())]
+        self._publisher.sync()
+        pending = self._publisher.pending()
+        levels = [self._describe(ROOT_NAME, logging.getLogger(), pending)]
         registry = logging.Logger.manager.loggerDict
         for name in sorted(registry):
             candidate = registry.get(name)
             if isinstance(candidate, logging.Logger):
-                levels.append(_describe(name, candidate))
+                levels.append(self._describe(name, candidate, pending))
         return levels
 
     def get_level(self, name: str) -> LoggerLevel:
-        self._sync()
+        self._publisher.sync()
         logger = existing_logger(check_logger_name(name))
         if logger is None:
             raise NotFound(f"Logger not found: {name}")
-        return _describe(name, logger)
+        return self._describe(name, logger, self._publisher.pending())
 
-    def set_level(self, name: str, level: str) -> str:
-        """Set the level; return its canonical name (``warn`` -> ``WARNING``)."""
+    def set_level(self, name: str, level: str, duration: str | None = None) -> LevelChange:
+        """Set the level (for ``duration`` seconds, if given) in every process."""
         check_logger_name(name)
         levelno = parse_level(level)
+        revert = None
+        if duration is not None:
+            seconds = parse_duration(duration)
+            self._publisher.sync()
+            earlier = self._publisher.pending().get(name)
+            logger = existing_logger(name)
+            previous = earlier.level if earlier is not None else level_name(
+                logger.level if logger is not None else logging.NOTSET)
+            revert = Revert(previous, time.time() + seconds)
         apply_level(name, levelno)
-        if self._publisher is not None:
-            self._publisher.publish(name, levelno)
-        return level_name(levelno)
+        self._publisher.publish(name, level_name(levelno), revert)
+        return LevelChange(name, level_name(levelno), revert)
 
 
 def render_levels(levels: list[LoggerLevel]) -> str:
     lines = ["=== Loggers and Levels ==="]
-    lines.extend(f"{entry.name}: {entry.level}" for entry in levels)
+    lines.extend(entry.render() for entry in levels)
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -78,6 +79,7 @@ class WorkerRuntime:
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
 
     def _tick(self) -> None:
+        self.levels.apply_due(time.time())
         self.levels.sync()
         self._ticks += 1
         if self._ticks % PUBLISH_EVERY == 0:

@@ -122,7 +122,8 @@ def test_loglevel_json_form_gives_configured_and_effective(
     assert response.content_type == "application/json"
     loggers = {entry["name"]: entry for entry in response.get_json()["loggers"]}
     assert loggers["lmcache.v1.cache_engine"] == {
-        "name": "lmcache.v1.cache_engine", "level": "WARNING", "effective_level": "WARNING"}
+        "name": "lmcache.v1.cache_engine", "level": "WARNING", "effective_level": "WARNING",
+        "revert": None}
     assert client.get("/loglevel?logger_name=lmcache.v1.cache_engine&format=json").get_json()[
         "level"] == "WARNING"
 
@@ -320,3 +321,26 @@ def test_health_and_worker_count_are_series(client: FlaskClient,
     assert "\ncommon_api_workers 1.0\n" in text
     periodic[0].stop()
     assert "\ncommon_api_healthy 0.0\n" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_timed_level_over_http(client: FlaskClient, engine_logger: logging.Logger) -> None:
+    response = client.get("/loglevel?logger_name=lmcache.v1.cache_engine&level=DEBUG"
+                          "&duration=300")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).startswith(
+        "Set lmcache.v1.cache_engine level to DEBUG (including all handlers) for 300 seconds"
+        ", then WARNING")
+    listing = client.get("/loglevel").get_data(as_text=True)
+    assert "\nlmcache.v1.cache_engine: DEBUG (until " in listing
+    entry = client.get("/loglevel?logger_name=lmcache.v1.cache_engine&format=json").get_json()
+    assert entry["revert"]["level"] == "WARNING" and 299 < entry["revert"]["in_seconds"] <= 300
+    client.get("/loglevel?logger_name=lmcache.v1.cache_engine&level=WARNING")
+
+
+@pytest.mark.parametrize("query", ["logger_name=x&duration=5",
+                                   "logger_name=x&level=INFO&duration=0",
+                                   "logger_name=x&level=INFO&duration=soon"])
+def test_bad_durations_are_400(client: FlaskClient, query: str) -> None:
+    response = client.get(f"/loglevel?{query}")
+    assert response.status_code == 400
+    assert "duration" in response.get_data(as_text=True)

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from common_api.errors import InvalidInput, NotFound
-from common_api.services.loglevels import LogLevelService, parse_level, render_levels
+from common_api.services.loglevels import (
+    LocalLevels,
+    LogLevelService,
+    parse_duration,
+    parse_level,
+    render_levels,
+)
 
 
 @pytest.fixture
@@ -23,7 +30,7 @@ def logger() -> Iterator[logging.Logger]:
 
 def test_set_level_sets_logger_and_all_handlers(logger: logging.Logger) -> None:
     applied = LogLevelService().set_level(logger.name, "debug")
-    assert applied == "DEBUG"
+    assert (applied.level, applied.revert) == ("DEBUG", None)
     assert logger.level == logging.DEBUG
     assert all(h.level == logging.DEBUG for h in logger.handlers)
 
@@ -32,7 +39,7 @@ def test_set_level_sets_logger_and_all_handlers(logger: logging.Logger) -> None:
                                                   ("ERROR", "ERROR"), ("critical", "CRITICAL")])
 def test_level_names_are_case_insensitive(logger: logging.Logger, given: str,
                                           canonical: str) -> None:
-    assert LogLevelService().set_level(logger.name, given) == canonical
+    assert LogLevelService().set_level(logger.name, given).level == canonical
 
 
 def test_invalid_level_is_rejected_and_changes_nothing(logger: logging.Logger) -> None:
@@ -74,3 +81,49 @@ def test_empty_and_overlong_logger_names_are_rejected() -> None:
         LogLevelService().set_level("", "INFO")
     with pytest.raises(InvalidInput, match="longer"):
         LogLevelService().set_level("x" * 300, "INFO")
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_timed_level_reverts_on_time(logger: logging.Logger) -> None:
+    service = LogLevelService(LocalLevels())
+    started = time.time()
+    change = service.set_level(logger.name, "DEBUG", "0.5")
+    assert change.revert is not None and change.revert.level == "WARNING"
+    assert "for 0 seconds, then WARNING" in change.render() or "then WARNING" in change.render()
+    assert logger.level == logging.DEBUG
+    entry = service.get_level(logger.name)
+    assert entry.revert is not None and entry.render().endswith("then WARNING)")
+    wait_for(lambda: logger.level == logging.WARNING)
+    assert time.time() - started >= 0.5
+    assert logger.handlers[0].level == logging.WARNING
+    assert service.get_level(logger.name).revert is None
+
+
+def test_second_timed_set_keeps_the_original_level(logger: logging.Logger) -> None:
+    service = LogLevelService(LocalLevels())
+    service.set_level(logger.name, "INFO", "60")
+    change = service.set_level(logger.name, "DEBUG", "0.3")
+    assert change.revert is not None and change.revert.level == "WARNING"
+    wait_for(lambda: logger.level == logging.WARNING)
+
+
+def test_permanent_set_cancels_a_pending_revert(logger: logging.Logger) -> None:
+    levels = LocalLevels()
+    service = LogLevelService(levels)
+    service.set_level(logger.name, "DEBUG", "0.2")
+    service.set_level(logger.name, "ERROR")
+    assert levels.pending() == {}
+    assert levels.apply_due(time.time() + 1) == []
+    assert logger.level == logging.ERROR
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "abc", "nan", "inf", "604801", ""])
+def test_invalid_durations_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="Invalid duration"):
+        parse_duration(bad)

@@ -26,7 +26,7 @@ from common_api.extension import (
 )
 from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
-from common_api.services.threads import render_dump
+from common_api.services.threads import group_threads, render_dump, render_groups
 from common_api.workers.dumps import render_all_workers, render_all_workers_json
 
 bp = Blueprint("common_api", __name__)
@@ -202,8 +202,17 @@ def threads() -> Response:
                                f"{MAX_THREAD_ID})")
         ident = int(digits)
     as_json = _wants_json()
+    grouped = _flag("group")
+    if grouped and scope == "all":
+        raise InvalidInput("group=true groups one worker's threads: use it without scope=all")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
+    if grouped:
+        groups = group_threads(dump)
+        if as_json:
+            return _json({"pid": os.getpid(), "total": len(dump),
+                          "groups": [group.to_dict() for group in groups]})
+        return _text(render_groups(groups))
     if scope == "all":
         others = state.runtime.dumps.collect(state.runtime.dumps.peers()) \
             if state.runtime is not None else {}

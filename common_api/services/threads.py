@@ -114,3 +114,49 @@ def render_dump(threads: list[ThreadInfo]) -> str:
     """The text form: one block per thread, blank lines between, then the summary."""
     summary = f"=== Thread Summary ===\nTotal threads: {len(threads)}\n"
     return "\n\n".join([*render_threads(threads), summary])
+
+
+@dataclass(frozen=True)
+class ThreadGroup:
+    """Threads whose stacks are the same, frame for frame (file, line, function)."""
+
+    threads: tuple[ThreadInfo, ...]
+
+    @property
+    def frames(self) -> tuple[Frame, ...]:
+        return self.threads[0].frames
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": len(self.threads), "names": [t.name for t in self.threads],
+                "idents": [t.ident for t in self.threads],
+                "frames": [frame.to_dict() for frame in self.frames],
+                "frames_omitted": self.threads[0].frames_omitted}
+
+
+def group_threads(threads: list[ThreadInfo]) -> list[ThreadGroup]:
+    """Identical stacks together, the largest group first (then by first name)."""
+    groups: dict[tuple[tuple[str, int, str], ...], list[ThreadInfo]] = {}
+    for info in threads:
+        key = tuple((f.file, f.line, f.function) for f in info.frames)
+        groups.setdefault(key, []).append(info)
+    ordered = sorted(groups.values(), key=lambda members: (-len(members), members[0].name))
+    return [ThreadGroup(tuple(members)) for members in ordered]
+
+
+def render_groups(groups: list[ThreadGroup]) -> str:
+    """Text form of a grouped dump: one block per distinct stack, then the summary."""
+    blocks = []
+    for group in groups:
+        names = ", ".join(t.name for t in group.threads)
+        lines = [f"Threads: {len(group.threads)} ({names})", "Stack trace:"]
+        if group.threads[0].frames_omitted:
+            lines.append(f"  ... {group.threads[0].frames_omitted} outer frames omitted")
+        for frame in group.frames:
+            lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
+            if frame.code:
+                lines.append(f"    {frame.code}")
+        blocks.append("\n".join(lines))
+    total = sum(len(group.threads) for group in groups)
+    summary = (f"=== Thread Summary ===\nTotal threads: {total}\n"
+               f"Distinct stacks: {len(groups)}\n")
+    return "\n\n".join([*blocks, summary])

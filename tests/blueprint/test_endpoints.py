@@ -344,3 +344,15 @@ def test_bad_durations_are_400(client: FlaskClient, query: str) -> None:
     response = client.get(f"/loglevel?{query}")
     assert response.status_code == 400
     assert "duration" in response.get_data(as_text=True)
+
+
+def test_grouped_dump_text_and_json(client: FlaskClient) -> None:
+    text = client.get("/threads?group=true").get_data(as_text=True)
+    assert text.startswith("Threads: ")
+    assert "\nDistinct stacks: " in text
+    body = client.get("/threads?group=yes&format=json").get_json()
+    counts = [group["count"] for group in body["groups"]]
+    assert counts == sorted(counts, reverse=True)
+    assert sum(counts) == body["total"]
+    assert client.get("/threads?group=true&scope=all").status_code == 400
+    assert client.get("/threads?group=perhaps").status_code == 400

@@ -5,7 +5,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from common_api.services.threads import ThreadDumpService, render_dump
+from common_api.services.threads import (
+    ThreadDumpService,
+    group_threads,
+    render_dump,
+    render_groups,
+)
 
 
 @pytest.fixture
@@ -83,3 +88,36 @@ def test_deep_stacks_keep_the_innermost_frames() -> None:
     finally:
         release.set()
         thread.join(5)
+
+
+def test_identical_stacks_are_grouped_largest_first() -> None:
+    release = threading.Event()
+    started = threading.Barrier(5)
+
+    def same_place() -> None:
+        started.wait(5)
+        release.wait(10)
+
+    def other_place() -> None:
+        started.wait(5)
+        release.wait(10)
+
+    threads = [threading.Thread(target=same_place, name=f"Twin-{i}", daemon=True)
+               for i in range(3)]
+    threads.append(threading.Thread(target=other_place, name="Twin-odd", daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        started.wait(5)
+        dump = ThreadDumpService().dump(name="twin-")
+        wait_in_all = [info for info in dump if info.frames]
+        groups = group_threads(wait_in_all)
+        assert [len(g.threads) for g in groups] == [3, 1]
+        assert sorted(t.name for t in groups[0].threads) == ["Twin-0", "Twin-1", "Twin-2"]
+        text = render_groups(groups)
+        assert text.startswith("Threads: 3 (Twin-")
+        assert text.endswith("Total threads: 4\nDistinct stacks: 2\n")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(5)

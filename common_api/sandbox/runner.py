@@ -1,0 +1,210 @@
+"""ScriptRunner: runs each script in a fresh, locked-down child process.
+
+Flow of one :meth:`ScriptRunner.run`:
+
+1. take a concurrency slot (:class:`ScriptBusy` when none is free);
+2. have the worker's fork server (started once, lazily) fork a fresh child;
+3. send the source; the child compiles it under the AST policy and runs it;
+4. answer the child's host requests (:class:`~.proxy.HostBridge`) until it reports,
+   under a wall-clock deadline, a request budget and a byte budget;
+5. kill and reap the child whatever happened; log an audit record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from . import protocol
+from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .guards import importable
+from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES
+from .process import (
+    ChildGone,
+    ChildProcess,
+    Deadline,
+    ForkServer,
+    FrameTooLarge,
+    ServerError,
+    death_reason,
+)
+from .proxy import HostBridge
+
+# the runner's own record of each script; the HTTP view writes the one audit line
+# (common_api.audit) that names the request's client and token
+audit_log = logging.getLogger("common_api.sandbox.scripts")
+log = logging.getLogger(__name__)
+
+TRUNCATION_MARKER = "\n[truncated: the result and output exceed {limit} bytes]"
+
+_runners: weakref.WeakSet[ScriptRunner] = weakref.WeakSet()
+
+
+def _forget_inherited_children() -> None:
+    for runner in list(_runners):
+        runner._after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_children)
+
+
+class ScriptRunner:
+    """Runs scripts for one app; safe to call from many threads."""
+
+    def __init__(self, settings: ScriptSettings) -> None:
+        self.settings = settings
+        refused = sorted(m for m in settings.allowed_imports if not importable(m))
+        if refused:
+            log.warning("these allowed imports are never importable by scripts: %s",
+                        ", ".join(refused))
+        self._config: dict[str, Any] = {
+            "allowed_imports": sorted(m for m in settings.allowed_imports if importable(m)),
+            "timeout": settings.timeout,
+            "max_result_bytes": settings.max_result_bytes,
+            "memory_limit_bytes": settings.memory_limit_bytes,
+        }
+        self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent))
+        self._server_lock = threading.Lock()
+        self._server: ForkServer | None = None
+        self._closed = False
+        self._max_frame = max(MAX_MESSAGE_BYTES, 6 * settings.max_result_bytes + 65536)
+        _runners.add(self)
+
+    # -- public API ----------------------------------------------------------------------
+    def run(self, source: str, app: object, *, client: str = "") -> ScriptOutcome:
+        started = time.monotonic()
+        digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        size = len(source.encode("utf-8", "surrogatepass"))
+        if not self._slots.acquire(blocking=False):
+            limit = self.settings.max_concurrent
+            self._audit(digest, size, "busy", started, client)
+            raise ScriptBusy(
+                f"Too many scripts running (at most {limit} at once per worker); "
+                "try again later"
+            )
+        try:
+            outcome = self._run(source, app)
+        except ScriptError as exc:
+            self._audit(digest, size, f"error: {exc}", started, client)
+            raise
+        finally:
+            self._slots.release()
+        self._audit(digest, size, "ok", started, client)
+        return outcome
+
+    def close(self) -> None:
+        with self._server_lock:
+            self._closed = True
+            server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+    # -- internals -----------------------------------------------------------------------
+    def _run(self, source: str, app: object) -> ScriptOutcome:
+        child = self._spawn()
+        timeout = self.settings.timeout
+        try:
+            deadline = time.monotonic() + timeout
+            child.send({"op": "run", "source": source}, deadline)
+            return self._serve(child, HostBridge(app), deadline)
+        except Deadline:
+            raise ScriptError(f"Script timed out after {timeout:g} seconds") from None
+        except ChildGone:
+            pass  # it died without reporting: its exit status says why
+        except FrameTooLarge:
+            raise ScriptError("Script exceeded the message size limit") from None
+        except ValueError:
+            raise ScriptError("Script process sent a malformed message") from None
+        finally:
+            with self._server_lock:
+                returncode = child.finish()
+        raise ScriptError(death_reason(returncode, timeout))
+
+    def _spawn(self) -> ChildProcess:
+        with self._server_lock:
+            if self._closed:
+                raise ScriptError("Script runner is closed")
+            for _attempt in range(2):
+                if self._server is None or self._server.broken:
+                    if self._server is not None:
+                        self._server.close()
+                    self._server = ForkServer(self._config)
+                try:
+                    return self._server.spawn()
+                except (ServerError, Deadline) as exc:
+                    log.warning("script fork server failed: %s", exc)
+                    self._server.close()
+                    self._server = None
+        raise ScriptError("Script process could not be started")
+
+    def _serve(self, child: ChildProcess, bridge: HostBridge, deadline: float
+               ) -> ScriptOutcome:
+        while True:
+            message = child.recv(deadline, self._max_frame)
+            op = message.get("op")
+            if op == "done":
+                return self._outcome(message)
+            if op == "fail":
+                lineno = message.get("lineno")
+                raise ScriptError(str(message.get("reason", "Script failed"))[:1000],
+                                  lineno if type(lineno) is int else None)
+            if bridge.calls >= MAX_HOST_CALLS:
+                raise ScriptError(
+                    f"Script exceeded the host access limit ({MAX_HOST_CALLS} operations)"
+                )
+            if child.bytes_moved > MAX_CHANNEL_BYTES:
+                raise ScriptError(
+                    f"Script exceeded the host data limit ({MAX_CHANNEL_BYTES} bytes)"
+                )
+            frame = protocol.dump_frame(bridge.handle(message))
+            if len(frame) > MAX_MESSAGE_BYTES:
+                frame = protocol.dump_frame(
+                    {"err": ["ValueError", "value is too large to pass to the script"]}
+                )
+            child.send_frame(frame, deadline)
+
+    def _outcome(self, message: dict[str, Any]) -> ScriptOutcome:
+        result, output = message.get("result"), message.get("output")
+        if not isinstance(result, str) or not isinstance(output, str):
+            raise ValueError("malformed report")
+        limit = self.settings.max_result_bytes
+        truncated = bool(message.get("truncated"))
+        if len(result.encode()) + len(output.encode()) > limit:  # a lying child
+            result, output, truncated = result[:limit], "", True
+        if truncated:
+            marker = TRUNCATION_MARKER.format(limit=limit)
+            if output:
+                output += marker
+            else:
+                result += marker
+        return ScriptOutcome(result=result, output=output, truncated=truncated)
+
+    def _after_fork(self) -> None:
+        # The parent's fork server is not ours to use.
+        self._server_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, self.settings.max_concurrent))
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _audit(self, digest: str, size: int, outcome: str, started: float,
+               client: str) -> None:
+        duration = time.monotonic() - started
+        audit_log.info(
+            "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s",
+            digest, size, outcome, duration, client or "-",
+            extra={"script_sha256": digest, "script_size": size,
+                   "script_outcome": outcome, "script_duration": duration,
+                   "script_client": client},
+        )
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()

@@ -1,0 +1,7 @@
+# ruff: noqa - a hostile script, kept as written
+# threat: 7 deny service
+# technique: printing without end
+# naive exec: dos (not checked against the naive harness: it would hang or exhaust it)
+# expect: timed out
+while True:
+    print("x" * 1000)

@@ -1,0 +1,74 @@
+"""Reading the escape corpus: one attack per file, described by its header comments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.helpers import CANARIES, CORPUS_DIR, CORPUS_IMPORTS, ENV_CANARY, ENV_CANARY_NAME
+
+ESCAPE_MARK = "ESCAPED"
+
+
+@dataclass(frozen=True)
+class Attack:
+    path: Path
+    threat: int
+    technique: str
+    dos: bool
+    expect: str | None
+    probe: str | None
+
+    @property
+    def source(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
+
+
+def load(path: Path) -> Attack:
+    fields: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("# "):
+            break
+        key, _, value = line[2:].partition(":")
+        fields[key.strip()] = value.strip()
+    return Attack(
+        path=path,
+        threat=int(fields["threat"].split()[0]),
+        technique=fields["technique"],
+        dos=fields["naive exec"].startswith("dos"),
+        expect=fields.get("expect"),
+        probe=fields["probe"].replace("\\n", "\n") if "probe" in fields else None,
+    )
+
+
+CORPUS: list[Attack] = [load(p) for p in sorted(CORPUS_DIR.glob("[0-9]*.py"))]
+
+
+def shows_escape(text: str) -> bool:
+    return ESCAPE_MARK in text or any(canary in text for canary in CANARIES)
+
+
+def run_naive(attack: Attack) -> dict[str, dict[str, str]]:
+    """Run one attack in the naive exec harness, in its own process."""
+    env = dict(os.environ, **{ENV_CANARY_NAME: ENV_CANARY})
+    harness = CORPUS_DIR.parent / "naive_harness.py"
+    completed = subprocess.run(
+        [sys.executable, str(harness), str(attack.path), ",".join(sorted(CORPUS_IMPORTS))],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def run_naive_all(attacks: list[Attack]) -> dict[str, dict[str, dict[str, str]]]:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        reports = pool.map(run_naive, attacks)
+        return {attack.id: report for attack, report in zip(attacks, reports, strict=True)}

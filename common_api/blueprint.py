@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import replace
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
@@ -27,7 +28,7 @@ from common_api.extension import (
 from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.threads import group_threads, render_dump, render_groups
-from common_api.workers.dumps import render_all_workers, render_all_workers_json
+from common_api.workers.dumps import parse_dump, render_all_workers, render_all_workers_json
 
 bp = Blueprint("common_api", __name__)
 
@@ -203,21 +204,25 @@ def threads() -> Response:
         ident = int(digits)
     as_json = _wants_json()
     grouped = _flag("group")
-    if grouped and scope == "all":
-        raise InvalidInput("group=true groups one worker's threads: use it without scope=all")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
+    peers: dict[int, tuple[str | None, dict[str, str]]] = {}
+    if scope == "all" and state.runtime is not None:
+        runtime = state.runtime
+        peers = {pid: (text, runtime.board.thread_names(pid))
+                 for pid, text in runtime.dumps.collect(runtime.dumps.peers()).items()}
     if grouped:
+        if scope == "all":
+            own = os.getpid()
+            dump = [replace(info, name=f"{info.name}@{own}") for info in dump]
+            for pid, (text, names) in peers.items():
+                dump.extend(parse_dump(text or "", names, pid))
         groups = group_threads(dump)
         if as_json:
             return _json({"pid": os.getpid(), "total": len(dump),
                           "groups": [group.to_dict() for group in groups]})
         return _text(render_groups(groups))
     if scope == "all":
-        others = state.runtime.dumps.collect(state.runtime.dumps.peers()) \
-            if state.runtime is not None else {}
-        peers = {pid: (text, state.runtime.board.thread_names(pid) if state.runtime else {})
-                 for pid, text in others.items()}
         if as_json:
             return _json(render_all_workers_json(os.getpid(), dump, peers))
         return _text(render_all_workers(os.getpid(), dump, peers))

@@ -17,12 +17,13 @@ import signal
 import time
 from typing import IO
 
-from common_api.services.threads import ThreadInfo, render_threads
+from common_api.services.threads import Frame, ThreadInfo, render_threads
 from common_api.workers.state_dir import StateDir, file_lock, pid_alive
 
 DUMP_SIGNAL = signal.SIGRTMIN + 6
 SETTLE_SECONDS = 0.05
 _THREAD_LINE = re.compile(r"^(Current thread|Thread) (0x[0-9a-f]+)(.*)$")
+_FRAME_LINE = re.compile(r'^\s+File "(.*)", line (\d+) in (.*)$')
 
 
 class WorkerDumps:
@@ -129,3 +130,29 @@ def render_all_workers_json(own_pid: int, own: list[ThreadInfo],
         workers.append({"pid": pid, "source": "faulthandler",
                         "dump": None if text is None else label_threads(text, names)})
     return {"workers": workers}
+
+
+def parse_dump(dump: str, names: dict[str, str], pid: int) -> list[ThreadInfo]:
+    """faulthandler's text as ThreadInfo records (frames outermost first), named
+    ``name@pid`` so that threads of several workers can be grouped together."""
+    threads: list[ThreadInfo] = []
+    ident: int | None = None
+    frames: list[Frame] = []
+
+    def close() -> None:
+        if ident is not None:
+            name = names.get(str(ident), hex(ident))
+            threads.append(ThreadInfo(f"{name}@{pid}", ident, None, None,
+                                      f"{name} (worker {pid})", tuple(reversed(frames))))
+
+    for line in dump.splitlines():
+        thread = _THREAD_LINE.match(line)
+        if thread:
+            close()
+            ident, frames = int(thread.group(2), 16), []
+            continue
+        frame = _FRAME_LINE.match(line)
+        if frame and ident is not None:
+            frames.append(Frame(frame.group(1), int(frame.group(2)), frame.group(3), ""))
+    close()
+    return threads

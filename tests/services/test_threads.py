@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -109,9 +110,12 @@ def test_identical_stacks_are_grouped_largest_first() -> None:
         thread.start()
     try:
         started.wait(5)
-        dump = ThreadDumpService().dump(name="twin-")
-        wait_in_all = [info for info in dump if info.frames]
-        groups = group_threads(wait_in_all)
+        deadline = time.monotonic() + 5
+        while True:  # until every twin is parked in release.wait, not leaving the barrier
+            groups = group_threads(ThreadDumpService().dump(name="twin-"))
+            if [len(g.threads) for g in groups] == [3, 1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert [len(g.threads) for g in groups] == [3, 1]
         assert sorted(t.name for t in groups[0].threads) == ["Twin-0", "Twin-1", "Twin-2"]
         text = render_groups(groups)

@@ -69,7 +69,7 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One demo server for a whole test module (1 worker)."""
+    """One demo server for a whole test module (``common-api serve``'s default workers)."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("live") / "server.log"
     with log_path.open("wb") as log_file:

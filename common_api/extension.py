@@ -31,7 +31,6 @@ from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
 from common_api.services.http_metrics import (
-    ENDPOINT_KEY,
     UNMATCHED,
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -140,13 +139,6 @@ class CommonApiState:
         return document
 
 
-def _remember_endpoint(response: Response) -> Response:
-    environ = request.environ
-    rule = request.url_rule
-    environ[ENDPOINT_KEY] = rule.endpoint if rule is not None else UNMATCHED
-    return response
-
-
 def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
     """The worker runtime for ``state_dir``, after checking metrics really are shared."""
     from prometheus_client import values
@@ -207,7 +199,6 @@ def setup_app(app: Flask) -> CommonApiState:
         request_metrics = RequestMetrics(registry)
         app.wsgi_app = RequestMetricsMiddleware(  # type: ignore[method-assign]
             app.wsgi_app, request_metrics)
-        app.after_request(_remember_endpoint)
 
         def count_exception(sender: Flask, **_: Any) -> None:
             rule = request.url_rule

@@ -46,9 +46,17 @@ class SharedLogLevels:
         self._state = state
         self._applied: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
+        self._parsed: tuple[tuple[int, int, int] | None, dict[str, str], dict[str, Revert]] = (
+            None, {}, {})
 
     def _read(self) -> tuple[dict[str, str], dict[str, Revert]]:
-        return _parse(read_json(self._state.loglevels))
+        """The file's levels and reverts, parsed again only when the file changed."""
+        signature = file_signature(self._state.loglevels)
+        cached_signature, levels, reverts = self._parsed
+        if signature is None or signature != cached_signature:
+            levels, reverts = _parse(read_json(self._state.loglevels))
+            self._parsed = (signature, levels, reverts)
+        return dict(levels), dict(reverts)
 
     def _write(self, levels: dict[str, str], reverts: dict[str, Revert]) -> None:
         write_json_atomically(self._state.loglevels, {

@@ -152,7 +152,10 @@ def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
             f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is first "
             "imported. Serve with 'common-api serve' or 'gunicorn -c "
             "python:common_api.gunicorn_conf', which set both.")
-    return WorkerRuntime.for_directory(state_dir)
+    runtime = WorkerRuntime.for_directory(state_dir)
+    # threads the app starts at import then log at the server's levels from their first run
+    runtime.levels.sync()
+    return runtime
 
 
 def _mask_secrets(settings: dict[str, Any]) -> bool:

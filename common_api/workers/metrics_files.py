@@ -88,6 +88,24 @@ def _write_merged(metrics: Iterable[Metric], path: Path) -> None:
         target.close()
 
 
+def _write_most_recent(sources: list[str], path: Path) -> None:
+    """Fold ``mostrecent`` gauge files: per key, the value with the newest timestamp.
+    (``MultiProcessCollector.merge`` drops the timestamps these gauges are judged by.)"""
+    newest: dict[str, tuple[float, float]] = {}
+    for source in sources:
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(source):
+            if key not in newest or timestamp >= newest[key][1]:
+                newest[key] = (value, timestamp)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    target = MmapedDict(str(path))
+    try:
+        for key, (value, timestamp) in newest.items():
+            target.write_value(key, value, timestamp)
+    finally:
+        target.close()
+
+
 def fold_dead_worker(state: StateDir, pid: int) -> None:
     """Merge worker ``pid``'s metric files into the archives and delete them."""
     directory = str(state.prometheus)
@@ -101,8 +119,10 @@ def fold_dead_worker(state: StateDir, pid: int) -> None:
                 continue
             archive = state.prometheus / f"{kind}_{ARCHIVE}.db"
             sources = [str(archive), str(dead)] if archive.exists() else [str(dead)]
-            merged = MultiProcessCollector.merge(sources, accumulate=False)
             staging = state.prometheus / f"{kind}_{ARCHIVE}.db.tmp"
-            _write_merged(merged, staging)
+            if kind == "gauge_mostrecent":
+                _write_most_recent(sources, staging)
+            else:
+                _write_merged(MultiProcessCollector.merge(sources, accumulate=False), staging)
             os.replace(staging, archive)
             dead.unlink()

@@ -21,12 +21,12 @@ from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
-from common_api.workers.status_board import StatusBoard
+from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.25
-PUBLISH_EVERY = 2  # ticks
+PUBLISH_EVERY = round(PUBLISH_PERIOD / SYNC_INTERVAL)  # ticks
 
 
 class WorkerRuntime:

@@ -19,6 +19,9 @@ from common_api.periodic import PeriodicThread, PeriodicThreadRegistry
 from common_api.workers.state_dir import StateDir, pid_alive, read_json, write_json_atomically
 
 ACTIVITY_WINDOW = 3.0
+PUBLISH_PERIOD = 0.5
+# a worker that has missed three publications is taken to be stuck
+FRESH_FOR = 3 * PUBLISH_PERIOD
 
 ThreadSource = Callable[[], list[PeriodicThread]]
 
@@ -35,7 +38,12 @@ def _local_entry(thread: PeriodicThread, pid: int) -> dict[str, Any]:
 
 
 def _rejudge(entry: dict[str, Any], written_at: float, now: float) -> dict[str, Any]:
-    """Activity of a published entry as of ``now``, whatever its worker is doing."""
+    """Activity of a published entry as of ``now``, whatever its worker is doing.
+
+    While its worker keeps publishing, the worker's own judgement stands (it saw the
+    thread live). Once the publications stop, the worker itself may be stuck: then the
+    thread is active only if its last run began less than 3 intervals ago.
+    """
     last_run = entry.get("last_run_timestamp")
     interval = float(entry["interval"])
     if last_run is not None:
@@ -43,7 +51,8 @@ def _rejudge(entry: dict[str, Any], written_at: float, now: float) -> dict[str, 
         deadline = last_run + ACTIVITY_WINDOW * interval
     else:
         deadline = written_at + ACTIVITY_WINDOW * interval
-    entry["is_active"] = bool(entry["is_active"]) and now < deadline
+    fresh = now - written_at < FRESH_FOR
+    entry["is_active"] = bool(entry["is_active"]) and (fresh or now < deadline)
     return entry
 
 

@@ -507,3 +507,32 @@ def test_periodic_thread_by_name_answers_own_entry_and_lists_every_worker(
         assert body["level"] == "critical"
 
     spread(server, "/periodic-threads/heartbeat", described)
+
+
+def test_timed_level_reverts_on_time_in_every_worker(server: LiveServer,
+                                                     workers: set[int]) -> None:
+    def levels() -> dict[int, str | None]:
+        return {pid: probe.get("level") for pid, probe in probes(thread_entries(server)[1]).items()}
+
+    wait_until(lambda: levels() == dict.fromkeys(workers, "WARNING"), 5,
+               message="every level probe at the initial level")
+    done = fresh_get(server, "/loglevel", logger_name=LOGGER, level="DEBUG", duration="2")
+    set_at = time.monotonic()
+    assert done.text.startswith(f"Set {LOGGER} level to DEBUG (including all handlers) for 2")
+    assert done.text.endswith(", then NOTSET")
+
+    wait_until(lambda: levels() == dict.fromkeys(workers, "DEBUG"), 1.5, interval=0.05,
+               message="every worker at DEBUG")
+    listed = fresh_get(server, "/loglevel", logger_name=LOGGER).text
+    assert listed.startswith(f"{LOGGER}: DEBUG (until ") and listed.endswith("then NOTSET)")
+
+    # no request reaches the workers meanwhile: each one reverts in the background
+    wait_until(lambda: levels() == dict.fromkeys(workers, "WARNING"), 4, interval=0.05,
+               message="every worker back at the previous level")
+    elapsed = time.monotonic() - set_at
+    assert 2.0 <= elapsed <= 3.5, elapsed
+
+    def reverted(response: requests.Response) -> None:
+        assert response.text == f"{LOGGER}: NOTSET", f"worker {worker_pid(response)}"
+
+    spread(server, "/loglevel", reverted, logger_name=LOGGER)

@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +45,12 @@ class LiveServer:
     log_path: Path
 
     def get(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kwargs)  # type: ignore[arg-type]
 
     def post(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.post(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 30)
+        return requests.post(self.url + path, **kwargs)  # type: ignore[arg-type]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -59,3 +63,46 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+
+
+def launch_server(log_dir: Path, *args: str, env: Mapping[str, str] | None = None
+                  ) -> LiveServer:
+    """Start ``common-api serve ARGS`` on a free loopback port, in its own session (so it
+    can be stopped with everything it started); ``env`` is added to this environment."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "common_api.cli", "serve", *args,
+             "--bind", f"127.0.0.1:{port}"],
+            stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True)
+    return LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
+
+
+def wait_ready(server: LiveServer, path: str = "/metrics",
+               headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> LiveServer:
+    """Poll ``path`` until the server answers it without a 5xx; fail at once if it exited."""
+
+    def ready() -> bool:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{server.log()}")
+        try:
+            return server.get(path, headers=dict(headers or {}), timeout=2).status_code < 500
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready, timeout, interval=0.1, message=f"server at {server.url}")
+    return server
+
+
+@contextmanager
+def running_server(log_dir: Path, *args: str, env: Mapping[str, str] | None = None,
+                   ready_path: str = "/metrics", headers: Mapping[str, str] | None = None
+                   ) -> Iterator[LiveServer]:
+    """A started, ready server that is stopped however the block ends."""
+    server = launch_server(log_dir, *args, env=env)
+    try:
+        yield wait_ready(server, ready_path, headers)
+    finally:
+        server.stop()

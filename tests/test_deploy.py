@@ -9,16 +9,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support import LiveServer, free_port, wait_until
+from support import LiveServer, running_server, wait_until
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -124,29 +122,8 @@ def manifest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
     root = tmp_path_factory.mktemp("deploy")
     env["TMPDIR"] = str(root / "tmp")
     (root / "tmp").mkdir()
-    port = free_port()
-    log_path = root / "server.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "common_api.cli", "serve", *args,
-             "--bind", f"127.0.0.1:{port}"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{server.log()}")
-        try:
-            return requests.get(server.url + "/periodic-threads-health",
-                                timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(ready, 30, interval=0.1, message="server started as the manifest says")
+    with running_server(root, *args, env=env, ready_path="/periodic-threads-health") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def scrape(server: LiveServer) -> dict[str, list[dict[str, str]]]:

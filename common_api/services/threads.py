@@ -95,19 +95,20 @@ class ThreadDumpService:
         return infos
 
 
+def _stack_block(heading: str, info: ThreadInfo) -> str:
+    lines = [heading, "Stack trace:"]
+    if info.frames_omitted:
+        lines.append(f"  ... {info.frames_omitted} outer frames omitted")
+    for frame in info.frames:
+        lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
+        if frame.code:
+            lines.append(f"    {frame.code}")
+    return "\n".join(lines)
+
+
 def render_threads(threads: list[ThreadInfo]) -> list[str]:
     """One text block per thread: ``Thread: <repr>``, ``Stack trace:``, the frames."""
-    blocks = []
-    for info in threads:
-        lines = [f"Thread: {info.description}", "Stack trace:"]
-        if info.frames_omitted:
-            lines.append(f"  ... {info.frames_omitted} outer frames omitted")
-        for frame in info.frames:
-            lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
-            if frame.code:
-                lines.append(f"    {frame.code}")
-        blocks.append("\n".join(lines))
-    return blocks
+    return [_stack_block(f"Thread: {info.description}", info) for info in threads]
 
 
 def render_dump(threads: list[ThreadInfo]) -> str:
@@ -145,17 +146,11 @@ def group_threads(threads: list[ThreadInfo]) -> list[ThreadGroup]:
 
 def render_groups(groups: list[ThreadGroup]) -> str:
     """Text form of a grouped dump: one block per distinct stack, then the summary."""
-    blocks = []
-    for group in groups:
-        names = ", ".join(t.name for t in group.threads)
-        lines = [f"Threads: {len(group.threads)} ({names})", "Stack trace:"]
-        if group.threads[0].frames_omitted:
-            lines.append(f"  ... {group.threads[0].frames_omitted} outer frames omitted")
-        for frame in group.frames:
-            lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
-            if frame.code:
-                lines.append(f"    {frame.code}")
-        blocks.append("\n".join(lines))
+    blocks = [
+        _stack_block(f"Threads: {len(group.threads)} "
+                     f"({', '.join(t.name for t in group.threads)})", group.threads[0])
+        for group in groups
+    ]
     total = sum(len(group.threads) for group in groups)
     summary = (f"=== Thread Summary ===\nTotal threads: {total}\n"
                f"Distinct stacks: {len(groups)}\n")

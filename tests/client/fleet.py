@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from support import LiveServer, free_port
+from support import LiveServer, launch_server
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "s3cret-token-for-tests"
@@ -25,15 +22,7 @@ class Fleet:
 
 
 def launch(log_dir: Path, *args: str, env: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "common_api.cli", "serve", "--bind", f"127.0.0.1:{port}",
-             *args],
-            stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-            start_new_session=True)
-    return LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
+    return launch_server(log_dir, *args, env=env)
 
 
 def answers(server: LiveServer, path: str, status: int) -> bool:

@@ -8,16 +8,13 @@ secret; afterwards the server is healthy and answers an honest script correctly.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 from sandbox.corpus_tools import CORPUS, Attack, shows_escape
 from sandbox.helpers import CORPUS_IMPORTS, ENV_CANARY, ENV_CANARY_NAME, TOKEN_CANARY
-from support import LiveServer, free_port, wait_until
+from support import LiveServer, running_server
 
 TIMEOUT = 2.0
 AUTH = {"Authorization": f"Bearer {TOKEN_CANARY}"}
@@ -32,35 +29,15 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("sandbox-server") / "server.log"
+    log_dir = tmp_path_factory.mktemp("sandbox-server")
     env = dict(
-        os.environ,
         COMMON_API_SCRIPT_TIMEOUT=str(TIMEOUT),
         COMMON_API_SCRIPT_ALLOWED_IMPORTS=",".join(sorted(CORPUS_IMPORTS)),
         COMMON_API_TOKEN=TOKEN_CANARY,
         **{ENV_CANARY_NAME: ENV_CANARY},
     )
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "common_api.cli", "serve", "--bind", f"127.0.0.1:{port}",
-             "--workers", "1"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    live = LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{live.log()}")
-        try:
-            return live.get("/metrics", headers=AUTH).status_code == 200
-        except Exception:
-            return False
-
-    try:
-        wait_until(ready, 30, interval=0.1, message="sandbox test server")
+    with running_server(log_dir, "--workers", "1", env=env, headers=AUTH) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def post_script(server: LiveServer, source: str) -> tuple[int, str, float]:

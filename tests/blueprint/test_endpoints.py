@@ -294,6 +294,8 @@ def test_guarded_endpoints_refuse_remote_clients(client: FlaskClient, method: st
 @pytest.mark.parametrize("path", OPEN)
 def test_read_only_endpoints_answer_remote_clients(client: FlaskClient, path: str) -> None:
     assert client.get(path, environ_base=REMOTE).status_code == 200
+    spoofed = {"X-Forwarded-For": "127.0.0.1"}
+    assert client.get(path, environ_base=REMOTE, headers=spoofed).status_code == 200
 
 
 def test_token_is_required_everywhere_when_configured() -> None:

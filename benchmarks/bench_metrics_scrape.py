@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +46,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from _procs import stop_process_group
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -188,16 +189,7 @@ class Server:
         return len(re.findall(pattern, self.log()))
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        stop_process_group(self.process, timeout=20)
 
 
 class Servers:

@@ -33,7 +33,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,6 +45,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from _procs import stop_process_group
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -380,16 +381,7 @@ def wait_ready(server: Server, deadline_s: float = 30.0) -> None:
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=5)
+    stop_process_group(server.process)
 
 
 @contextlib.contextmanager

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _procs import stop_process_group
 
 LOOP = "total = 0\nfor i in range(300000):\n    total += i\nresult = total\n"
 EXPECTED = str(sum(range(300000)))
@@ -110,8 +111,7 @@ def main() -> None:
             sandboxed.append(_post(session, url + "/run_script"))
             plain.append(_post(session, url + "/bench/plain-exec"))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
+        stop_process_group(proc)
     sandbox_ms = statistics.median(sandboxed) * 1000
     plain_ms = statistics.median(plain) * 1000
     print(f"server:            {shlex.join(command)}")

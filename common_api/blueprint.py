@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import replace
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
@@ -28,13 +27,16 @@ from common_api.extension import (
 from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.threads import group_threads, render_dump, render_groups
-from common_api.workers.dumps import parse_dump, render_all_workers, render_all_workers_json
+from common_api.workers.dumps import merge_workers, render_all_workers, render_all_workers_json
 
 bp = Blueprint("common_api", __name__)
 
 JSON_ENDPOINTS = frozenset({"env", "periodic_threads", "periodic_thread",
-                            "periodic_threads_health"})
-GUARDED_ENDPOINTS = frozenset({"env", "reset_metrics", "run_script"})
+                            "periodic_threads_health", "openapi"})
+# guarded without a token: everything that changes state, and the environment
+GUARDED_READS = frozenset({"env"})
+AUDIT_EVENTS = {"loglevel": "loglevel.set", "reset_metrics": "metrics.reset",
+                "run_script": "script.run"}
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -89,12 +91,16 @@ def _changes_state(view: str) -> bool:
                                                          "level" in request.args)
 
 
+def _guarded(view: str) -> bool:
+    return view in GUARDED_READS or _changes_state(view)
+
+
 @bp.before_request
 def _authorize_and_limit() -> None:
     state = _state()
     view = _view_name()
     state.access.check(request.remote_addr, request.headers.get("Authorization"),
-                       guarded=view in GUARDED_ENDPOINTS or _changes_state(view),
+                       guarded=_guarded(view),
                        proxied=is_proxied(request.headers.keys()),
                        health=view == "periodic_threads_health")
     max_query = state.settings[config.MAX_QUERY_LENGTH]
@@ -119,14 +125,12 @@ def _common_headers(response: Response) -> Response:
     view = _view_name()
     if _changes_state(view):
         details = g.get("audit_details", {})
-        event = {"loglevel": "loglevel.set", "reset_metrics": "metrics.reset",
-                 "run_script": "script.run"}[view]
         if view == "loglevel":
             details = {"logger": request.args.get("logger_name"),
                        "level": request.args.get("level"),
                        "duration": request.args.get("duration"), **details}
         _state().audit.record(
-            event, client=request.remote_addr, status=response.status_code,
+            AUDIT_EVENTS[view], client=request.remote_addr, status=response.status_code,
             token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
             **details)
     return response
@@ -206,20 +210,12 @@ def threads() -> Response:
     grouped = _flag("group")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
-    peers: dict[int, tuple[str | None, dict[str, str]]] = {}
-    if scope == "all" and state.runtime is not None:
-        runtime = state.runtime
-        peers = {pid: (text, runtime.board.thread_names(pid))
-                 for pid, text in runtime.dumps.collect(runtime.dumps.peers()).items()}
+    peers = state.runtime.peer_dumps() if scope == "all" and state.runtime is not None else {}
     if grouped:
-        if scope == "all":
-            own = os.getpid()
-            dump = [replace(info, name=f"{info.name}@{own}") for info in dump]
-            for pid, (text, names) in peers.items():
-                dump.extend(parse_dump(text or "", names, pid))
-        groups = group_threads(dump)
+        members = merge_workers(os.getpid(), dump, peers) if scope == "all" else dump
+        groups = group_threads(members)
         if as_json:
-            return _json({"pid": os.getpid(), "total": len(dump),
+            return _json({"pid": os.getpid(), "total": len(members),
                           "groups": [group.to_dict() for group in groups]})
         return _text(render_groups(groups))
     if scope == "all":

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import time
+from dataclasses import replace
 from typing import IO
 
 from common_api.services.threads import Frame, ThreadInfo, render_threads
@@ -110,8 +111,7 @@ def count_threads(dump: str | None) -> int:
     return sum(1 for line in (dump or "").splitlines() if _THREAD_LINE.match(line))
 
 
-def render_all_workers(own_pid: int, own: list[ThreadInfo],
-                       peers: dict[int, tuple[str | None, dict[str, str]]]) -> str:
+def render_all_workers(own_pid: int, own: list[ThreadInfo], peers: PeerDumps) -> str:
     """``/threads?scope=all`` as text: this worker's full dump, then each other worker's."""
     own_blocks = render_threads(own)
     sections = ["\n\n".join([f"=== Worker {own_pid} (answering) ===", *own_blocks])]
@@ -121,8 +121,7 @@ def render_all_workers(own_pid: int, own: list[ThreadInfo],
     return "\n\n".join([*sections, summary])
 
 
-def render_all_workers_json(own_pid: int, own: list[ThreadInfo],
-                            peers: dict[int, tuple[str | None, dict[str, str]]]
+def render_all_workers_json(own_pid: int, own: list[ThreadInfo], peers: PeerDumps
                             ) -> dict[str, object]:
     workers: list[dict[str, object]] = [
         {"pid": own_pid, "source": "python", "threads": [info.to_dict() for info in own]}]
@@ -130,6 +129,17 @@ def render_all_workers_json(own_pid: int, own: list[ThreadInfo],
         workers.append({"pid": pid, "source": "faulthandler",
                         "dump": None if text is None else label_threads(text, names)})
     return {"workers": workers}
+
+
+PeerDumps = dict[int, tuple[str | None, dict[str, str]]]
+
+
+def merge_workers(own_pid: int, own: list[ThreadInfo], peers: PeerDumps) -> list[ThreadInfo]:
+    """This worker's threads and every peer's parsed dump, each named ``name@pid``."""
+    threads = [replace(info, name=f"{info.name}@{own_pid}") for info in own]
+    for pid, (text, names) in sorted(peers.items()):
+        threads.extend(parse_dump(text or "", names, pid))
+    return threads
 
 
 def parse_dump(dump: str, names: dict[str, str], pid: int) -> list[ThreadInfo]:

@@ -78,6 +78,12 @@ class WorkerRuntime:
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
 
+    def peer_dumps(self) -> dict[int, tuple[str | None, dict[str, str]]]:
+        """Every other live worker's faulthandler dump (None if none came in time) and its
+        published thread names, by pid."""
+        dumps = self.dumps.collect(self.dumps.peers())
+        return {pid: (text, self.board.thread_names(pid)) for pid, text in dumps.items()}
+
     def _tick(self) -> None:
         self.levels.apply_due(time.time())
         self.levels.sync()

@@ -186,6 +186,13 @@ def test_host_404_handler_is_kept_for_host_paths() -> None:
     assert client.get("/threads/x").get_data(as_text=True) == "Not found: GET /threads/x"
 
 
+def test_openapi_errors_are_json() -> None:
+    client = make_app(COMMON_API_TOKEN="t").test_client()
+    response = client.get("/openapi.json")
+    assert response.status_code == 401
+    assert set(response.get_json()) == {"error"}
+
+
 def test_openapi_document_lists_every_endpoint(client: FlaskClient) -> None:
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.")

@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
 from flask.sansio.blueprints import BlueprintSetupState
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
-from prometheus_client.registry import Collector
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from common_api import config
+from common_api import __version__, config
 from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
@@ -130,8 +129,6 @@ class CommonApiState:
 
     def openapi_document(self, base: str) -> dict[str, Any]:
         document = copy.deepcopy(_packaged_openapi())
-        from common_api import __version__
-
         document["info"]["version"] = __version__
         document["servers"] = [{"url": base or "/"}]
         for view in self.disabled_views:
@@ -174,6 +171,20 @@ def get_state(app: Flask) -> CommonApiState:
     return state
 
 
+def _instrument_requests(app: Flask, registry: CollectorRegistry) -> None:
+    """Count and time every request of the app (its own routes included)."""
+    request_metrics = RequestMetrics(registry)
+    app.wsgi_app = RequestMetricsMiddleware(app.wsgi_app,  # type: ignore[method-assign]
+                                            request_metrics)
+
+    def count_exception(sender: Flask, **_: Any) -> None:
+        rule = request.url_rule
+        request_metrics.count_exception(request.method,
+                                        rule.endpoint if rule is not None else UNMATCHED)
+
+    got_request_exception.connect(count_exception, app, weak=False)
+
+
 def setup_app(app: Flask) -> CommonApiState:
     """Validate configuration and build the app's services; idempotent per app."""
     if EXTENSION_KEY in app.extensions:
@@ -183,7 +194,8 @@ def setup_app(app: Flask) -> CommonApiState:
     except ValueError as exc:
         raise RuntimeError(f"common_api configuration error: {exc}") from None
     for key, value in settings.items():
-        app.config.setdefault(key, value)
+        if key != config.TOKEN:  # a token read from a file stays out of the app's config
+            app.config.setdefault(key, value)
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
 
@@ -194,31 +206,18 @@ def setup_app(app: Flask) -> CommonApiState:
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
         registry=registry, path=None, export_defaults=False, group_by="endpoint")
-    from common_api import __version__
-
     Gauge("common_api_info", "Version of the common_api blueprint", ["version"],
           registry=registry, multiprocess_mode="max").labels(__version__).set(1)
     if settings[config.METRICS_INSTRUMENT_REQUESTS]:
-        request_metrics = RequestMetrics(registry)
-        app.wsgi_app = RequestMetricsMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, request_metrics)
-
-        def count_exception(sender: Flask, **_: Any) -> None:
-            rule = request.url_rule
-            request_metrics.count_exception(request.method,
-                                            rule.endpoint if rule is not None else UNMATCHED)
-
-        got_request_exception.connect(count_exception, app, weak=False)
+        _instrument_requests(app, registry)
 
     workers = ((lambda: 1 + len(runtime.board.published())) if runtime is not None
                else (lambda: 1))
     periodic = PeriodicStatusService(statuses, workers)
     periodic_series = PeriodicThreadCollector(periodic)
-    sources: list[Collector]
     if runtime is not None:
         # every metric object's values are in the shared files, whatever its registry
-        sources = [runtime.metrics_source, periodic_series]
-        metrics = MetricsService(sources, runtime.baseline)
+        metrics = MetricsService([runtime.metrics_source, periodic_series], runtime.baseline)
     else:
         metrics = MetricsService([REGISTRY, registry, periodic_series])
 

@@ -34,6 +34,13 @@ def test_token_file_is_read_once_at_start(tmp_path: Path) -> None:
     assert client.get("/metrics", headers={"Authorization": "Bearer changed"}).status_code == 403
 
 
+def test_token_from_a_file_stays_out_of_the_app_config(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file")
+    app = make_app(COMMON_API_TOKEN_FILE=str(token_file))
+    assert "from-file" not in repr(dict(app.config))
+
+
 def test_unreadable_token_file_stops_start_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="COMMON_API_TOKEN_FILE"):
         make_app(COMMON_API_TOKEN_FILE=str(tmp_path / "missing"))

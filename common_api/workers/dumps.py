@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import IO
 
 from common_api.services.threads import Frame, ThreadInfo, render_threads
-from common_api.workers.state_dir import StateDir, file_lock, pid_alive
+from common_api.workers.state_dir import StateDir, file_lock, live_peer_pids
 
 DUMP_SIGNAL = signal.SIGRTMIN + 6
 SETTLE_SECONDS = 0.05
@@ -45,14 +45,7 @@ class WorkerDumps:
 
     def peers(self) -> list[int]:
         """Pids of the other live workers that can be dumped."""
-        own = os.getpid()
-        pids = []
-        for path in self._state.dumps.glob("*.txt"):
-            with contextlib.suppress(ValueError):
-                pid = int(path.stem)
-                if pid != own and pid_alive(pid):
-                    pids.append(pid)
-        return sorted(pids)
+        return live_peer_pids(self._state.dumps, "*.txt")
 
     def collect(self, pids: list[int], timeout: float = 3.0) -> dict[int, str | None]:
         """Signal each worker and return what it wrote (None if it wrote nothing in time)."""

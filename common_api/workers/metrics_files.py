@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -21,10 +22,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from common_api.services.metrics import Baseline
 from common_api.workers.state_dir import (
+    ParsedFile,
     StateDir,
     file_lock,
-    file_signature,
-    read_json,
     write_json_atomically,
 )
 
@@ -43,28 +43,23 @@ class LockedMultiProcessCollector:
             return list(MultiProcessCollector.merge(files, accumulate=True))
 
 
+def _parse_baseline(data: Any) -> Baseline | None:
+    if not isinstance(data, dict):
+        return None
+    values = {(name, tuple((k, v) for k, v in labels)): float(value)
+              for name, labels, value in data.get("values", [])}
+    return Baseline(values, float(data.get("taken_at", 0.0)))
+
+
 class FileBaselineStore:
     """The reset baseline in a file every worker reads (re-read only when it changes)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._cached: tuple[tuple[int, int, int] | None, Baseline | None] = (None, None)
+        self._file = ParsedFile(path, _parse_baseline)
 
     def load(self) -> Baseline | None:
-        signature = file_signature(self._path)
-        if signature is None:
-            return None
-        cached_signature, cached = self._cached
-        if signature == cached_signature:
-            return cached
-        data = read_json(self._path)
-        baseline = None
-        if isinstance(data, dict):
-            values = {(name, tuple((k, v) for k, v in labels)): float(value)
-                      for name, labels, value in data.get("values", [])}
-            baseline = Baseline(values, float(data.get("taken_at", 0.0)))
-        self._cached = (signature, baseline)
-        return baseline
+        return self._file.get()
 
     def save(self, baseline: Baseline) -> None:
         write_json_atomically(self._path, {
@@ -74,36 +69,37 @@ class FileBaselineStore:
         })
 
 
-def _write_merged(metrics: Iterable[Metric], path: Path) -> None:
+def _write_archive(path: Path, values: Iterable[tuple[str, float, float]]) -> None:
+    """A fresh mmap file at ``path`` holding (key, value, timestamp) entries."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     target = MmapedDict(str(path))
     try:
-        for metric in metrics:
-            for sample in metric.samples:
-                key = mmap_key(metric.name, sample.name, list(sample.labels),
-                               list(sample.labels.values()), metric.documentation)
-                target.write_value(key, sample.value, sample.timestamp or 0.0)
+        for key, value, timestamp in values:
+            target.write_value(key, value, timestamp)
     finally:
         target.close()
 
 
-def _write_most_recent(sources: list[str], path: Path) -> None:
-    """Fold ``mostrecent`` gauge files: per key, the value with the newest timestamp.
+def _merged(sources: list[str]) -> Iterator[tuple[str, float, float]]:
+    """Counters, histograms, summaries and sum/min/max gauges, merged by their rule."""
+    for metric in MultiProcessCollector.merge(sources, accumulate=False):
+        for sample in metric.samples:
+            key = mmap_key(metric.name, sample.name, list(sample.labels),
+                           list(sample.labels.values()), metric.documentation)
+            yield key, sample.value, sample.timestamp or 0.0
+
+
+def _most_recent(sources: list[str]) -> Iterator[tuple[str, float, float]]:
+    """``mostrecent`` gauges: per key, the value with the newest timestamp.
     (``MultiProcessCollector.merge`` drops the timestamps these gauges are judged by.)"""
     newest: dict[str, tuple[float, float]] = {}
     for source in sources:
         for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(source):
             if key not in newest or timestamp >= newest[key][1]:
                 newest[key] = (value, timestamp)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    target = MmapedDict(str(path))
-    try:
-        for key, (value, timestamp) in newest.items():
-            target.write_value(key, value, timestamp)
-    finally:
-        target.close()
+    for key, (value, timestamp) in newest.items():
+        yield key, value, timestamp
 
 
 def fold_dead_worker(state: StateDir, pid: int) -> None:
@@ -120,9 +116,7 @@ def fold_dead_worker(state: StateDir, pid: int) -> None:
             archive = state.prometheus / f"{kind}_{ARCHIVE}.db"
             sources = [str(archive), str(dead)] if archive.exists() else [str(dead)]
             staging = state.prometheus / f"{kind}_{ARCHIVE}.db.tmp"
-            if kind == "gauge_mostrecent":
-                _write_most_recent(sources, staging)
-            else:
-                _write_merged(MultiProcessCollector.merge(sources, accumulate=False), staging)
+            merge = _most_recent if kind == "gauge_mostrecent" else _merged
+            _write_archive(staging, merge(sources))
             os.replace(staging, archive)
             dead.unlink()

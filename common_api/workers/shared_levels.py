@@ -16,10 +16,10 @@ from typing import Any
 
 from common_api.services.loglevels import Revert, apply_level
 from common_api.workers.state_dir import (
+    ParsedFile,
     StateDir,
     file_lock,
     file_signature,
-    read_json,
     write_json_atomically,
 )
 
@@ -46,16 +46,11 @@ class SharedLogLevels:
         self._state = state
         self._applied: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
-        self._parsed: tuple[tuple[int, int, int] | None, dict[str, str], dict[str, Revert]] = (
-            None, {}, {})
+        self._file = ParsedFile(state.loglevels, _parse)
 
     def _read(self) -> tuple[dict[str, str], dict[str, Revert]]:
-        """The file's levels and reverts, parsed again only when the file changed."""
-        signature = file_signature(self._state.loglevels)
-        cached_signature, levels, reverts = self._parsed
-        if signature is None or signature != cached_signature:
-            levels, reverts = _parse(read_json(self._state.loglevels))
-            self._parsed = (signature, levels, reverts)
+        """The file's levels and reverts (copies), parsed again only when the file changed."""
+        levels, reverts = self._file.get()
         return dict(levels), dict(reverts)
 
     def _write(self, levels: dict[str, str], reverts: dict[str, Revert]) -> None:

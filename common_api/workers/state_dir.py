@@ -17,9 +17,11 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -104,3 +106,34 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def live_peer_pids(directory: Path, pattern: str) -> list[int]:
+    """Pids named by the files ``pattern`` matches in ``directory`` (``<pid>.ext``),
+    other than this process's, whose process still exists."""
+    own = os.getpid()
+    pids = []
+    for path in directory.glob(pattern):
+        with contextlib.suppress(ValueError):
+            pid = int(path.stem)
+            if pid != own and pid_alive(pid):
+                pids.append(pid)
+    return sorted(pids)
+
+
+class ParsedFile(Generic[T]):
+    """A JSON file read through ``parse``, parsed again only when the file changes
+    (``parse`` receives None when the file is missing or unreadable)."""
+
+    def __init__(self, path: Path, parse: Callable[[Any], T]) -> None:
+        self._path = path
+        self._parse = parse
+        self._cached: tuple[tuple[int, int, int] | None, T] | None = None
+
+    def get(self) -> T:
+        signature = file_signature(self._path)
+        if self._cached is not None and self._cached[0] == signature:
+            return self._cached[1]
+        value = self._parse(read_json(self._path) if signature is not None else None)
+        self._cached = (signature, value)
+        return value

@@ -16,7 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry
-from common_api.workers.state_dir import StateDir, pid_alive, read_json, write_json_atomically
+from common_api.workers.state_dir import (
+    StateDir,
+    live_peer_pids,
+    read_json,
+    write_json_atomically,
+)
 
 ACTIVITY_WINDOW = 3.0
 PUBLISH_PERIOD = 0.5
@@ -76,18 +81,15 @@ class StatusBoard:
         with contextlib.suppress(FileNotFoundError):
             self._state.worker_status(pid).unlink()
 
+    def peers(self) -> list[int]:
+        """Pids of the other live workers that publish here."""
+        return live_peer_pids(self._state.workers, "*.json")
+
     def published(self) -> dict[int, dict[str, Any]]:
         """The files of every other live worker, by pid."""
-        own = os.getpid()
         boards: dict[int, dict[str, Any]] = {}
-        for path in self._state.workers.glob("*.json"):
-            try:
-                pid = int(path.stem)
-            except ValueError:
-                continue
-            if pid == own or not pid_alive(pid):
-                continue
-            data = read_json(path)
+        for pid in self.peers():
+            data = read_json(self._state.worker_status(pid))
             if isinstance(data, dict) and isinstance(data.get("threads"), list):
                 boards[pid] = data
         return boards

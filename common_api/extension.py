@@ -211,7 +211,7 @@ def setup_app(app: Flask) -> CommonApiState:
     if settings[config.METRICS_INSTRUMENT_REQUESTS]:
         _instrument_requests(app, registry)
 
-    workers = ((lambda: 1 + len(runtime.board.published())) if runtime is not None
+    workers = ((lambda: 1 + len(runtime.board.peers())) if runtime is not None
                else (lambda: 1))
     periodic = PeriodicStatusService(statuses, workers)
     periodic_series = PeriodicThreadCollector(periodic)

@@ -25,7 +25,7 @@ class PeriodicThreadCollector:
 
     def collect(self) -> Iterable[Metric]:
         statuses = self._service.statuses()
-        health = self._service.health()
+        health = self._service.health(statuses)
         extra = ["pid"] if any("pid" in s for s in statuses) else []
         labels = ["thread", "level", *extra]
         runs = CounterMetricFamily(f"{PREFIX}_runs", "Runs of a periodic thread", labels=labels)

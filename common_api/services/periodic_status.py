@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from common_api.errors import InvalidInput, NotFound
+from common_api.periodic import ThreadLevel
 
-LEVELS = ("critical", "high", "medium", "low")
-HEALTH_LEVELS = frozenset({"critical", "high"})
+LEVELS = tuple(level.value for level in ThreadLevel)
+HEALTH_LEVELS = frozenset({ThreadLevel.CRITICAL.value, ThreadLevel.HIGH.value})
 
 Status = dict[str, Any]
 StatusSource = Callable[[], Iterable[Status]]
@@ -101,8 +102,10 @@ class PeriodicStatusService:
             return primary
         return {**primary, "workers": found}
 
-    def health(self) -> dict[str, Any]:
-        unhealthy = [unhealthy_entry(s) for s in self.statuses()
+    def health(self, statuses: list[Status] | None = None) -> dict[str, Any]:
+        """The health rule over ``statuses`` (default: the current ones)."""
+        current = self.statuses() if statuses is None else statuses
+        unhealthy = [unhealthy_entry(s) for s in current
                      if s["level"] in HEALTH_LEVELS and not s["is_active"]]
         return {"healthy": not unhealthy, "unhealthy_count": len(unhealthy),
                 "unhealthy_threads": unhealthy, "workers": self.worker_count()}

@@ -17,11 +17,10 @@ import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
 
-from common_api import __version__
+from common_api import __version__, config
 
 DEMO_APP = "common_api.demo:app"
 GUNICORN_CONF = "python:common_api.gunicorn_conf"
-STATE_ENV = "COMMON_API_STATE_DIR"
 CLIENT_EPILOG = ("The token comes from COMMON_API_TOKEN, or --token-file; it is never printed. "
                  "A URL may carry a prefix path (http://host:7000/ops); http:// is assumed "
                  "when no scheme is given.")
@@ -157,7 +156,7 @@ def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.wsgiapp import WSGIApplication
 
     state_dir = tempfile.mkdtemp(prefix="common-api-state-")
-    os.environ[STATE_ENV] = state_dir
+    os.environ[config.STATE_DIR] = state_dir
     sys.argv = gunicorn_argv(args)
     owner = os.getpid()
     try:

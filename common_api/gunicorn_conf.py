@@ -20,9 +20,9 @@ import shutil
 import tempfile
 from typing import Any
 
+# names only: gunicorn reads every module-level name here, and 'config' is one of its settings
+from common_api.config import STATE_DIR
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
-
-STATE_ENV = "COMMON_API_STATE_DIR"
 
 bind = os.environ.get("COMMON_API_BIND", "127.0.0.1:7000")
 workers = int(os.environ.get("COMMON_API_WORKERS", "2"))
@@ -41,7 +41,7 @@ log = logging.getLogger("common_api.gunicorn")
 
 
 def _prepare_state_dir() -> tuple[StateDir, bool]:
-    given = os.environ.get(STATE_ENV)
+    given = os.environ.get(STATE_DIR)
     owned = not given
     root = given or tempfile.mkdtemp(prefix="common-api-state-")
     state = StateDir(root)
@@ -51,7 +51,7 @@ def _prepare_state_dir() -> tuple[StateDir, bool]:
     for stale_file in (state.metrics_baseline, state.loglevels):
         stale_file.unlink(missing_ok=True)
     state.create()
-    os.environ[STATE_ENV] = str(state.root)
+    os.environ[STATE_DIR] = str(state.root)
     os.environ[PROMETHEUS_ENV] = str(state.prometheus)
     return state, owned
 

@@ -7,7 +7,7 @@ Flow of one :meth:`ScriptRunner.run`:
 3. send the source; the child compiles it under the AST policy and runs it;
 4. answer the child's host requests (:class:`~.proxy.HostBridge`) until it reports,
    under a wall-clock deadline, a request budget and a byte budget;
-5. kill and reap the child whatever happened; log an audit record.
+5. kill and reap the child whatever happened; log a record of the script.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .proxy import HostBridge
 
 # the runner's own record of each script; the HTTP view writes the one audit line
 # (common_api.audit) that names the request's client and token
-audit_log = logging.getLogger("common_api.sandbox.scripts")
+script_log = logging.getLogger("common_api.sandbox.scripts")
 log = logging.getLogger(__name__)
 
 TRUNCATION_MARKER = "\n[truncated: the result and output exceed {limit} bytes]"
@@ -83,7 +83,7 @@ class ScriptRunner:
         size = len(source.encode("utf-8", "surrogatepass"))
         if not self._slots.acquire(blocking=False):
             limit = self.settings.max_concurrent
-            self._audit(digest, size, "busy", started, client)
+            self._log_script(digest, size, "busy", started, client)
             raise ScriptBusy(
                 f"Too many scripts running (at most {limit} at once per worker); "
                 "try again later"
@@ -91,11 +91,11 @@ class ScriptRunner:
         try:
             outcome = self._run(source, app)
         except ScriptError as exc:
-            self._audit(digest, size, f"error: {exc}", started, client)
+            self._log_script(digest, size, f"error: {exc}", started, client)
             raise
         finally:
             self._slots.release()
-        self._audit(digest, size, "ok", started, client)
+        self._log_script(digest, size, "ok", started, client)
         return outcome
 
     def close(self) -> None:
@@ -193,10 +193,10 @@ class ScriptRunner:
             self._server.close()
             self._server = None
 
-    def _audit(self, digest: str, size: int, outcome: str, started: float,
+    def _log_script(self, digest: str, size: int, outcome: str, started: float,
                client: str) -> None:
         duration = time.monotonic() - started
-        audit_log.info(
+        script_log.info(
             "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s",
             digest, size, outcome, duration, client or "-",
             extra={"script_sha256": digest, "script_size": size,

@@ -115,7 +115,7 @@ def test_memory_limit_names_the_limit(app: Flask) -> None:
         runner.close()
 
 
-def test_audit_log_records_every_script(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+def test_every_script_is_logged_by_the_runner(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     runner = ScriptRunner(ScriptSettings(timeout=5))
     caplog.set_level(logging.INFO, logger="common_api.sandbox.scripts")
     try:

@@ -1,4 +1,5 @@
-"""Exceptions the services raise for bad input; the blueprint maps them to 4xx answers."""
+"""Exceptions the services raise; the blueprint maps them to 4xx answers, or 503 when the
+endpoint cannot do its job right now."""
 
 from __future__ import annotations
 
@@ -37,3 +38,15 @@ class PayloadTooLarge(ApiError):
     """The request body is over the configured limit (413)."""
 
     status = 413
+
+
+class Busy(ApiError):
+    """Another request is already doing this and only one may at a time (429)."""
+
+    status = 429
+
+
+class Unavailable(ApiError):
+    """The endpoint cannot do its job right now (503); the message says why."""
+
+    status = 503

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,31 @@ from flask.testing import FlaskClient
 from support import LiveServer, launch_server, running_server, wait_ready
 
 from common_api import bp
+
+
+ISOLATED_PREFIXES = ("COMMON_API_",)
+ISOLATED_NAMES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+def _strip_settings(patch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES) or name in ISOLATED_NAMES:
+            patch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_environment() -> Iterator[None]:
+    """No COMMON_API_* or prometheus multiprocess setting from the shell reaches the tests
+    or the servers they start (session first, so module-scoped servers are covered too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        _strip_settings(patch)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and none that an earlier test set in this process leaks into the next."""
+    _strip_settings(monkeypatch)
 
 
 @pytest.fixture

@@ -89,7 +89,8 @@ def wait_ready(server: LiveServer, path: str = "/metrics",
             raise AssertionError(f"server exited early:\n{server.log()}")
         try:
             return server.get(path, headers=dict(headers or {}), timeout=2).status_code < 500
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # refused, reset, or a worker still booting that read-times out: all transient
             return False
 
     wait_until(ready, timeout, interval=0.1, message=f"server at {server.url}")

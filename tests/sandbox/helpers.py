@@ -16,7 +16,7 @@ NAIVE_HARNESS = HERE / "naive_harness.py"
 CONFIG_CANARY = "cfg-canary-5e1d09"
 TOKEN_CANARY = "tok-canary-a83c21"
 ENV_CANARY = "env-canary-77f0b2"
-ENV_CANARY_NAME = "COMMON_API_TEST_DB_PASSWORD"
+ENV_CANARY_NAME = "HOST_TEST_DB_PASSWORD"
 CANARIES = (CONFIG_CANARY, TOKEN_CANARY, ENV_CANARY)
 
 #: Modules both the runner and the naive harness allow in the corpus runs.

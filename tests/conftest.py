@@ -13,7 +13,6 @@ from support import LiveServer, launch_server, running_server, wait_ready
 
 from common_api import bp
 
-
 ISOLATED_PREFIXES = ("COMMON_API_",)
 ISOLATED_NAMES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 

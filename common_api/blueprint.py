@@ -26,6 +26,7 @@ from common_api.extension import (
 )
 from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
+from common_api.services.metrics import compress
 from common_api.services.threads import group_threads, render_dump, render_groups
 from common_api.workers.dumps import merge_workers, render_all_workers, render_all_workers_json
 
@@ -182,8 +183,14 @@ def loglevel() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    body, content_type = _state().metrics.exposition(request.headers.get("Accept"))
-    return Response(body, content_type=content_type)
+    body, content_type = _state().metrics.exposition(request.headers.get("Accept"),
+                                                     request.args.getlist("name[]"))
+    body, encoding = compress(body, request.headers.get("Accept-Encoding"))
+    response = Response(body, content_type=content_type)
+    response.vary.add("Accept-Encoding")
+    if encoding is not None:
+        response.headers["Content-Encoding"] = encoding
+    return response
 
 
 @bp.post("/metrics/reset")

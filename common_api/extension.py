@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from types import SimpleNamespace
@@ -25,20 +26,33 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from common_api import __version__, config
+from common_api.errors import ConfigurationError
+from common_api.host_setup import (
+    BeforeFirstRequest,
+    HostExporter,
+    RouteClash,
+    find_host_exporter,
+    gunicorn_workers,
+    route_clashes,
+    share_exporter_route,
+)
 from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
 from common_api.services.http_metrics import (
     UNMATCHED,
+    AppRequestSeries,
     RequestMetrics,
     RequestMetricsMiddleware,
+    is_tracked,
 )
 from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService, Status
 from common_api.services.threads import ThreadDumpService
+from common_api.workers.metrics_files import FileBaselineStore
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
@@ -94,6 +108,11 @@ class CommonApiState:
     exporter: PrometheusMetrics
     registry: CollectorRegistry
     runtime: WorkerRuntime | None = None
+    request_metrics: RequestMetrics | None = None
+    middleware: RequestMetricsMiddleware | None = None
+    host_exporter: HostExporter | None = None
+    reported_clashes: set[tuple[str, str, str]] = field(default_factory=set)
+    gunicorn_seen: bool = False
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
     disabled_views: frozenset[str] = frozenset()
@@ -171,18 +190,53 @@ def get_state(app: Flask) -> CommonApiState:
     return state
 
 
-def _instrument_requests(app: Flask, registry: CollectorRegistry) -> None:
+def _instrument_requests(app: Flask, request_metrics: RequestMetrics
+                         ) -> RequestMetricsMiddleware:
     """Count and time every request of the app (its own routes included)."""
-    request_metrics = RequestMetrics(registry)
-    app.wsgi_app = RequestMetricsMiddleware(app.wsgi_app,  # type: ignore[method-assign]
-                                            request_metrics)
+    middleware = RequestMetricsMiddleware(app.wsgi_app, request_metrics)
+    app.wsgi_app = middleware  # type: ignore[method-assign]
 
     def count_exception(sender: Flask, **_: Any) -> None:
+        if middleware.metrics is None or not is_tracked(request):
+            return
         rule = request.url_rule
         request_metrics.count_exception(request.method,
                                         rule.endpoint if rule is not None else UNMATCHED)
 
     got_request_exception.connect(count_exception, app, weak=False)
+    return middleware
+
+
+# in multiprocess mode every app of the process writes to the same files: the first app's
+# request series stay unlabelled, each later one's carry its own APP_LABEL value
+_REQUEST_SERIES_APPS: list[str] = []
+_REQUEST_SERIES_LOCK = threading.Lock()
+
+
+def _request_series_label(app: Flask) -> tuple[str | None, int]:
+    """This app's APP_LABEL value (None for the first app) and its ordinal."""
+    with _REQUEST_SERIES_LOCK:
+        taken = len(_REQUEST_SERIES_APPS)
+        label = app.name if app.name not in _REQUEST_SERIES_APPS else f"{app.name}#{taken}"
+        _REQUEST_SERIES_APPS.append(label)
+        return (None if taken == 0 else label), taken
+
+
+_MULTIWORKER_WARNED = threading.Event()
+
+
+def _warn_multiworker_without_state(workers: int | None) -> None:
+    if _MULTIWORKER_WARNED.is_set():
+        return
+    _MULTIWORKER_WARNED.set()
+    count = f"{workers} workers" if workers else "several worker processes"
+    log.warning(
+        "common_api: gunicorn runs %s without common_api's state directory, so each worker "
+        "answers only for itself (/metrics counts one worker, a log level set holds in one "
+        "worker, health sees one worker). Serve with 'gunicorn -c "
+        "python:common_api.gunicorn_conf ...' or 'common-api serve', or call the hooks of "
+        "common_api.gunicorn from your own gunicorn config (README: 'With your own "
+        "gunicorn config').", count)
 
 
 def setup_app(app: Flask) -> CommonApiState:
@@ -192,7 +246,7 @@ def setup_app(app: Flask) -> CommonApiState:
     try:
         settings = config.resolve(app.config)
     except ValueError as exc:
-        raise RuntimeError(f"common_api configuration error: {exc}") from None
+        raise ConfigurationError(f"common_api configuration error: {exc}") from None
     for key, value in settings.items():
         if key != config.TOKEN:  # a token read from a file stays out of the app's config
             app.config.setdefault(key, value)
@@ -202,14 +256,23 @@ def setup_app(app: Flask) -> CommonApiState:
     runtime = _multiprocess_runtime(settings[config.STATE_DIR]) \
         if settings[config.STATE_DIR] else None
     statuses = runtime.board.statuses if runtime is not None else local_statuses
+    gunicorn = gunicorn_workers()
+    if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
+        _warn_multiworker_without_state(gunicorn[0])
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
         registry=registry, path=None, export_defaults=False, group_by="endpoint")
     Gauge("common_api_info", "Version of the common_api blueprint", ["version"],
           registry=registry, multiprocess_mode="max").labels(__version__).set(1)
-    if settings[config.METRICS_INSTRUMENT_REQUESTS]:
-        _instrument_requests(app, registry)
+    host_exporter = find_host_exporter(app, exporter)
+    request_metrics = middleware = None
+    ordinal = 0
+    if settings[config.METRICS_INSTRUMENT_REQUESTS] and not (
+            host_exporter is not None and host_exporter.records_requests):
+        label, ordinal = _request_series_label(app) if runtime is not None else (None, 0)
+        request_metrics = RequestMetrics(registry, app_label=label)
+        middleware = _instrument_requests(app, request_metrics)
 
     workers = ((lambda: 1 + len(runtime.board.peers())) if runtime is not None
                else (lambda: 1))
@@ -217,7 +280,15 @@ def setup_app(app: Flask) -> CommonApiState:
     periodic_series = PeriodicThreadCollector(periodic)
     if runtime is not None:
         # every metric object's values are in the shared files, whatever its registry
-        metrics = MetricsService([runtime.metrics_source, periodic_series], runtime.baseline)
+        shared: Any = runtime.metrics_source
+        baseline: Any = runtime.baseline
+        if request_metrics is not None:
+            shared = AppRequestSeries(shared, request_metrics.family_names,
+                                      request_metrics.app_label)
+            if ordinal:  # a second app of the process resets only what it shows
+                baseline = FileBaselineStore(
+                    runtime.state.root / f"metrics-baseline-app{ordinal}.json")
+        metrics = MetricsService([shared, periodic_series], baseline)
     else:
         metrics = MetricsService([REGISTRY, registry, periodic_series])
 
@@ -234,9 +305,65 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         runtime=runtime,
+        request_metrics=request_metrics,
+        middleware=middleware,
+        gunicorn_seen=gunicorn is not None,
     )
+    if host_exporter is not None:
+        _adopt_host_exporter(state, host_exporter)
     app.extensions[EXTENSION_KEY] = state
     return state
+
+
+def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
+    """Share the exposition with the host's prometheus-flask-exporter: when it records
+    requests, its request series are the app's (common_api records none of its own, so
+    each request is counted once), and its registry is scraped too."""
+    state.host_exporter = host
+    state.exporter = host.exporter
+    if host.records_requests and state.middleware is not None:
+        state.middleware.metrics = None
+        if state.request_metrics is not None:
+            state.request_metrics.withdraw()
+            state.request_metrics = None
+    if state.runtime is None and host.exporter.registry is not REGISTRY:
+        state.metrics.add_source(host.exporter.registry)
+
+
+def _report_clashes(state: CommonApiState, clashes: list[RouteClash]) -> None:
+    for clash in clashes:
+        if clash.key not in state.reported_clashes:
+            state.reported_clashes.add(clash.key)
+            log.warning("%s", clash.message())
+
+
+def _share_route(app: Flask, state: CommonApiState, blueprint: str) -> None:
+    shared = share_exporter_route(app, f"{blueprint}.metrics")
+    if shared:
+        log.info("common_api: prometheus-flask-exporter found on app %r: %s serves "
+                 "common_api's exposition, which includes the exporter's series%s", app.name,
+                 ", ".join(shared),
+                 "" if state.request_metrics is not None
+                 else "; requests are counted by the exporter only")
+
+
+def _before_first_request(app: Flask, state: CommonApiState, blueprint: str
+                          ) -> Callable[[dict[str, Any]], None]:
+    """What the host may have set up after registering the blueprint."""
+
+    def check(environ: dict[str, Any]) -> None:
+        if state.host_exporter is None:
+            late = find_host_exporter(app, state.exporter)
+            if late is not None:
+                _adopt_host_exporter(state, late)
+        if state.host_exporter is not None:
+            _share_route(app, state, blueprint)
+        _report_clashes(state, route_clashes(app, blueprint))
+        if state.runtime is None and not state.gunicorn_seen and \
+                environ.get("wsgi.multiprocess") and "gunicorn.socket" in environ:
+            _warn_multiworker_without_state(None)
+
+    return check
 
 
 def finish_registration(setup_state: BlueprintSetupState) -> None:
@@ -256,6 +383,11 @@ def finish_registration(setup_state: BlueprintSetupState) -> None:
         app.view_functions[f"{setup_state.name}.{view}"] = disabled_view
     for code in (404, 405):
         app.register_error_handler(code, _scoped_http_error(app, code))
+    if state.host_exporter is not None:
+        _share_route(app, state, setup_state.name)
+    _report_clashes(state, route_clashes(app, setup_state.name))
+    app.wsgi_app = BeforeFirstRequest(  # type: ignore[method-assign]
+        app.wsgi_app, _before_first_request(app, state, setup_state.name))
 
 
 def _disabled_rule_matches(state: CommonApiState, error: MethodNotAllowed) -> bool:

@@ -12,13 +12,14 @@ called ``reset()`` itself, a process started afresh); it is then reported raw.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -90,12 +91,41 @@ def subtract_baseline(metric: Metric, baseline: Baseline) -> Metric:
     return adjusted
 
 
+class _Restricted:
+    """The samples of ``names`` only, as prometheus_client's ``restricted_registry``."""
+
+    def __init__(self, source: Collector, names: frozenset[str]) -> None:
+        self._source = source
+        self._names = names
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._source.collect():
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
+
+
+def compress(body: bytes, accept_encoding: str | None) -> tuple[bytes, str | None]:
+    """``body`` gzipped when the scraper accepts it (Prometheus does), with the
+    Content-Encoding to send; as is otherwise."""
+    if accept_encoding and gzip_accepted(accept_encoding):
+        return gzip.compress(body, compresslevel=6), "gzip"
+    return body, None
+
+
 class MetricsService:
     """Collects from ``sources`` with the reset baseline applied; itself a Collector."""
 
     def __init__(self, sources: Sequence[Collector], store: BaselineStore | None = None) -> None:
         self._sources = tuple(sources)
         self._store: BaselineStore = store if store is not None else MemoryBaselineStore()
+
+    def add_source(self, source: Collector) -> None:
+        """Collect from ``source`` too (a registry the host brought along later)."""
+        if source not in self._sources:
+            self._sources = (*self._sources, source)
 
     def _raw(self) -> Iterator[Metric]:
         for source in self._sources:
@@ -109,10 +139,12 @@ class MetricsService:
             else:
                 yield subtract_baseline(metric, baseline)
 
-    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
-        """The scrape body and its content type, negotiated from an Accept header."""
+    def exposition(self, accept: str | None = None, names: Sequence[str] = ()
+                   ) -> tuple[bytes, str]:
+        """The scrape body and its content type, negotiated from an Accept header; with
+        ``names`` (prometheus_client's ``name[]``), only the samples of those names."""
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self), content_type
+        return encoder(_Restricted(self, frozenset(names)) if names else self), content_type
 
     def reset(self) -> None:
         """Make every counter, histogram and summary read zero from now on."""

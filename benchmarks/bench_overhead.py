@@ -102,14 +102,13 @@ def create_app(variant: str = "bare") -> Flask:
 def run_child(variant: str, requests: int, verify: bool) -> int:
     """Body of a measured child process: build the app, send ``requests`` requests."""
     if variant == "bp-state":
-        # the order of a gunicorn worker: the master loads the config module, the worker
+        # the order of a gunicorn worker: the master prepares the state directory, the worker
         # imports the app, then gunicorn calls the config's post_worker_init hook
-        import common_api.gunicorn_conf as conf
+        from common_api import gunicorn as hooks
 
+        hooks.prepare_state()
         app = create_app(variant)
-        post_worker_init = getattr(conf, "post_worker_init", None)
-        if post_worker_init is not None:
-            post_worker_init(None)
+        hooks.post_worker_init(None)
     else:
         app = create_app(variant)
     client = app.test_client()

@@ -27,6 +27,14 @@ def write_plain_error(sock: socket.socket, status_int: int, reason: str, mesg: s
 
 
 class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
+    @classmethod
+    def setup(cls) -> None:
+        """Gunicorn calls this in the master before it loads the app (``--preload`` too):
+        where the preset's state directory is prepared (``common_api.gunicorn``)."""
+        from common_api.gunicorn import prepare_if_wanted
+
+        prepare_if_wanted()
+
     def init_process(self) -> Any:
         if callable(getattr(util, "write_error", None)):
             util.write_error = write_plain_error

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from flask import Flask, jsonify
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_flask_exporter import PrometheusMetrics
-from support import OPENMETRICS, assert_valid_exposition
+from support import OPENMETRICS, LiveServer, assert_valid_exposition
 
 from common_api import bp
 from common_api.extension import get_state
@@ -189,3 +191,62 @@ def test_metrics_name_filter_returns_only_the_named_samples(client: Any) -> None
     names = {s.name for f in text_string_to_metric_families(body.get_data(as_text=True))
              for s in f.samples}
     assert names == {"common_api_info", "flask_http_request_total"}
+
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def _apps_env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, **extra}
+
+
+def _server_scrape(server: LiveServer, path: str = "/metrics") -> tuple[str, str]:
+    text = server.get(path)
+    openmetrics = server.get(path, headers={"Accept": OPENMETRICS})
+    assert text.status_code == openmetrics.status_code == 200
+    return text.text, openmetrics.text
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_host_exporter_under_multiworker_gunicorn_counts_each_request_once(
+        order: str, start_server: Callable[..., LiveServer]) -> None:
+    server = start_server("--app", "exporter_app:app", "--workers", "2",
+                          env=_apps_env(EXPORTER_ORDER=order), timeout=60)
+    pids = set()
+    for _ in range(20):
+        response = server.get("/hit")
+        assert response.status_code == 200
+        pids.add(response.json()["pid"])
+    for _ in range(4):
+        text, openmetrics = _server_scrape(server)
+        assert_valid_exposition(text, openmetrics)
+        counted = [(dict(labels), value) for (name, labels), value in _samples(text).items()
+                   if name == "flask_http_request_duration_seconds_count"
+                   and (dict(labels).get("path") == "/hit"
+                        or dict(labels).get("endpoint") == "hit")]
+        assert [value for _, value in counted] == [20], counted
+        assert "common_api_info" in text
+    assert "without common_api's state directory" not in server.log()
+
+
+@pytest.mark.server
+def test_two_apps_in_one_process_keep_separate_request_series_and_resets(
+        start_server: Callable[..., LiveServer]) -> None:
+    server = start_server("--app", "two_apps:app", "--workers", "2", env=_apps_env(),
+                          ready_path="/a/metrics", timeout=60)
+    for _ in range(10):
+        assert server.get("/a/hit").json()["app"] == "first"
+        assert server.get("/b/hit").json()["app"] == "second"
+
+    def hits(prefix: str) -> float:
+        text, openmetrics = _server_scrape(server, f"{prefix}/metrics")
+        assert_valid_exposition(text, openmetrics)
+        assert "common_api_app" not in text
+        return sum(value for (name, labels), value in _samples(text).items()
+                   if name == "flask_http_request_total" and dict(labels)["endpoint"] == "hit")
+
+    assert (hits("/a"), hits("/b")) == (10, 10)
+    assert server.post("/a/metrics/reset").status_code == 200
+    assert (hits("/a"), hits("/b")) == (0, 10)

@@ -14,8 +14,8 @@ in ``create_app`` below and imported by every child process:
      exporter   bare app + PrometheusMetrics(app, registry=CollectorRegistry()) (reference)
      bp-mp      as bp, with PROMETHEUS_MULTIPROC_DIR set (prometheus_client multiprocess mode)
      bp-state   as bp, served as gunicorn serves it with the project's config: COMMON_API_STATE_DIR
-                set, PROMETHEUS_MULTIPROC_DIR inside it, common_api.gunicorn_conf loaded before
-                the app and its post_worker_init hook run after (the issue-3 mechanism in full)
+                set, PROMETHEUS_MULTIPROC_DIR inside it (common_api.gunicorn.prepare_state)
+                before the app and its post_worker_init hook after (the issue-3 mechanism)
 2. Requests per second of the same route under real gunicorn (2 workers), bare app and app
    with the blueprint started side by side and driven alternately with the same load.
 

@@ -21,6 +21,7 @@ from common_api.extension import (
     finish_registration,
     get_state,
     json_response,
+    limit_request_body,
     setup_app,
     text_response,
 )
@@ -113,7 +114,7 @@ def _authorize_and_limit() -> None:
         limit = state.settings[config.MAX_BODY_BYTES]
         if (request.content_length or 0) > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
-        request.max_content_length = limit
+        limit_request_body(request, limit)
     if state.runtime is not None:
         state.runtime.ensure_started()
 
@@ -261,7 +262,7 @@ def run_script() -> Response:
     limit = state.settings[config.SCRIPT_MAX_BYTES]
     if (request.content_length or 0) > limit + MULTIPART_ALLOWANCE:
         raise PayloadTooLarge(f"Script upload is larger than {limit} bytes")
-    request.max_content_length = limit + MULTIPART_ALLOWANCE
+    limit_request_body(request, limit + MULTIPART_ALLOWANCE)
     try:
         upload = request.files.get("script")
     except RequestEntityTooLarge:

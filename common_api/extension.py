@@ -24,6 +24,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
 from common_api.errors import ConfigurationError
@@ -81,6 +82,18 @@ def json_response(payload: Any, status: int = 200) -> Response:
     response = jsonify(payload)
     response.status_code = status
     return response
+
+
+def limit_request_body(req: Request, limit: int) -> None:
+    """Cap what reading this request's body may consume. Flask 3.1+ takes a per-request
+    ``max_content_length``; Flask 3.0's is read-only (the app-wide MAX_CONTENT_LENGTH), so
+    there a body of unknown length (chunked) is read through a stream that stops at it."""
+    try:
+        req.max_content_length = limit  # type: ignore[misc,unused-ignore]
+    except AttributeError:
+        if req.content_length is None and "stream" not in req.__dict__:
+            req.environ["wsgi.input"] = LimitedStream(req.environ["wsgi.input"], limit,
+                                                      is_max=True)
 
 
 def _packaged_openapi() -> dict[str, Any]:

@@ -176,7 +176,7 @@ def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
     configured = os.environ.get(PROMETHEUS_ENV)
     if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
             os.path.realpath(configured) != str(expected):
-        raise RuntimeError(
+        raise ConfigurationError(
             f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
             f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is first "
             "imported. Serve with 'common-api serve' or 'gunicorn -c "
@@ -396,9 +396,12 @@ def finish_registration(setup_state: BlueprintSetupState) -> None:
         app.view_functions[f"{setup_state.name}.{view}"] = disabled_view
     for code in (404, 405):
         app.register_error_handler(code, _scoped_http_error(app, code))
-    if state.host_exporter is not None:
-        _share_route(app, state, setup_state.name)
-    _report_clashes(state, route_clashes(app, setup_state.name))
+    try:
+        if state.host_exporter is not None:
+            _share_route(app, state, setup_state.name)
+        _report_clashes(state, route_clashes(app, setup_state.name))
+    except Exception:  # a check must never stop the host from starting
+        log.exception("common_api: could not check the app's routes")
     app.wsgi_app = BeforeFirstRequest(  # type: ignore[method-assign]
         app.wsgi_app, _before_first_request(app, state, setup_state.name))
 

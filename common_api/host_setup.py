@@ -171,14 +171,19 @@ def gunicorn_workers() -> tuple[int, bool] | None:
         from gunicorn.workers.base import Worker
     except ImportError:  # pragma: no cover - gunicorn is a dependency
         return None
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, Worker):
-            return int(owner.cfg.workers), int(getattr(owner, "age", 1)) == 1
-        if isinstance(owner, Arbiter):
-            return int(owner.cfg.workers), True
-        frame = frame.f_back  # type: ignore[assignment]
+    frame: Any = sys._getframe(1)
+    try:
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, Worker):
+                return int(owner.cfg.workers), int(getattr(owner, "age", 1)) == 1
+            if isinstance(owner, Arbiter):
+                return int(owner.cfg.workers), True
+            frame = frame.f_back
+    except Exception:  # an unexpected gunicorn: no warning rather than no start
+        log.debug("common_api: could not read gunicorn's worker count", exc_info=True)
+    finally:
+        del frame
     return None
 
 

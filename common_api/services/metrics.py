@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 RESETTABLE_TYPES = frozenset({"counter", "histogram", "summary"})
+GROUPED_TYPES = frozenset({"histogram", "gaugehistogram", "summary"})
 _COUNT_SUFFIXES = ("_total", "_count")
 _SERIES_EXTRA_LABELS = ("le", "quantile")
 
@@ -91,6 +92,26 @@ def subtract_baseline(metric: Metric, baseline: Baseline) -> Metric:
     return adjusted
 
 
+def grouped_by_series(metric: Metric) -> Metric:
+    """``metric`` with each series' samples together (OpenMetrics requires it; the
+    multiprocess merge of prometheus_client 0.20 and 0.21 interleaves a histogram's series:
+    every ``_sum`` first, then the buckets). Already grouped, it is returned as is."""
+    order: dict[SampleKey, list[Sample]] = {}
+    last: SampleKey | None = None
+    interleaved = False
+    for sample in metric.samples:
+        key = _series_key(metric.name, sample)
+        if key != last and key in order:
+            interleaved = True
+        order.setdefault(key, []).append(sample)
+        last = key
+    if not interleaved:
+        return metric
+    regrouped = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    regrouped.samples = [sample for samples in order.values() for sample in samples]
+    return regrouped
+
+
 class _Restricted:
     """The samples of ``names`` only, as prometheus_client's ``restricted_registry``."""
 
@@ -134,6 +155,8 @@ class MetricsService:
     def collect(self) -> Iterable[Metric]:
         baseline = self._store.load()
         for metric in self._raw():
+            if metric.type in GROUPED_TYPES:
+                metric = grouped_by_series(metric)
             if baseline is None or metric.type not in RESETTABLE_TYPES:
                 yield metric
             else:

@@ -1,23 +1,69 @@
 """Listing, lookup and the health rule over periodic-thread status snapshots.
 
-The service works on status dictionaries (the shape of ``PeriodicThread.status()``)
-from a source callable, so the same rules serve one process or every worker of a
-server.
+The service works on status dictionaries (the shape :func:`thread_status` renders) from a
+source callable, so the same rules serve one process or every worker of a server.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from common_api.errors import InvalidInput, NotFound
-from common_api.periodic import ThreadLevel
+from common_api.periodic import PeriodicThread, ThreadLevel
 
 LEVELS = tuple(level.value for level in ThreadLevel)
 HEALTH_LEVELS = frozenset({ThreadLevel.CRITICAL.value, ThreadLevel.HIGH.value})
 
 Status = dict[str, Any]
 StatusSource = Callable[[], Iterable[Status]]
+
+
+#: How deep ``extra_info`` is rendered; deeper values become their ``str()``.
+_MAX_DEPTH = 4
+
+
+def thread_status(thread: PeriodicThread) -> Status:
+    """A thread's status as ``/periodic-threads*`` answer it: LMCache's ``get_status()`` with
+    the seed's ``last_run_time`` (ISO-8601, local time, null before the first run),
+    ``last_run_ago`` to the millisecond, and JSON-safe ``last_summary`` values (a run's
+    ``extra_info`` may hold anything; the endpoint must still answer)."""
+    status = thread.get_status()
+    wall = status["last_run_time"]
+    status["last_run_time"] = datetime.fromtimestamp(wall).isoformat() if wall else None
+    ago = status["last_run_ago"]
+    status["last_run_ago"] = None if ago is None else round(ago, 3)
+    summary = status["last_summary"]
+    if summary is not None:
+        status["last_summary"] = {
+            "timestamp": _json_number(summary["timestamp"]),
+            "duration_ms": _json_number(summary["duration_ms"]),
+            "success": bool(summary["success"]),
+            "message": str(summary["message"]),
+            "extra_info": _json_safe(summary["extra_info"], 0),
+        }
+    return status
+
+
+def _json_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _json_safe(value: object, depth: int) -> Any:
+    """``value`` as plain JSON data: other objects, and anything too deep, as ``str()``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth < _MAX_DEPTH and isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        return [_json_safe(v, depth + 1) for v in value]
+    return str(value)
 
 
 def parse_level(value: str) -> str:

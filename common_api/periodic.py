@@ -233,6 +233,10 @@ class PeriodicThread:
         with _INSTANCES_LOCK:
             _INSTANCES.add(self)
 
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return f"<{type(self).__name__} {self._name!r} {self._level.value} {state}>"
+
     def _reset_state(self) -> None:
         """Create fresh locks and forget run history: at construction, and in a forked child
         (whose inherited lock may be held by a thread that is gone, and counters are the parent's).

@@ -9,9 +9,11 @@ Everything below the harness fixture is written the way an LMCache component or 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -348,3 +350,36 @@ def test_self_registering_singleton_monitor() -> None:
         PinMonitorLike.DestroyInstance()
     assert PeriodicThreadRegistry.get_instance().get_all() == []
     assert not monitor.is_running
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_periodic_examples() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Periodic threads\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_the_readme_s_periodic_thread_examples_run() -> None:
+    """Harness: the README's examples, run in order in one namespace, say what is true."""
+    examples = readme_periodic_examples()
+    assert len(examples) == 3
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    try:
+        for code in examples:
+            exec(compile(code, str(README), "exec"), namespace)
+        stats, eviction = namespace["stats"], namespace["eviction"]
+        assert isinstance(stats, PeriodicThread) and isinstance(eviction, PeriodicThread)
+        assert isinstance(namespace["worker"], threading.Thread)
+        assert not stats.is_running and not eviction.is_running
+        assert set(namespace["status"]) == {  # type: ignore[arg-type]
+            "name", "level", "interval", "init_wait", "is_running", "is_active",
+            "last_run_time", "last_run_ago", "total_runs", "failed_runs", "success_rate",
+            "last_summary"}
+        assert PeriodicThreadRegistry.get_instance().get_all() == []
+    finally:
+        for name in ("stats", "eviction"):
+            thread = namespace.get(name)
+            if isinstance(thread, PeriodicThread):
+                thread.stop()

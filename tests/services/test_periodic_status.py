@@ -141,3 +141,8 @@ def test_status_of_a_summary_with_unserialisable_extra_info_is_still_json() -> N
     assert (extra["nan"], extra["tuple"], extra["set"], extra["7"]) == (
         "nan", [1, "a"], "{1}", "int key")
     assert extra["deep"]["l1"]["l2"]["l3"] == str({"l4": {"l5": 1}})
+
+
+def test_thread_status_method_is_the_http_rendering() -> None:
+    thread = PeriodicThread("render-method", 10, lambda: None)
+    assert thread.status() == thread_status(thread)

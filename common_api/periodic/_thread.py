@@ -1,31 +1,17 @@
-"""Periodic background threads for components, and the registry the endpoints report on.
-
-Components run recurring work (heartbeats, evictions, metric pushes) as a :class:`PeriodicThread`
-so operators can see, through ``/periodic-threads`` and ``/periodic-threads-health``, whether that
-work still happens. Standard library only, so service code can use it without Flask. Fork-safe:
-gunicorn may start the threads in the master and fork workers; each child restarts them.
-
-Two ways to define a thread, both supported for good: a function (``create_periodic_thread`` or
-``PeriodicThread(name, interval, execute_fn)``), or LMCache's form, a subclass that overrides
-``_execute()``. The interface is LMCache's (``lmcache/v1/periodic_thread.py``), so its components
-port by changing the import; the README lists where this module deliberately differs.
-"""
+"""The periodic thread: its schedule, its run accounting, its status, and fork safety."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, ClassVar, overload
+from collections.abc import Callable
+from typing import Any, overload
 
-__all__ = ["IrrecoverableException", "PeriodicThread", "PeriodicThreadRegistry", "ThreadLevel",
-           "ThreadRunSummary", "create_periodic_thread"]
+from common_api.periodic._levels import ThreadLevel
+from common_api.periodic._summary import IrrecoverableException, ThreadRunSummary, _bind
 
 logger = logging.getLogger("common_api.periodic")
 
@@ -35,117 +21,6 @@ _ACTIVE_FACTOR = 3.0
 #: Every PeriodicThread created and still referenced, for the fork handler.
 _INSTANCES: weakref.WeakSet[PeriodicThread] = weakref.WeakSet()
 _INSTANCES_LOCK = threading.Lock()
-
-
-class ThreadLevel(str, Enum):  # noqa: UP042 -- (str, Enum) is the documented public type
-    """How much a component depends on a thread; ``CRITICAL`` and ``HIGH`` decide health."""
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-    @classmethod
-    def parse(cls, value: str) -> ThreadLevel:
-        """Return the level named by ``value``, any case; the error is the seed's 400 message."""
-        if isinstance(value, str):
-            for level in cls:
-                if level.value == value.lower():
-                    return level
-        valid = ", ".join(level.value for level in cls)
-        raise ValueError(f"Invalid level: {value}. Valid values: {valid}")
-
-
-@dataclass(init=False)
-class ThreadRunSummary:
-    """What one run of a periodic thread reports: whether it worked, why not, and extra facts.
-
-    LMCache's fields, in LMCache's order. ``timestamp`` (wall-clock start of the run) and
-    ``duration_ms`` are filled in by the framework for every run, whatever the run returned.
-    ``details`` is this package's older name for ``extra_info`` (keyword and attribute), and
-    ``ThreadRunSummary(success, message, details)`` with a bool first still means that, since
-    a bool is never a timestamp.
-    """
-
-    timestamp: float = 0.0
-    duration_ms: float = 0.0
-    success: bool = True
-    message: str = ""
-    extra_info: dict[str, Any] = field(default_factory=dict)
-
-    @overload
-    def __init__(self, success: bool, message: str = "",
-                 details: Mapping[str, Any] | None = None) -> None: ...
-
-    @overload
-    def __init__(self, timestamp: float = 0.0, duration_ms: float = 0.0, success: bool = True,
-                 message: str = "", extra_info: Mapping[str, Any] | None = None, *,
-                 details: Mapping[str, Any] | None = None) -> None: ...
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        names = _LEGACY_SUMMARY_ARGS if args and isinstance(args[0], bool) else _SUMMARY_ARGS
-        values = _bind("ThreadRunSummary", names, args, kwargs,
-                       {"timestamp", "duration_ms", "success", "message", "extra_info",
-                        "details"})
-        if "details" in values:
-            if "extra_info" in values:
-                raise TypeError("ThreadRunSummary takes extra_info or details, not both")
-            values["extra_info"] = values.pop("details")
-        extra = values.get("extra_info")
-        self.timestamp = values.get("timestamp", 0.0)
-        self.duration_ms = values.get("duration_ms", 0.0)
-        self.success = values.get("success", True)
-        self.message = values.get("message", "")
-        self.extra_info = {} if extra is None else dict(extra)
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """The same dict as :attr:`extra_info` (this package's earlier name for it)."""
-        return self.extra_info
-
-    @details.setter
-    def details(self, value: Mapping[str, Any]) -> None:
-        self.extra_info = dict(value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A copy with LMCache's keys, as in ``get_status()["last_summary"]``."""
-        return {"timestamp": self.timestamp, "duration_ms": self.duration_ms,
-                "success": self.success, "message": self.message,
-                "extra_info": dict(self.extra_info)}
-
-    def _stamped(self, timestamp: float, duration_ms: float) -> ThreadRunSummary:
-        """A copy with the run's timing filled in: what the thread records (the object the run
-        returned is left alone, so a summary shared between runs or threads stays as it was)."""
-        return ThreadRunSummary(timestamp=timestamp, duration_ms=duration_ms,
-                                success=self.success, message=self.message,
-                                extra_info=self.extra_info)
-
-
-_SUMMARY_ARGS = ("timestamp", "duration_ms", "success", "message", "extra_info")
-_LEGACY_SUMMARY_ARGS = ("success", "message", "details")
-
-
-def _bind(owner: str, positional: tuple[str, ...], args: tuple[Any, ...],
-          kwargs: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
-    """Bind ``args`` to the names ``positional`` and merge ``kwargs``, with Python's errors."""
-    if len(args) > len(positional):
-        raise TypeError(f"{owner}() takes at most {len(positional)} positional arguments "
-                        f"here ({len(args)} given)")
-    values = dict(zip(positional, args, strict=False))
-    for key, value in kwargs.items():
-        if key not in allowed:
-            raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
-        if key in values:
-            raise TypeError(f"{owner}() got multiple values for argument {key!r}")
-        values[key] = value
-    return values
-
-
-class IrrecoverableException(Exception):
-    """Raised by ``execute_fn`` when running again is pointless: the run fails, the thread ends.
-
-    It can be started again with :meth:`PeriodicThread.start` once the cause is fixed.
-    """
 
 
 def _check_seconds(arg: str, value: object, *, allow_zero: bool) -> float:
@@ -174,7 +49,6 @@ def _to_summary(result: object) -> ThreadRunSummary:
     return ThreadRunSummary(message=str(result))
 
 
-_UNSET: Any = object()
 _THREAD_ARGS = ("level", "init_wait")
 
 
@@ -234,8 +108,9 @@ class PeriodicThread:
             _INSTANCES.add(self)
 
     def __repr__(self) -> str:
-        state = "running" if self._running else "stopped"
-        return f"<{type(self).__name__} {self._name!r} {self._level.value} {state}>"
+        state = "running" if getattr(self, "_running", False) else "stopped"
+        level = getattr(getattr(self, "_level", None), "value", "?")
+        return f"<{type(self).__name__} {getattr(self, '_name', '?')!r} {level} {state}>"
 
     def _reset_state(self) -> None:
         """Create fresh locks and forget run history: at construction, and in a forked child
@@ -421,6 +296,13 @@ class PeriodicThread:
             "last_summary": None if summary is None else summary.to_dict(),
         }
 
+    def status(self) -> dict[str, Any]:
+        """The status as the HTTP endpoints render it (``last_run_time`` in ISO-8601); kept for
+        code written against this package before :meth:`get_status`."""
+        from common_api.services.periodic_status import thread_status
+
+        return thread_status(self)
+
     def _loop(self) -> None:
         """Body of the OS thread: init_wait, then run and sleep until told to stop."""
         try:
@@ -498,162 +380,12 @@ class PeriodicThread:
             self.start()
 
 
-class PeriodicThreadRegistry:
-    """The process-wide set of periodic threads the endpoints report on, by unique name.
-
-    LMCache's registry interface. Queries take a snapshot of the members under the
-    registry's lock and read each thread outside it, so a thread's work may use the
-    registry freely.
-    """
-
-    _instance: ClassVar[PeriodicThreadRegistry | None] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._threads: dict[str, PeriodicThread] = {}
-
-    @classmethod
-    def get_instance(cls) -> PeriodicThreadRegistry:
-        """Return the process-wide registry, creating it on first use."""
-        with cls._instance_lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
-
-    @classmethod
-    def reset(cls) -> None:
-        """Forget the process-wide registry (mainly for tests): its threads are unregistered,
-        not stopped, and the next :meth:`get_instance` returns a new, empty registry."""
-        with cls._instance_lock:
-            instance, cls._instance = cls._instance, None
-        if instance is not None:
-            instance.unregister_all()
-
-    def register(self, thread: PeriodicThread) -> None:
-        """Add ``thread``, replacing a stopped one of the same name; again is a no-op.
-
-        A running thread keeps its name: two live threads under one name would be ambiguous.
-        """
-        if not isinstance(thread, PeriodicThread):
-            raise TypeError(f"thread must be a PeriodicThread, got {type(thread).__name__}")
-        with self._lock:
-            existing = self._threads.get(thread.name)
-            if existing is thread:
-                return
-            if existing is not None and existing.is_running:
-                raise ValueError("Periodic thread name already in use by a running thread: "
-                                 f"{thread.name}")
-            self._threads[thread.name] = thread
-
-    def unregister(self, name: str) -> PeriodicThread | None:
-        """Remove and return the thread called ``name`` (None if absent); it is not stopped."""
-        with self._lock:
-            return self._threads.pop(name, None)
-
-    def unregister_all(self) -> None:
-        """Remove every thread (none is stopped)."""
-        with self._lock:
-            self._threads.clear()
-
-    def get(self, name: str) -> PeriodicThread | None:
-        """Return the thread called ``name``, or None."""
-        with self._lock:
-            return self._threads.get(name)
-
-    def get_all(self) -> list[PeriodicThread]:
-        """Return the registered threads in the order they were registered."""
-        with self._lock:
-            return list(self._threads.values())
-
-    def threads(self) -> list[PeriodicThread]:
-        """Return the registered threads sorted by name."""
-        with self._lock:
-            return [self._threads[name] for name in sorted(self._threads)]
-
-    def get_by_level(self, level: ThreadLevel | str) -> list[PeriodicThread]:
-        """The registered threads of ``level`` (a ThreadLevel or its name), in registration
-        order."""
-        wanted = ThreadLevel.parse(level)
-        return [t for t in self.get_all() if t.level is wanted]
-
-    def get_running_count(self) -> int:
-        """How many registered threads are running."""
-        return sum(1 for t in self.get_all() if t.is_running)
-
-    def get_active_count(self) -> int:
-        """How many registered threads are active (running and not stalled)."""
-        return sum(1 for t in self.get_all() if t.is_active)
-
-    def get_count_by_level(self, level: ThreadLevel | str) -> dict[str, int]:
-        """``{"total", "running", "active"}`` counts of the threads of ``level``."""
-        return _counts([t.get_status() for t in self.get_by_level(level)])
-
-    def get_summary(self) -> dict[str, Any]:
-        """LMCache's summary: ``total_count``, ``running_count``, ``active_count``, ``by_level``
-        (every level, empty ones too) and ``threads`` (each thread's :meth:`~PeriodicThread.
-        get_status`), all from one status snapshot per thread."""
-        statuses = [t.get_status() for t in self.get_all()]
-        totals = _counts(statuses)
-        return {
-            "total_count": totals["total"],
-            "running_count": totals["running"],
-            "active_count": totals["active"],
-            "by_level": {level.value: _counts([s for s in statuses if s["level"] == level.value])
-                         for level in ThreadLevel},
-            "threads": statuses,
-        }
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._threads)
-
-    def __contains__(self, item: object) -> bool:
-        """Accept a name, or a thread object (True only if that very object is registered)."""
-        with self._lock:
-            if isinstance(item, PeriodicThread):
-                return self._threads.get(item.name) is item
-            return item in self._threads
-
-    @classmethod
-    def _after_fork_in_child(cls) -> None:
-        """Replace locks that a thread of the parent may have held at fork time."""
-        cls._instance_lock = threading.Lock()
-        if cls._instance is not None:
-            cls._instance._lock = threading.Lock()
-
-
-def _counts(statuses: list[dict[str, Any]]) -> dict[str, int]:
-    return {"total": len(statuses),
-            "running": sum(1 for s in statuses if s["is_running"]),
-            "active": sum(1 for s in statuses if s["is_active"])}
-
-
-def create_periodic_thread(name: str, interval: float, execute_fn: Callable[[], object],
-                           level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0,
-                           auto_register: bool = True) -> PeriodicThread:
-    """Create a thread (not started) that runs ``execute_fn`` and, unless ``auto_register`` is
-    False, register it."""
-    thread = PeriodicThread(name, interval, execute_fn, level=level, init_wait=init_wait)
-    if auto_register:
-        PeriodicThreadRegistry.get_instance().register(thread)
-    return thread
-
-
 def _after_fork_in_child() -> None:
-    """Make a forked child (a gunicorn worker) run the threads its parent ran, on new locks.
-
-    Only the forking thread survives a fork. Runs after ``threading``'s own fork handler.
-    """
+    """Restart, on new locks, the threads that ran in the parent when it forked."""
     global _INSTANCES_LOCK
     _INSTANCES_LOCK = threading.Lock()
-    PeriodicThreadRegistry._after_fork_in_child()
     for thread in list(_INSTANCES):
         try:
             thread._after_fork_in_child()
         except Exception:
             logger.exception("Could not restart periodic thread %s after fork", thread.name)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

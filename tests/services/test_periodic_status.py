@@ -146,3 +146,34 @@ def test_status_of_a_summary_with_unserialisable_extra_info_is_still_json() -> N
 def test_thread_status_method_is_the_http_rendering() -> None:
     thread = PeriodicThread("render-method", 10, lambda: None)
     assert thread.status() == thread_status(thread)
+
+
+def test_keys_a_subclass_adds_to_get_status_are_shown_and_a_broken_override_is_survived(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Extended(PeriodicThread):
+        def _execute(self) -> ThreadRunSummary:
+            return ThreadRunSummary()
+
+        def get_status(self) -> dict[str, Any]:
+            status = super().get_status()
+            status.update(queue_depth=3, name="spoofed", handle=object())
+            return status
+
+    class Broken(Extended):
+        def get_status(self) -> dict[str, Any]:
+            raise RuntimeError("oops")
+
+    extended = thread_status(Extended("render-extended", 10))
+    assert extended["queue_depth"] == 3 and extended["name"] == "render-extended"
+    assert extended["handle"].startswith("<object")
+    broken = thread_status(Broken("render-broken", 10))
+    assert broken["name"] == "render-broken" and "queue_depth" not in broken
+    assert "get_status() of periodic thread render-broken failed" in caplog.text
+
+
+def test_summary_lists_every_level_even_empty_ones(service: PeriodicStatusService) -> None:
+    by_level = service.listing(level="critical")["summary"]["by_level"]
+    assert by_level == {"critical": {"total": 1, "running": 1, "active": 1},
+                        "high": {"total": 0, "running": 0, "active": 0},
+                        "medium": {"total": 0, "running": 0, "active": 0},
+                        "low": {"total": 0, "running": 0, "active": 0}}

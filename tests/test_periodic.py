@@ -171,6 +171,13 @@ def test_run_summary_details_is_an_alias_of_extra_info() -> None:
         ThreadRunSummary(extra_info={}, details={})
 
 
+def test_run_summary_keeps_the_dict_it_was_given_as_lmcache_s_dataclass() -> None:
+    info: dict[str, Any] = {}
+    summary = ThreadRunSummary(extra_info=info)
+    info["filled"] = "later"
+    assert summary.extra_info is info and summary.to_dict()["extra_info"] == {"filled": "later"}
+
+
 def test_run_summary_with_a_bool_first_keeps_the_older_success_message_details_order() -> None:
     summary = ThreadRunSummary(False, "bad", {"why": "disk"})
     assert (summary.success, summary.message, summary.extra_info, summary.timestamp) == (
@@ -559,6 +566,8 @@ def test_framework_fills_summary_timestamp_and_duration(make_thread: MakeThread)
     assert 45.0 <= summary.duration_ms < 5000.0
     assert summary.extra_info == {"k": "v"}
     assert (shared.timestamp, shared.duration_ms) == (0.0, 0.0)  # what the work returned is kept
+    shared.extra_info["k"] = "changed after the run"
+    assert summary.extra_info == {"k": "v"}  # the record is a copy
 
 
 def test_failed_runs_get_timing_too(make_thread: MakeThread) -> None:

@@ -47,7 +47,7 @@ class ThreadRunSummary:
         self.duration_ms = values.get("duration_ms", 0.0)
         self.success = values.get("success", True)
         self.message = values.get("message", "")
-        self.extra_info = {} if extra is None else dict(extra)
+        self.extra_info = _as_dict(extra)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -56,7 +56,7 @@ class ThreadRunSummary:
 
     @details.setter
     def details(self, value: Mapping[str, Any]) -> None:
-        self.extra_info = dict(value)
+        self.extra_info = _as_dict(value)
 
     def to_dict(self) -> dict[str, Any]:
         """A copy with LMCache's keys, as in ``get_status()["last_summary"]``."""
@@ -69,7 +69,14 @@ class ThreadRunSummary:
         returned is left alone, so a summary shared between runs or threads stays as it was)."""
         return ThreadRunSummary(timestamp=timestamp, duration_ms=duration_ms,
                                 success=self.success, message=self.message,
-                                extra_info=self.extra_info)
+                                extra_info=dict(self.extra_info))
+
+
+def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A dict is kept as given (the caller may still fill it, as with LMCache's dataclass)."""
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else dict(value)
 
 
 _SUMMARY_ARGS = ("timestamp", "duration_ms", "success", "message", "extra_info")

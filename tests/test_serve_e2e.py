@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import textwrap
 from collections.abc import Callable
@@ -437,3 +438,49 @@ def test_periodic_thread_status_follows_lmcache_s_conventions(demo_ran: LiveServ
     sweeper = demo_ran.get("/periodic-threads/cache-sweeper").json()
     assert sweeper["level"] == "medium"
     assert set(sweeper["last_summary"]["extra_info"]) == {"evicted", "entries"}
+
+
+UNHEALTHY_APP_DIR = Path(__file__).resolve().parent / "client"  # unhealthy_app.py
+
+
+def test_the_seed_s_unhealthy_health_example_answers_as_the_seed_shows(
+        start_server: Callable[..., LiveServer]) -> None:
+    """The one example the healthy demo cannot show: a component whose critical thread has
+    stopped (tests/client/unhealthy_app.py) answers the seed's unhealthy body, with 503."""
+    path = os.pathsep.join(filter(None, [str(UNHEALTHY_APP_DIR), os.environ.get("PYTHONPATH")]))
+    server = start_server("--app", "unhealthy_app:app", "--workers", "1",
+                          env={"PYTHONPATH": path})
+    seed = seed_json("GET /periodic-threads-health", "**Example Response** (unhealthy):")
+
+    def unhealthy() -> list[requests.Response]:  # (a 503 Response is falsy itself)
+        response = server.get("/periodic-threads-health")
+        return [response] if response.status_code == 503 else []
+
+    (response,) = wait_until(unhealthy, 20, message="the doomed thread to stop")
+    assert media_type(response) == JSON_TYPE
+    body = response.json()
+    assert_shape(body, seed)
+    assert (body["healthy"], body["unhealthy_count"]) == (False, 1)
+    assert (body["unhealthy_threads"][0]["name"], body["unhealthy_threads"][0]["level"]) == (
+        "doomed", "critical")
+
+
+# the seed's example bodies, and the test above that answers each
+EXAMPLE_BODIES = {
+    ("GET /env", "**Example Response**:"): "check_env",
+    ("GET /loglevel", "**Example Response** (list all):"): "check_loglevel_list",
+    ("GET /loglevel", "**Example Response** (get):"): "exact_text",
+    ("GET /loglevel", "**Example Response** (set):"): "exact_text",
+    ("GET /periodic-threads", "**Example Response**:"): "periodic_listing, check_one_thread",
+    ("GET /periodic-threads-health", "**Example Response** (healthy):"): "check_healthy",
+    ("GET /periodic-threads-health", "**Example Response** (unhealthy):"):
+        "test_the_seed_s_unhealthy_health_example_answers_as_the_seed_shows",
+    ("POST /run_script", "**Example Script** (``scratch.py``):"): "seed_script",
+    ("POST /run_script", "**Example Response**:"): "check_script",
+}
+
+
+def test_every_example_body_of_the_seed_is_checked() -> None:
+    shown = {(b.section, b.label) for b in seed_blocks()
+             if b.language != "bash" and not b.label.startswith("**Error Response**")}
+    assert shown == set(EXAMPLE_BODIES)

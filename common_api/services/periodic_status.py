@@ -6,6 +6,7 @@ source callable, so the same rules serve one process or every worker of a server
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -24,8 +25,12 @@ Status = dict[str, Any]
 StatusSource = Callable[[], Iterable[Status]]
 
 
-#: How deep ``extra_info`` is rendered; deeper values become their ``str()``.
+#: How much of a run's ``extra_info`` (and message) a status shows: nesting depth (deeper
+#: values become their ``str()``), entries per container, characters per string. A thread
+#: that reports a huge value must not make every status request slow.
 _MAX_DEPTH = 4
+_MAX_ITEMS = 100
+_MAX_CHARS = 2000
 
 
 def thread_status(thread: PeriodicThread) -> Status:
@@ -48,7 +53,7 @@ def thread_status(thread: PeriodicThread) -> Status:
             "timestamp": _json_number(summary["timestamp"]),
             "duration_ms": _json_number(summary["duration_ms"]),
             "success": bool(summary["success"]),
-            "message": str(summary["message"]),
+            "message": _clip(str(summary["message"])),
             "extra_info": _json_safe(summary["extra_info"], 0),
         }
     return status
@@ -71,17 +76,31 @@ def _json_number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_CHARS else f"{text[:_MAX_CHARS]}... ({len(text)} chars)"
+
+
 def _json_safe(value: object, depth: int) -> Any:
-    """``value`` as plain JSON data: other objects, and anything too deep, as ``str()``."""
-    if value is None or isinstance(value, bool | int | str):
+    """``value`` as plain JSON data: other objects, and anything too deep, as ``str()``;
+    containers and strings cut to the limits above."""
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return _clip(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if depth < _MAX_DEPTH and isinstance(value, dict):
-        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+        items = list(itertools.islice(value.items(), _MAX_ITEMS))
+        shown = {_clip(str(k)): _json_safe(v, depth + 1) for k, v in items}
+        if len(value) > _MAX_ITEMS:
+            shown["..."] = f"{len(value) - _MAX_ITEMS} more entries"
+        return shown
     if depth < _MAX_DEPTH and isinstance(value, list | tuple):
-        return [_json_safe(v, depth + 1) for v in value]
-    return str(value)
+        listed = [_json_safe(v, depth + 1) for v in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            listed.append(f"... {len(value) - _MAX_ITEMS} more items")
+        return listed
+    return _clip(str(value))
 
 
 def parse_level(value: str) -> str:

@@ -177,3 +177,18 @@ def test_summary_lists_every_level_even_empty_ones(service: PeriodicStatusServic
                         "high": {"total": 0, "running": 0, "active": 0},
                         "medium": {"total": 0, "running": 0, "active": 0},
                         "low": {"total": 0, "running": 0, "active": 0}}
+
+
+def test_a_huge_summary_is_cut_to_size() -> None:
+    huge = ThreadRunSummary(message="x" * 10_000,
+                            extra_info={"many": list(range(5000)), "long": "y" * 10_000,
+                                        **{f"k{n}": n for n in range(500)}})
+    thread = PeriodicThread("render-huge", 60.0, lambda: huge)
+    run_until(thread, 1)
+    summary = thread_status(thread)["last_summary"]
+    assert len(json.dumps(summary)) < 20_000
+    assert summary["message"].endswith("... (10000 chars)")
+    extra = summary["extra_info"]
+    assert len(extra) == 101 and extra["..."] == "402 more entries"
+    assert extra["many"][:3] == [0, 1, 2] and extra["many"][-1] == "... 4900 more items"
+    assert extra["long"].startswith("yyy") and len(extra["long"]) < 2100

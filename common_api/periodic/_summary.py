@@ -104,3 +104,5 @@ class IrrecoverableException(Exception):
 
     It can be started again with :meth:`PeriodicThread.start` once the cause is fixed.
     """
+
+    __module__ = "common_api.periodic"  # as tracebacks name it: where it is imported from

@@ -102,8 +102,12 @@ def test_plain_gunicorn_with_two_workers_warns_once_naming_the_fix(tmp_path: Pat
     server = launch_gunicorn(tmp_path, "-w", "2", "plain_host:app", env=_env())
     try:
         wait_ready(server, timeout=SERVER_START)
-        for _ in range(6):
-            server.get("/metrics")
+        pids: set[str] = set()
+
+        def both_workers_answered() -> bool:
+            pids.add(server.get("/metrics").headers["X-Worker-Pid"])
+            return len(pids) == 2
+        wait_until(both_workers_answered, 30, message="both workers to answer")
         warnings = [line for line in server.log().splitlines()
                     if "without common_api's state directory" in line]
         assert len(warnings) == 1, server.log()

@@ -81,7 +81,7 @@ class Gate:
 
 
 def make_app() -> Flask:
-    app = Flask("sandbox_target")
+    app = Flask(__name__)  # "sandbox.helpers": its package is host code
     app.config.update(SECRET_KEY=CONFIG_CANARY, COMMON_API_TOKEN=TOKEN_CANARY)
     engine = Engine(app)
     app.state = types.SimpleNamespace(  # type: ignore[attr-defined]

@@ -200,11 +200,11 @@ class HostBridge:
         tp = type(value)
         if isinstance(value, bool):
             return bool(value)
-        if isinstance(value, int) and not isinstance(value, enum.Enum):
-            return int(value)
+        if isinstance(value, int):
+            return int(value)  # an IntEnum member travels as its value
         if isinstance(value, float):
             return float(value)
-        if isinstance(value, str) and not isinstance(value, enum.Enum):
+        if isinstance(value, str):
             return "".join((value,))
         if isinstance(value, _AS_TEXT):
             return str(value)

@@ -131,10 +131,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def _clip(text: str, limit: int) -> tuple[str, bool]:
-    text = protocol.escape(text)
+    cut = len(text) > limit  # every character is at least one byte: clip it first
+    text = protocol.escape(text[:limit] if cut else text)
     data = text.encode("utf-8")
     if len(data) <= limit:
-        return text, False
+        return text, cut
     return data[:limit].decode("utf-8", "ignore"), True
 
 

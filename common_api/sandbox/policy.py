@@ -354,6 +354,9 @@ MAX_REPLY_BYTES = 1024 * 1024
 #: counts, so data that refers to the same list many times counts each time.
 MAX_DATA_ITEMS = 100_000
 MAX_DATA_DEPTH = 32
+#: Items of one request's arguments (decoded by the worker, then usually answered):
+#: half the above, so decoding and answering one request stay within ~50 ms.
+MAX_REQUEST_ITEMS = 50_000
 #: Hash containers (sets, frozensets, dicts) the worker rebuilds from a request.
 #: Keys whose hashing is not randomised (ints, floats, tuples...) can be chosen to
 #: collide, which makes building the container quadratic in one C call: such a

@@ -105,10 +105,12 @@ def _bounded_int(text: str) -> int:
 class Budget:
     """What one encoding or decoding may cost; raises when a bound is passed."""
 
-    __slots__ = ("deadline", "hash_work", "items", "max_size", "size")
+    __slots__ = ("deadline", "hash_work", "items", "max_items", "max_size", "size")
 
-    def __init__(self, max_size: int | None = None, deadline: float | None = None) -> None:
+    def __init__(self, max_size: int | None = None, deadline: float | None = None,
+                 max_items: int = MAX_DATA_ITEMS) -> None:
         self.items = 0
+        self.max_items = max_items
         self.size = 0
         self.max_size = max_size
         self.hash_work = 0
@@ -116,8 +118,8 @@ class Budget:
 
     def tick(self, depth: int, size: int = 2) -> None:
         self.items += 1
-        if self.items > MAX_DATA_ITEMS:
-            raise DataLimit(f"value has more than {MAX_DATA_ITEMS} items")
+        if self.items > self.max_items:
+            raise DataLimit(f"value has more than {self.max_items} items")
         if depth > MAX_DATA_DEPTH:
             raise DataLimit(f"value is nested more than {MAX_DATA_DEPTH} levels deep")
         if self.max_size is not None:

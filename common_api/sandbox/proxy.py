@@ -115,6 +115,7 @@ class HostBridge:
         self.calls = 0
         self.writes: list[dict[str, str]] = []
         self._deadline: float | None = None
+        self._arguments = protocol.Budget(None, None, policy.MAX_REQUEST_ITEMS)
         self._ops: dict[str, Callable[[object, int, dict[str, Any]], object]] = {
             "getattr": self._getattr,
             "setattr": self._setattr,
@@ -137,6 +138,8 @@ class HostBridge:
         """
         self.calls += 1
         self._deadline = deadline
+        # one budget for all the arguments of this request (items and hash work)
+        self._arguments = protocol.Budget(None, deadline, policy.MAX_REQUEST_ITEMS)
         if deadline is not None and time.monotonic() > deadline:
             raise protocol.Expired()
         try:
@@ -218,9 +221,8 @@ class HostBridge:
         return value
 
     def decode(self, data: object) -> Any:
-        budget = protocol.Budget(None, self._deadline)
         try:
-            return protocol.decode(data, self._resolve_argument, budget=budget,
+            return protocol.decode(data, self._resolve_argument, budget=self._arguments,
                                    untrusted=True)
         except protocol.DataLimit:
             raise

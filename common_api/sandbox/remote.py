@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import protocol
+from .policy import MAX_REQUEST_ITEMS
 
 #: Sends one request to the worker and returns its decoded reply; set by the child.
 Transport = Callable[[dict[str, Any]], Any]
@@ -52,7 +53,8 @@ def remote_for(handle: int) -> Remote:
 
 def encode_arg(value: object) -> object:
     """Encode a value a script passes to the host: plain data and remotes only."""
-    return protocol.encode(value, _handle_of)
+    budget = protocol.Budget(max_items=MAX_REQUEST_ITEMS)
+    return protocol.encode(value, _handle_of, budget=budget)
 
 
 def _handle_of(value: object) -> int:

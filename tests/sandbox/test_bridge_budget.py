@@ -144,3 +144,10 @@ def test_a_request_frame_larger_than_the_bound_is_refused_unread(app: Flask) -> 
             runner.run(source, app)
     finally:
         runner.close()
+
+
+def test_one_budget_covers_all_the_arguments_of_a_request(bridge: HostBridge) -> None:
+    echo = _walk(bridge, "state", "engine", "echo")
+    half = {"t": "list", "v": list(range(30_000))}
+    reply = bridge.handle({"op": "call", "h": echo, "args": [half], "kwargs": [["more", half]]})
+    assert reply["err"][1] == f"value has more than {policy.MAX_REQUEST_ITEMS} items"  # type: ignore[index]

@@ -310,13 +310,14 @@ class HostBridge:
             raise Refused("TypeError", f"cannot set {path}: it holds a "
                           f"{type(old).__name__!r} object, not a plain setting")
         raw = message.get("value")
-        if isinstance(raw, dict) and raw.get("t") not in ("tuple",):
-            raise Refused("TypeError", f"cannot set {path}: only None, bool, int, float, "
-                          "str and tuples of them can be assigned")
+        refusal = Refused("TypeError", f"cannot set {path}: only None, bool, int, float, str "
+                          f"(up to {policy.MAX_WRITE_CHARS} characters) and tuples of them "
+                          f"(up to {policy.MAX_WRITE_ITEMS} items) can be assigned")
+        if isinstance(raw, dict) and raw.get("t") != "tuple":
+            raise refusal
         value = self.decode(raw)
         if not is_plain_setting(value):
-            raise Refused("TypeError", f"cannot set {path}: only None, bool, int, float, "
-                          "str and tuples of them can be assigned")
+            raise refusal
         setattr(obj, name, value)
         self.writes.append({"path": path, "old": type(old).__name__,
                             "new": type(value).__name__})

@@ -115,3 +115,15 @@ def test_server_healthy_throughout_and_after_corpus(server: LiveServer,
     assert server.get("/periodic-threads-health", headers=AUTH).status_code == 200
     status, body, _ = post_script(server, SEED)
     assert (status, body) == (200, "{'is_first_rank': True, 'model_version': (27, 1, 64, 1, 576)}")
+
+
+def test_reconfiguration_script_over_http_and_the_host_sees_it(server: LiveServer) -> None:
+    status, body, _ = post_script(server, "app.state.engine.l1.write_ttl_seconds = 30\n"
+                                          "result = app.state.engine.l1.write_ttl_seconds\n")
+    assert (status, body) == (200, "30")
+    seen = server.get("/host/ttl", headers=AUTH).json()
+    assert seen["write_ttl_seconds"] == 30
+    assert seen["history"] == ["started"]  # the corpus's container mutators changed nothing
+    status, body, _ = post_script(server, "app.state.engine.l1.write_ttl_seconds = 'x' * 70000")
+    assert status == 500 and "only None, bool" in body
+    assert server.get("/host/ttl", headers=AUTH).json()["write_ttl_seconds"] == 30

@@ -70,8 +70,12 @@ class SafeRepr:
             return own
         structured = isinstance(value, _EXACT) or tp is types.SimpleNamespace or (
             dataclasses.is_dataclass(value))
-        if depth < 0 or not structured:
+        if not structured:
             return f"<{tp.__name__} object>"
+        if depth < 0:  # nested too deep: elided, like Python's own recursion marker
+            if isinstance(value, (list, tuple, dict)):
+                return {list: "[...]", tuple: "(...)", dict: "{...}"}.get(tp, f"{tp.__name__}(...)")
+            return f"{'namespace' if tp is types.SimpleNamespace else tp.__name__}(...)"
         inner = depth - 1
 
         def join(pairs: Iterable[tuple[str, object]], sep: str) -> str:

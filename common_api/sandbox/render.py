@@ -22,6 +22,7 @@ MAX_CHARS = 20_000
 MAX_ITEMS = 200
 _EXACT = (list, tuple, set, frozenset, dict)
 _MISSING = object()
+_ELIDED: dict[type, str] = {list: "[...]", tuple: "(...)", dict: "{...}"}
 
 
 def definer(obj: object, name: str) -> tuple[type | None, object]:
@@ -73,8 +74,9 @@ class SafeRepr:
         if not structured:
             return f"<{tp.__name__} object>"
         if depth < 0:  # nested too deep: elided, like Python's own recursion marker
-            if isinstance(value, (list, tuple, dict)):
-                return {list: "[...]", tuple: "(...)", dict: "{...}"}.get(tp, f"{tp.__name__}(...)")
+            elided = _ELIDED.get(tp)
+            if elided is not None:
+                return elided
             return f"{'namespace' if tp is types.SimpleNamespace else tp.__name__}(...)"
         inner = depth - 1
 

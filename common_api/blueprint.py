@@ -26,8 +26,15 @@ from common_api.extension import (
 )
 from common_api.services.access import bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
-from common_api.services.threads import group_threads, render_dump, render_groups
-from common_api.workers.dumps import merge_workers, render_all_workers, render_all_workers_json
+from common_api.services.threads import (
+    AllWorkers,
+    group_threads,
+    render_all_workers,
+    render_all_workers_json,
+    render_dump,
+    render_groups,
+    select_threads,
+)
 
 bp = Blueprint("common_api", __name__)
 
@@ -210,18 +217,22 @@ def threads() -> Response:
     grouped = _flag("group")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
-    peers = state.runtime.peer_dumps() if scope == "all" and state.runtime is not None else {}
+    every = None
+    if scope == "all":
+        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        every = AllWorkers(os.getpid(), dump, peers).filtered(
+            lambda threads: select_threads(threads, name, ident))
     if grouped:
-        members = merge_workers(os.getpid(), dump, peers) if scope == "all" else dump
+        members = every.merged() if every is not None else dump
         groups = group_threads(members)
         if as_json:
             return _json({"pid": os.getpid(), "total": len(members),
                           "groups": [group.to_dict() for group in groups]})
         return _text(render_groups(groups))
-    if scope == "all":
+    if every is not None:
         if as_json:
-            return _json(render_all_workers_json(os.getpid(), dump, peers))
-        return _text(render_all_workers(os.getpid(), dump, peers))
+            return _json(render_all_workers_json(every))
+        return _text(render_all_workers(every))
     if as_json:
         return _json({"pid": os.getpid(), "total": len(dump),
                       "threads": [info.to_dict() for info in dump]})

@@ -7,14 +7,15 @@ Each worker that takes part has, in ``level-sync/`` of the state directory:
   stale pid can never reach another process, no handler runs inside the host's threads,
   and a stopped worker finds its wake-up waiting when it runs again.
 - ``<pid>.ack``: ``{"pid", "started", "generation"}``: the levels file generation it has
-  applied, and its process start time (from ``/proc``), written after every apply. The
-  start time proves the writer is the live process with that pid, so an ack left behind
-  by a dead worker (or one whose pid was reused) is never waited for.
+  applied, and its process start time (``workers/peers.py``), written after every apply.
+  The start time proves the writer is the live process with that pid, so an ack left
+  behind by a dead worker (or one whose pid was reused) is never waited for.
 
 A setter writes the levels file, wakes every other registered live worker, and polls their
 acks until each has applied that generation or later, or the deadline passes; the pids
-still missing are what it reports. The listener also wakes at the time of the earliest
-pending revert, so every worker carries out a timed level's revert at its time.
+still missing, and the workers found stopped, are what it reports. The listener also
+wakes at the time of the earliest pending revert, so every worker carries out a timed
+level's revert at its time.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common_api.workers import peers
 from common_api.workers.state_dir import write_json_atomically
 
 log = logging.getLogger(__name__)
@@ -42,25 +44,15 @@ _FIRST_POLL = 0.0005
 _LAST_POLL = 0.01
 
 
-def process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` (clock ticks since boot), or None when there is no
-    such process or it has exited (a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
-    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
-
-
 @dataclass(frozen=True)
 class Ack:
     pid: int
     started: int
     generation: int
+
+    @property
+    def worker(self) -> peers.Worker:
+        return peers.Worker(self.pid, self.started)
 
 
 def _read_ack(path: Path) -> Ack | None:
@@ -110,7 +102,7 @@ class LevelSync:
         os.mkfifo(path, 0o600)
         # read-write: the open never blocks and the listener never sees end-of-file
         self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-        self._started = process_start(pid)
+        self._started = peers.this_worker().start_time
         self._pid = pid
         threading.Thread(target=self._listen, args=(self._fd, on_wake, next_due),
                          name="common-api-level-sync", daemon=True).start()
@@ -156,7 +148,8 @@ class LevelSync:
     # ----------------------------------------------------------------- the setter's side
 
     def peers(self) -> dict[int, Ack]:
-        """The last ack of every other worker that is provably alive (same start time)."""
+        """The last ack of every other worker that is provably alive: the process with
+        that pid has the start time the ack records."""
         own = os.getpid()
         found: dict[int, Ack] = {}
         try:
@@ -165,7 +158,7 @@ class LevelSync:
             return found
         for path in paths:
             ack = _read_ack(path)
-            if ack is not None and ack.pid != own and process_start(ack.pid) == ack.started:
+            if ack is not None and ack.pid != own and peers.is_running(ack.worker):
                 found[ack.pid] = ack
         return found
 
@@ -192,21 +185,29 @@ class LevelSync:
 
     def wait_for(self, generation: int) -> list[int]:
         """Wake every other live worker and wait, at most ``ack_timeout`` seconds, until each
-        applies ``generation`` or later; the pids that did not, in order."""
+        applies ``generation`` or later; the pids that did not, in order. A stopped worker
+        (SIGSTOP, a debugger) is named at once: it cannot answer until it is resumed, and
+        then its wake-up is waiting for it."""
         deadline = time.monotonic() + self.ack_timeout
-        pending = {pid: ack.started for pid, ack in self.peers().items()
+        pending = {pid: ack.worker for pid, ack in self.peers().items()
                    if ack.generation < generation}
         self.wake([*pending, os.getpid()])
+        late: set[int] = set()
         delay = _FIRST_POLL
-        while pending and time.monotonic() < deadline:
+        while True:
+            for pid, worker in list(pending.items()):
+                ack = _read_ack(self._ack_path(pid))
+                now = peers.current(worker)
+                if ack is None or ack.started != worker.start_time or now is None or \
+                        ack.generation >= generation:
+                    del pending[pid]
+                elif now.stopped:
+                    late.add(pid)
+                    del pending[pid]
+            if not pending or time.monotonic() >= deadline:
+                return sorted(late | set(pending))
             time.sleep(delay)
             delay = min(delay * 2, _LAST_POLL)
-            for pid, started in list(pending.items()):
-                ack = _read_ack(self._ack_path(pid))
-                if ack is None or ack.started != started or ack.generation >= generation or \
-                        process_start(pid) != started:
-                    del pending[pid]
-        return sorted(pending)
 
     def _warn_once(self, key: str, message: str, *args: object,
                    exc_info: bool = False) -> None:

@@ -81,6 +81,17 @@ def live_workers(server: LiveServer) -> set[int]:
     return pids
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped (its threads may run a moment more)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped() -> bool:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return stat[stat.rfind(b")") + 2:].split()[0] in (b"T", b"t")
+
+    wait_until(stopped, 10, interval=0.01, message=f"process {pid} stopped")
+
+
 def pid_words(text: str) -> list[str]:
     """The numbers in ``text`` (the pids a level-set answer names)."""
     return [word.strip(",.;:()") for word in text.split() if word.strip(",.;:()").isdigit()]
@@ -189,7 +200,7 @@ def test_frozen_worker_is_named_in_the_answer_and_applies_the_level_when_it_runs
     assert set_level(server, INITIAL).status_code == 200
     frozen = min(workers)
     others = workers - {frozen}
-    os.kill(frozen, signal.SIGSTOP)
+    freeze(frozen)
     try:
         started = time.monotonic()
         answer = set_level(server, "DEBUG")

@@ -25,7 +25,7 @@ from support import wait_until
 
 from common_api.errors import Unavailable
 from common_api.services.loglevels import LevelChange, LogLevelService, Revert
-from common_api.workers.level_sync import LevelSync, process_start
+from common_api.workers.level_sync import LevelSync
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
 
@@ -71,6 +71,17 @@ def peer(state: StateDir) -> Iterator[subprocess.Popen[str]]:
         proc.wait(timeout=10)
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped (its threads may run a moment more)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped() -> bool:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return stat[stat.rfind(b")") + 2:].split()[0] in (b"T", b"t")
+
+    wait_until(stopped, 10, interval=0.01, message=f"process {pid} stopped")
+
+
 def peer_level(proc: subprocess.Popen[str]) -> str:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("?\n")
@@ -92,7 +103,7 @@ def test_a_stopped_worker_is_named_and_applies_the_level_when_it_runs_again(
         state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
     levels = SharedLogLevels(state)
     levels.sync_channel.ack_timeout = 0.3
-    os.kill(peer.pid, signal.SIGSTOP)
+    freeze(peer.pid)
     try:
         started = time.monotonic()
         assert levels.publish(LOGGER, "INFO", None) == (peer.pid,)
@@ -157,7 +168,7 @@ def test_acks_of_dead_or_reused_pids_are_not_waited_for(state: StateDir) -> None
     parent = os.getppid()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    stale = {parent: (process_start(parent) or 0) + 1, int(dead.stdout): 1}
+    stale = {parent: 1, int(dead.stdout): 1}  # wrong start time; no such process
     for pid, started in stale.items():
         (sync.directory / f"{pid}.ack").write_text(json.dumps(
             {"pid": pid, "started": started, "generation": 0}))

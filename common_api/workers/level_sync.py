@@ -41,7 +41,7 @@ DIRECTORY = "level-sync"
 ACK_TIMEOUT = 1.0
 RETRY_AFTER_ERROR = 0.25
 _FIRST_POLL = 0.0005
-_LAST_POLL = 0.01
+_LAST_POLL = 0.002
 
 
 @dataclass(frozen=True)

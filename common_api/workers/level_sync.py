@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DIRECTORY = "level-sync"
 ACK_TIMEOUT = 1.0
 RETRY_AFTER_ERROR = 0.25
+CHECK_EVERY = 1.0  # the listener checks its FIFO and ack are still in place
 _FIRST_POLL = 0.0005
 _LAST_POLL = 0.002
 
@@ -72,6 +73,8 @@ class LevelSync:
         self._pid: int | None = None
         self._started: int | None = None
         self._fd: int | None = None
+        self._fifo_inode = 0
+        self._acked: int | None = None
         self._warned: set[str] = set()
 
     def _wake_path(self, pid: int) -> Path:
@@ -90,48 +93,79 @@ class LevelSync:
                ) -> None:
         """Create this process's FIFO and start its listener thread, which calls
         ``on_wake`` whenever woken and at each time ``next_due`` returns (Unix time)."""
-        pid = os.getpid()
         if self._fd is not None:  # inherited from the parent: its FIFO, not ours
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._wake_path(pid)
+        self._fd = self._open_fifo()
+        self._started = peers.this_worker().start_time
+        self._acked = None
+        self._pid = os.getpid()
+        threading.Thread(target=self._listen, args=(self._pid, on_wake, next_due),
+                         name="common-api-level-sync", daemon=True).start()
+
+    def _open_fifo(self) -> int:
+        path = self._wake_path(os.getpid())
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.mkfifo(path, 0o600)
         # read-write: the open never blocks and the listener never sees end-of-file
-        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-        self._started = peers.this_worker().start_time
-        self._pid = pid
-        threading.Thread(target=self._listen, args=(self._fd, on_wake, next_due),
-                         name="common-api-level-sync", daemon=True).start()
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        self._fifo_inode = os.fstat(fd).st_ino
+        return fd
 
-    def _listen(self, fd: int, on_wake: Callable[[], None],
+    def _listen(self, pid: int, on_wake: Callable[[], None],
                 next_due: Callable[[], float | None]) -> None:
         handled: float | None = None  # a due time already acted on (it may stay pending)
-        while self._fd == fd:
+        while self._pid == pid and self._fd is not None:
             try:
                 due = next_due()
-                timeout = None if due is None else max(0.0, due - time.time())
-                if timeout is not None and due == handled:
+                timeout = CHECK_EVERY if due is None else \
+                    min(CHECK_EVERY, max(0.0, due - time.time()))
+                if due is not None and due == handled:
                     timeout = max(timeout, RETRY_AFTER_ERROR)
-                readable, _, _ = select.select([fd], [], [], timeout)
+                readable, _, _ = select.select([self._fd], [], [], timeout)
                 if readable:
                     with contextlib.suppress(BlockingIOError):
-                        while os.read(fd, 4096):
+                        while os.read(self._fd, 4096):
                             pass
                 on_wake()
                 handled = due if due is not None and due <= time.time() else None
+                self._keep_registered()
             except Exception:
                 self._warn_once("listener", "common_api level listener failed; it retries",
                                 exc_info=True)
                 time.sleep(RETRY_AFTER_ERROR)
 
+    def _keep_registered(self) -> None:
+        """Put this worker's FIFO and ack back if they were removed (the state directory
+        deleted and recreated), so setters find and wake it again."""
+        pid = os.getpid()
+        try:
+            fifo_in_place = os.stat(self._wake_path(pid)).st_ino == self._fifo_inode
+        except FileNotFoundError:
+            fifo_in_place = False
+        if fifo_in_place and self._ack_path(pid).exists():
+            return
+        if not fifo_in_place:
+            try:
+                self.directory.mkdir(exist_ok=True)  # never the state directory itself
+                old, self._fd = self._fd, self._open_fifo()
+            except OSError:
+                return  # still gone: tried again next time
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    os.close(old)
+            log.info("common_api level listener registered again in %s", self.directory)
+        if self._acked is not None:
+            self.acknowledge(self._acked)
+
     def acknowledge(self, generation: int) -> None:
         """Record that this process now applies ``generation`` of the levels file."""
         if not self.listening or self._started is None:
             return
+        self._acked = generation
         try:
             write_json_atomically(self._ack_path(os.getpid()), {
                 "pid": os.getpid(), "started": self._started, "generation": generation})

@@ -130,6 +130,18 @@ def test_set_on_a_deleted_state_dir_is_unavailable_and_applied_nowhere(
     assert peer_level(peer) == "WARNING"
 
 
+def test_a_worker_registers_again_when_the_state_dir_is_recreated(
+        state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
+    levels = SharedLogLevels(state)
+    levels.publish(LOGGER, "WARNING", None)
+    shutil.rmtree(state.root)
+    state.create()  # the fault cleared: the directory is back, empty
+    wait_until(lambda: peer.pid in levels.sync_channel.peers(), 10,
+               message="the peer's ack back in the recreated directory")
+    assert levels.publish(LOGGER, "ERROR", None) == ()
+    assert peer_level(peer) == "ERROR"  # acknowledged before the set returned
+
+
 @pytest.fixture
 def full_state(tmp_path: Path) -> Iterator[StateDir]:
     """A state directory on a tiny tmpfs, filled up after the directory was set up."""

@@ -200,7 +200,7 @@ class LevelSync:
         for pid in pids:
             path = self._wake_path(pid)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
             except OSError:  # gone, or no reader (ENXIO): nobody to wake
                 continue
             try:
@@ -232,8 +232,9 @@ class LevelSync:
             for pid, worker in list(pending.items()):
                 ack = _read_ack(self._ack_path(pid))
                 now = peers.current(worker)
-                if ack is None or ack.started != worker.start_time or now is None or \
-                        ack.generation >= generation:
+                applied = ack is not None and ack.started == worker.start_time and \
+                    ack.generation >= generation
+                if now is None or applied:  # exited, or done
                     del pending[pid]
                 elif now.stopped:
                     late.add(pid)

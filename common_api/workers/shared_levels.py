@@ -78,6 +78,7 @@ class SharedLogLevels:
         self._lock = threading.Lock()
         self._file = ParsedFile(state.loglevels, _parse)
         self.sync_channel = LevelSync(state.root)
+        self._revert_errors: set[int | None] = set()
 
     def _read(self) -> SharedLevels:
         return self._file.get()
@@ -137,8 +138,12 @@ class SharedLogLevels:
                     self._write(current, levels, reverts)
         except OSError as exc:
             # all or nothing: the timed level stays everywhere until the revert can be shared
-            log.warning("Cannot carry out a due log level revert yet: %s", exc)
+            if exc.errno not in self._revert_errors:
+                self._revert_errors.add(exc.errno)
+                log.warning("Cannot carry out a due log level revert yet (it is retried, "
+                            "and the timed level holds in every worker meanwhile): %s", exc)
             return []
+        self._revert_errors.clear()
         self.sync()
         if due:
             self.sync_channel.wake_all()

@@ -75,6 +75,7 @@ class LevelSync:
         self._fd: int | None = None
         self._fifo_inode = 0
         self._acked: int | None = None
+        self._found_missing = False
         self._warned: set[str] = set()
 
     def _wake_path(self, pid: int) -> Path:
@@ -147,7 +148,13 @@ class LevelSync:
         except FileNotFoundError:
             fifo_in_place = False
         if fifo_in_place and self._ack_path(pid).exists():
+            self._found_missing = False
             return
+        # missing on two checks in a row: a removal still in progress (rm -r) is left alone
+        if not self._found_missing:
+            self._found_missing = True
+            return
+        self._found_missing = False
         if not fifo_in_place:
             try:
                 self.directory.mkdir(exist_ok=True)  # never the state directory itself

@@ -226,6 +226,28 @@ def test_frozen_worker_is_named_in_the_answer_and_applies_the_level_when_it_runs
     assert again.json()["unacknowledged_workers"] == []
 
 
+def test_stuck_worker_is_named_after_the_deadline_and_applies_the_level_when_free(
+        server: LiveServer, workers: set[int], tmp_path: Path) -> None:
+    assert set_level(server, INITIAL).status_code == 200
+    marker = tmp_path / "blocked"
+    with ThreadPoolExecutor(1) as pool:
+        # holds the GIL in a C call: every thread of that worker is stuck, nothing stopped
+        blocking = pool.submit(fresh_get, server, "/block", marker=str(marker), s="4")
+        wait_until(marker.exists, 10, message="a worker blocking")
+        stuck = int(marker.read_text())
+        started = time.monotonic()
+        answer = set_level(server, "ERROR")
+        elapsed = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["unacknowledged_workers"] == [stuck]
+        assert 0.9 <= elapsed < 10, f"the set took {elapsed:.2f}s, not about the 1 s bound"
+        others = workers - {stuck}
+        assert host_levels(server, others) == dict.fromkeys(others, "ERROR")
+        assert blocking.result().status_code == 200
+    wait_until(lambda: host_levels(server, {stuck}) == {stuck: "ERROR"}, 5,
+               message=f"worker {stuck} at ERROR once free")
+
+
 # --------------------------------------------------------------------------- all or nothing
 
 

@@ -98,11 +98,13 @@ class LevelSync:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._fd = self._open_fifo()
+        # acks go out even if the FIFO cannot be made: setters then wait for this worker's
+        # background tick instead of a wake-up
         self._started = peers.this_worker().start_time
         self._acked = None
         self._pid = os.getpid()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fd = self._open_fifo()
         threading.Thread(target=self._listen, args=(self._pid, on_wake, next_due),
                          name="common-api-level-sync", daemon=True).start()
 
@@ -230,8 +232,12 @@ class LevelSync:
         (SIGSTOP, a debugger) is named at once: it cannot answer until it is resumed, and
         then its wake-up is waiting for it."""
         deadline = time.monotonic() + self.ack_timeout
-        pending = {pid: ack.worker for pid, ack in self.peers().items()
-                   if ack.generation < generation}
+        acks = self.peers()
+        pending = {pid: ack.worker for pid, ack in acks.items() if ack.generation < generation}
+        # a sibling worker with no ack yet (starting, or its ack was lost with the directory)
+        # is waited for too: it acknowledges from its background tick
+        pending.update((worker.pid, worker) for worker in peers.server_workers()
+                       if worker.pid not in acks)
         self.wake([*pending, os.getpid()])
         late: set[int] = set()
         delay = _FIRST_POLL

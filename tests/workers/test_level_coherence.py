@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -276,7 +277,8 @@ def test_level_set_that_cannot_be_published_is_503_and_applied_in_no_worker(
                         env=server_env()) as live:
         pids = live_workers(live)
         assert host_levels(live, pids) == dict.fromkeys(pids, INITIAL)
-        with read_only(Path(fresh_get(live, "/state-dir").json()["state_dir"])):
+        state_root = Path(fresh_get(live, "/state-dir").json()["state_dir"])
+        with read_only(state_root):
             text = set_level(live, "CRITICAL", as_json=False)
             as_json = set_level(live, "CRITICAL")
             assert host_levels(live, pids) == dict.fromkeys(pids, INITIAL)
@@ -293,3 +295,15 @@ def test_level_set_that_cannot_be_published_is_503_and_applied_in_no_worker(
         done = set_level(live, "ERROR")
         assert done.status_code == 200, done.text
         assert host_levels(live, pids) == dict.fromkeys(pids, "ERROR")
+        # deleted: still all or nothing (503 and applied nowhere, or the directory made
+        # again and the level applied by every worker before the answer)
+        shutil.rmtree(state_root)
+        answer = set_level(live, "DEBUG")
+        seen = host_levels(live, pids)
+        if answer.status_code == 503:
+            assert seen == dict.fromkeys(pids, "ERROR"), answer.text
+        else:
+            assert answer.status_code == 200, answer.text
+            late = set(answer.json()["unacknowledged_workers"])
+            assert {pid: level for pid, level in seen.items() if pid not in late} == \
+                dict.fromkeys(pids - late, "DEBUG")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common_api.config import STATE_DIR
+from common_api.workers.level_sync import DIRECTORY as LEVEL_SYNC
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 BIND = "COMMON_API_BIND"
@@ -93,7 +94,8 @@ def prepare_state(environ: MutableMapping[str, str] | None = None) -> StateDir:
         root = given or tempfile.mkdtemp(prefix="common-api-state-")
         state = StateDir(root)
         if given:
-            for stale in (state.prometheus, state.workers, state.dumps):
+            for stale in (state.prometheus, state.workers, state.dumps,
+                          state.root / LEVEL_SYNC):
                 shutil.rmtree(stale, ignore_errors=True)
             for stale_file in (state.metrics_baseline, state.loglevels):
                 stale_file.unlink(missing_ok=True)
@@ -162,6 +164,7 @@ def child_exit(server: Any, worker: Any) -> None:
     if state is None:
         return
     from common_api.workers.dumps import WorkerDumps
+    from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_worker
     from common_api.workers.status_board import StatusBoard
 
@@ -169,6 +172,7 @@ def child_exit(server: Any, worker: Any) -> None:
         fold_dead_worker(state, worker.pid)
         StatusBoard(state).withdraw(worker.pid)
         WorkerDumps(state).withdraw(worker.pid)
+        LevelSync(state.root).withdraw(worker.pid)
     except Exception:
         log.exception("common_api could not clean up after worker %s", worker.pid)
 

@@ -89,7 +89,8 @@ def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
     stub.answer = answer
     result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG", "--for", "90")
     first, note = result.out.splitlines()
-    assert first == "Set app.db level to DEBUG (including all handlers) for 90 seconds, then INFO"
+    assert re.fullmatch(r"Set app\.db level to DEBUG \(including all handlers\) for 90 seconds, "
+                        r"until \S+[+-]\d\d:\d\d, then INFO", first), first
     assert note.startswith("Not yet applied by worker(s) 4242:")
 
 

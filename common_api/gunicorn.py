@@ -107,7 +107,9 @@ def prepare_state(environ: MutableMapping[str, str] | None = None) -> StateDir:
         _prepared = _Prepared(state, owned=not given, pid=os.getpid())
         if not given:
             atexit.register(_remove_owned)
-        return state
+    # PROMETHEUS_MULTIPROC_DIR is set by now, so prometheus_client may be imported
+    _cleanup_functions()
+    return state
 
 
 def _remove_owned() -> None:
@@ -163,18 +165,34 @@ def child_exit(server: Any, worker: Any) -> None:
     state = _state()
     if state is None:
         return
-    from common_api.workers.dumps import WorkerDumps
-    from common_api.workers.level_sync import LevelSync
-    from common_api.workers.metrics_files import fold_dead_worker
-    from common_api.workers.status_board import StatusBoard
-
     try:
-        fold_dead_worker(state, worker.pid)
-        StatusBoard(state).withdraw(worker.pid)
-        WorkerDumps(state).withdraw(worker.pid)
-        LevelSync(state.root).withdraw(worker.pid)
+        cleanup = _cleanup_functions()
+        for withdraw in cleanup:
+            withdraw(state, worker.pid)
     except Exception:
         log.exception("common_api could not clean up after worker %s", worker.pid)
+
+
+_cleanup: tuple[Any, ...] | None = None
+
+
+def _cleanup_functions() -> tuple[Any, ...]:
+    """What ``child_exit`` runs, imported once. ``prepare_state()`` imports them in the
+    master ahead of time: gunicorn calls ``child_exit`` from its SIGCHLD handler, which
+    can interrupt itself, and a module half-imported by the interrupted call would fail
+    the nested one."""
+    global _cleanup
+    if _cleanup is None:
+        from common_api.workers.dumps import WorkerDumps
+        from common_api.workers.level_sync import LevelSync
+        from common_api.workers.metrics_files import fold_dead_worker
+        from common_api.workers.status_board import StatusBoard
+
+        _cleanup = (fold_dead_worker,
+                    lambda state, pid: StatusBoard(state).withdraw(pid),
+                    lambda state, pid: WorkerDumps(state).withdraw(pid),
+                    lambda state, pid: LevelSync(state.root).withdraw(pid))
+    return _cleanup
 
 
 def on_exit(server: Any) -> None:

@@ -204,7 +204,8 @@ def _apps_env(**extra: str) -> dict[str, str]:
 def _server_scrape(server: LiveServer, path: str = "/metrics") -> tuple[str, str]:
     text = server.get(path)
     openmetrics = server.get(path, headers={"Accept": OPENMETRICS})
-    assert text.status_code == openmetrics.status_code == 200
+    assert text.status_code == openmetrics.status_code == 200, (
+        text.text[-500:], openmetrics.text[-500:], server.log()[-4000:])
     return text.text, openmetrics.text
 
 

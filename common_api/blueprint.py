@@ -113,8 +113,7 @@ def _authorize_and_limit() -> None:
         if (request.content_length or 0) > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
         request.max_content_length = limit
-    if state.runtime is not None:
-        state.runtime.ensure_started()
+    state.backend.ensure_started()
 
 
 @bp.after_request
@@ -210,7 +209,7 @@ def threads() -> Response:
     grouped = _flag("group")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
-    peers = state.runtime.peer_dumps() if scope == "all" and state.runtime is not None else {}
+    peers = state.backend.peer_dumps() if scope == "all" else {}
     if grouped:
         members = merge_workers(os.getpid(), dump, peers) if scope == "all" else dump
         groups = group_threads(members)

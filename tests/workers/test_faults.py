@@ -66,24 +66,51 @@ def mount_point(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 break
 
 
+class Servers:
+    """The module's server; a new one replaces it if a failed test left it broken."""
+
+    def __init__(self, mount_point: Path, log_dir: Path) -> None:
+        self._mount_point = mount_point
+        self._log_dir = log_dir
+        self.current: LiveServer | None = None
+
+    def start(self) -> LiveServer:
+        path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
+        self.current = launch_server(self._log_dir, "--app", "multi_app:app", "--workers",
+                                     str(WORKERS),
+                                     env={"PYTHONPATH": path, "TMPDIR": str(self._mount_point)})
+        return wait_ready(self.current)
+
+    def healthy_one(self) -> LiveServer:
+        if self.current is not None:
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: healthy(self.current), 20, interval=0.2,
+                           message="a healthy server")
+                return self.current
+            self.stop()
+        server = self.start()
+        wait_until(lambda: healthy(server), 20, interval=0.2, message="a healthy server")
+        return server
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
 @pytest.fixture(scope="module")
-def faulty(mount_point: Path, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[LiveServer]:
-    path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
-    server = launch_server(tmp_path_factory.mktemp("faults-log"), "--app", "multi_app:app",
-                           "--workers", str(WORKERS),
-                           env={"PYTHONPATH": path, "TMPDIR": str(mount_point)})
+def servers(mount_point: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    holder = Servers(mount_point, tmp_path_factory.mktemp("faults-log"))
     try:
-        yield wait_ready(server)
+        yield holder
     finally:
-        server.stop()
+        holder.stop()
 
 
 @pytest.fixture
-def server(faulty: LiveServer) -> LiveServer:
+def server(servers: Servers) -> LiveServer:
     """The module's server, once it is whole and healthy again after the last test."""
-    wait_until(lambda: healthy(faulty), 20, interval=0.2, message="a healthy server")
-    return faulty
+    return servers.healthy_one()
 
 
 @pytest.fixture

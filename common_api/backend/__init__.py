@@ -18,8 +18,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
+from common_api.services.threads import PeerDump
 
-PeerDumps = dict[int, Any]
+PeerDumps = list[PeerDump]
 
 
 class Coordination(Protocol):
@@ -50,7 +51,7 @@ class Coordination(Protocol):
         """Workers whose statuses are missing or old: ``pid``, ``reason``, ``unhealthy``."""
 
     def peer_dumps(self) -> PeerDumps:
-        """The other workers' thread dumps, by pid (``{}`` for a single process)."""
+        """The other workers' thread dumps (none for a single process)."""
 
 
 def coordination_for(state_dir: str | None) -> Coordination:

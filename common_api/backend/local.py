@@ -11,8 +11,9 @@ from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
 from common_api.services.periodic_status import Status
+from common_api.services.threads import PeerDump
 
-PeerDumps = dict[int, Any]
+PeerDumps = list[PeerDump]
 
 
 class LocalCoordination:
@@ -43,4 +44,4 @@ class LocalCoordination:
         return []
 
     def peer_dumps(self) -> PeerDumps:
-        return {}
+        return []

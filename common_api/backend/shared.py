@@ -14,10 +14,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
+from common_api.services.threads import PeerDump
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
-PeerDumps = dict[int, Any]
+PeerDumps = list[PeerDump]
 
 
 class SharedDirectoryCoordination:

@@ -14,7 +14,8 @@ PYTHONPATH). Each worker imports it, so each worker has its own copies of what i
 - ``/grow?n=N`` creates N new series of ``host_series`` (each worker numbers its own), so
   the worker's metric files must grow (the fault tests fill the state directory first);
 - ``/block`` holds the GIL in a C call, so every thread of the worker is stuck and it
-  accepts no connection: only a signal handler (faulthandler) can still answer for it.
+  accepts no connection: only a signal handler (faulthandler) can still answer for it;
+- ``/spawn?n=N`` starts N idle threads (``idle-<i>``) in this worker.
 """
 
 from __future__ import annotations
@@ -156,7 +157,14 @@ def create_app() -> Flask:
         hold_gil(min(float(request.args.get("s", "10")), MAX_BLOCK_SECONDS))
         return jsonify(pid=os.getpid())
 
+    @app.get("/spawn")
+    def spawn() -> Any:
+        for index in range(int(request.args.get("n", "1"))):
+            threading.Thread(target=_idle.wait, name=f"idle-{index}", daemon=True).start()
+        return jsonify(pid=os.getpid(), threads=threading.active_count())
+
     return app
 
 
+_idle = threading.Event()
 app = create_app()

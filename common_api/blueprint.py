@@ -212,6 +212,8 @@ def loglevel() -> Response:
             raise InvalidInput("The level parameter needs logger_name: "
                                "/loglevel?logger_name=NAME&level=LEVEL")
         change = service.set_level(name, level, duration)
+        if change.unacknowledged:
+            g.audit_details = {"unacknowledged_workers": list(change.unacknowledged)}
         return _json(change.to_dict()) if as_json else _text(change.render())
     if name is not None:
         entry = service.get_level(name)

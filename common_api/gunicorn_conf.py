@@ -22,6 +22,7 @@ from typing import Any
 
 # names only: gunicorn reads every module-level name here, and 'config' is one of its settings
 from common_api.config import STATE_DIR
+from common_api.workers.level_sync import DIRECTORY as LEVEL_SYNC
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 bind = os.environ.get("COMMON_API_BIND", "127.0.0.1:7000")
@@ -46,7 +47,7 @@ def _prepare_state_dir() -> tuple[StateDir, bool]:
     root = given or tempfile.mkdtemp(prefix="common-api-state-")
     state = StateDir(root)
     # a server starts as a fresh component: no counts, levels or workers of an earlier run
-    for stale in (state.prometheus, state.workers, state.dumps):
+    for stale in (state.prometheus, state.workers, state.dumps, state.root / LEVEL_SYNC):
         shutil.rmtree(stale, ignore_errors=True)
     for stale_file in (state.metrics_baseline, state.loglevels):
         stale_file.unlink(missing_ok=True)

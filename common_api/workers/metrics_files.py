@@ -37,7 +37,7 @@ from common_api.workers.state_dir import (
     CorruptFile,
     ParsedFile,
     StateDir,
-    UnwritableFile,
+    StateFileError,
     describe_error,
     file_lock,
     pid_alive,
@@ -193,7 +193,7 @@ class FileBaselineStore:
     def save(self, baseline: Baseline) -> None:
         try:
             self._file.write(baseline)
-        except UnwritableFile as error:
+        except StateFileError as error:
             raise Unavailable(f"Reset failed: {error}") from None
 
 

@@ -91,8 +91,7 @@ class WorkerRuntime:
             self._step("state directory", self.state.ensure)
             if self._step("thread dumps", self.dumps.install) is _FAILED:
                 _catch_worker_signal()
-            self.levels.forget_applied()
-            self._step("log levels", self.levels.sync)
+            self._step("log levels", self.levels.listen)
             self.board.publish()
             self._sync.start()
             self._pid = pid
@@ -169,11 +168,13 @@ def worker_exited(state: StateDir, pid: int) -> None:
     """In the master, after worker ``pid`` exited: fold its metric files (and any a failed
     fold left) and remove its status and dump files. Never raises: a fault of the state
     directory must not take the master down; what is left is folded next time."""
+    from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
                          ("status file", lambda: StatusBoard(state).withdraw(pid)),
-                         ("dump file", lambda: WorkerDumps(state).withdraw(pid))):
+                         ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
+                         ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):
         try:
             action()
         except Exception as error:

@@ -121,9 +121,21 @@ def read_json(path: Path) -> Any | None:
 _held = threading.local()
 
 
-class LockUnavailable(Unavailable, OSError):
-    """A state lock cannot be opened (read-only or full directory): a 503 for an endpoint,
-    and still an OSError for code that handles those."""
+class StateFileError(Unavailable, OSError):
+    """A state file or lock cannot be used now (full, read-only or deleted directory): a
+    503 for an endpoint, with ``message``, and still the OSError it came from (errno,
+    strerror, filename) for code that handles those."""
+
+    def __init__(self, message: str, cause: OSError) -> None:
+        OSError.__init__(self, cause.errno, cause.strerror, cause.filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LockUnavailable(StateFileError):
+    """A state lock cannot be opened."""
 
 
 @contextlib.contextmanager
@@ -145,8 +157,8 @@ def file_lock(path: Path, exclusive: bool) -> Iterator[None]:
     try:
         fd = _open_lock(path)
     except OSError as error:
-        raise LockUnavailable(f"{path.name} cannot be opened ({describe_error(error)})"
-                              ) from None
+        raise LockUnavailable(f"{path.name} cannot be opened ({describe_error(error)})",
+                              error) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         depth[key] = 1
@@ -244,8 +256,8 @@ class CorruptFile(Unavailable):
     endpoint that meets it answers 503 with that reason)."""
 
 
-class UnwritableFile(Unavailable):
-    """A state file cannot be written now (full, read-only or deleted directory)."""
+class UnwritableFile(StateFileError):
+    """A state file cannot be written now."""
 
 
 class ParsedFile(Generic[T]):
@@ -294,9 +306,11 @@ class ParsedFile(Generic[T]):
             with self._locked():
                 write_json_atomically(self._path, self._render(value))
                 self._remember(value)
+        except StateFileError:
+            raise
         except OSError as error:
             raise UnwritableFile(f"{self._path.name} cannot be written "
-                                 f"({describe_error(error)})") from None
+                                 f"({describe_error(error)})", error) from None
 
     def _remember(self, value: T) -> None:
         self._last_good = value

@@ -10,6 +10,8 @@ PYTHONPATH). Each worker imports it, so each worker has its own copies of what i
   ``multi.app`` at DEBUG and reports the logger's effective level and how many DEBUG records
   reached its handler, so a worker's background behaviour is visible through
   ``/periodic-threads`` without a request to it;
+- ``/pid`` answers the level ``multi.app`` has in this worker's host code (it applies
+  nothing), ``/level-history`` when each level was set here (wall clock);
 - ``/stall`` makes this worker's next heartbeat run block (the thread turns stale);
 - ``/grow?n=N`` creates N new series of ``host_series`` (each worker numbers its own), so
   the worker's metric files must grow (the fault tests fill the state directory first);
@@ -47,11 +49,17 @@ app_log.propagate = False
 
 
 class CountingHandler(logging.Handler):
-    """Counts the DEBUG records that get through the logger and this handler's levels."""
+    """Counts the DEBUG records that get through the logger and this handler's levels, and
+    records when its level was set (setting a logger's level sets its handlers' too)."""
 
     def __init__(self) -> None:
+        self.level_changes: list[tuple[float, str]] = []
         super().__init__()
         self.debug_records = 0
+
+    def setLevel(self, level: int | str) -> None:
+        super().setLevel(level)
+        self.level_changes.append((time.time(), logging.getLevelName(self.level)))
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno == logging.DEBUG:
@@ -129,6 +137,11 @@ def create_app() -> Flask:
     def pid() -> Any:
         level = logging.getLevelName(app_log.getEffectiveLevel())
         return jsonify(pid=os.getpid(), level=level)
+
+    @app.get("/level-history")
+    def level_history() -> Any:
+        """When this worker set the level of ``multi.app``'s handler, and to what."""
+        return jsonify(pid=os.getpid(), changes=records.level_changes[-100:])
 
     @app.get("/state-dir")
     def state_dir() -> Any:

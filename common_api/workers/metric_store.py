@@ -81,11 +81,17 @@ def _values_lock() -> Any:
 
 
 def _closure_of(cls: type) -> dict[str, Any]:
+    """The variables prometheus_client's value class closes over (its files and lock),
+    looked up once per class: the objects stay the same for the process's life."""
+    cached = _state.get("closure")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
     names: dict[str, Any] = {}
     for member in vars(cls).values():
         if inspect.isfunction(member):
             with contextlib.suppress(TypeError, ValueError):
                 names.update(inspect.getclosurevars(member).nonlocals)
+    _state["closure"] = (cls, names)
     return names
 
 

@@ -103,13 +103,13 @@ class WorkerRuntime:
 
     def _tick(self) -> None:
         self._ticks += 1
-        if self._step("state directory", self.state.ensure) is True:
-            log.warning("common_api: the state directory %s was missing; recreated",
-                        self.state.root)
         self._step("log levels", lambda: self.levels.apply_due(time.time()))
         self._step("log levels", self.levels.sync)
-        self._step("reset baseline", self.baseline.refresh)
         if self._ticks % PUBLISH_EVERY == 0:
+            if self._step("state directory", self.state.ensure) is True:
+                log.warning("common_api: the state directory %s was missing; recreated",
+                            self.state.root)
+            self._step("reset baseline", self.baseline.refresh)
             self._step("metric files", metric_store.reattach)
             self.board.publish()
 

@@ -93,12 +93,9 @@ def describe_error(error: BaseException) -> str:
 def write_json_atomically(path: Path, payload: Any) -> None:
     """Write ``payload`` so that readers see the old file or the new one, never a part.
 
-    A missing parent directory (deleted under the server) is created again."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    A deleted directory is not created here: that is ``StateDir.ensure``'s job (the
+    state-sync thread's), so a write in the meantime fails instead of half-succeeding."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, separators=(",", ":"))
@@ -142,9 +139,9 @@ class LockUnavailable(StateFileError):
 def file_lock(path: Path, exclusive: bool) -> Iterator[None]:
     """An advisory lock shared by every process that opens ``path``.
 
-    Re-entrant within a thread (a nested lock of the same path is already held). A
-    deleted directory is created again; on a read-only file system the lock file is
-    opened read-only, which still locks."""
+    Re-entrant within a thread (a nested lock of the same path is already held). On a
+    read-only file system the lock file is opened read-only, which still locks; a lock
+    that cannot be opened at all (deleted directory) is ``LockUnavailable``, a 503."""
     key = str(path)
     depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
     if depth.get(key):
@@ -172,9 +169,6 @@ def file_lock(path: Path, exclusive: bool) -> Iterator[None]:
 
 def _open_lock(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
         if error.errno not in (errno.EROFS, errno.EACCES, errno.ENOSPC):

@@ -85,10 +85,14 @@ def test_garbled_file_without_a_good_copy_is_a_503_not_an_empty_value(tmp_path: 
 
 def test_deleted_file_is_written_back_by_a_process_that_read_it(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "numbers.json"
+    path.parent.mkdir()
     reader = numbers_file(path)
     numbers_file(path).write([7])
     assert reader.get() == [7]
     shutil.rmtree(path.parent)
+    assert reader.get() == [7]  # the directory is not back yet: answered from the copy
+    assert not path.exists() and reader.problem is not None
+    path.parent.mkdir()  # the state-sync thread's StateDir.ensure
     assert reader.get() == [7]
     assert json.loads(path.read_text()) == [7]
 
@@ -135,7 +139,7 @@ def test_garbled_baseline_never_silently_undoes_a_reset(tmp_path: Path, garbage:
 def test_baseline_that_cannot_be_written_is_a_503_with_the_reason(tmp_path: Path) -> None:
     store = FileBaselineStore(tmp_path / "missing" / "deeper" / "metrics-baseline.json")
     (tmp_path / "missing").write_text("a file where the directory should be")
-    with pytest.raises(Unavailable, match=r"Reset failed: .*cannot be written"):
+    with pytest.raises(Unavailable, match=r"Reset failed: metrics-baseline\.json\S* cannot be"):
         store.save(Baseline({}, 1.0))
 
 

@@ -436,11 +436,18 @@ def test_read_only_state_dir_keeps_workers_booting_and_recovers(
 
 
 def fill(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last byte; the filler file."""
     filler = directory / "filler"
-    with filler.open("wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0" * 65536)
-            handle.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 65536)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 512)
+    finally:
+        os.close(fd)
     return filler
 
 

@@ -110,20 +110,38 @@ class LockedMultiProcessCollector:
     def collect(self) -> Iterable[Metric]:
         try:
             with file_lock(self._state.metrics_lock, exclusive=False):
-                paths = sorted(self._state.prometheus.glob("*.db"))
-                live = self._live_pids()
-                merged: dict[str, Metric] = {}
-                for path in paths:
-                    try:
-                        _combine(merged, _read_one(path))
-                    except FileNotFoundError:
-                        continue  # a live gauge file removed by a fold meanwhile
-                    except Exception as error:
-                        self._unreadable(path, error, live)
-                return list(MultiProcessCollector._accumulate_metrics(merged, True))
+                return self._collect_locked()
         except OSError as error:
             raise Unavailable(f"Metrics unavailable: the state directory cannot be read "
                               f"({describe_error(error)})") from None
+
+    def _collect_locked(self) -> list[Metric]:
+        paths = sorted(self._state.prometheus.glob("*.db"))
+        good: list[Path] = []
+        live: set[int] | None = None
+        for path in paths:
+            try:
+                _check_header(path)
+                good.append(path)
+            except FileNotFoundError:
+                continue  # a live gauge file removed by a fold meanwhile
+            except Exception as error:
+                live = self._live_pids() if live is None else live
+                self._unreadable(path, error, live)
+        try:
+            # the usual case, every file sound: one pass, keys parsed once across files
+            metrics = MultiProcessCollector._read_metrics([str(path) for path in good])
+        except Exception:
+            live = self._live_pids() if live is None else live
+            metrics = {}
+            for path in good:
+                try:
+                    _combine(metrics, _read_one(path))
+                except FileNotFoundError:
+                    continue
+                except Exception as error:
+                    self._unreadable(path, error, live)
+        return list(MultiProcessCollector._accumulate_metrics(metrics, True))
 
     def _unreadable(self, path: Path, error: Exception, live: set[int]) -> None:
         pid = file_pid(path)

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
-from common_api.services.periodic_status import Status
+from common_api.services.periodic_status import Status, thread_status
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -35,7 +35,8 @@ class LocalCoordination:
         return [REGISTRY, registry]
 
     def statuses(self) -> list[Status]:
-        return [thread.status() for thread in PeriodicThreadRegistry.get_instance().threads()]
+        return [thread_status(thread)
+                for thread in PeriodicThreadRegistry.get_instance().threads()]
 
     def worker_count(self) -> int:
         return 1

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
+from common_api.services.periodic_status import thread_status
 from common_api.workers.peers import Worker, server_workers
 from common_api.workers.state_dir import (
     StateDir,
@@ -69,9 +70,9 @@ def _registered_threads() -> list[PeriodicThread]:
 
 
 def _local_entry(thread: PeriodicThread, pid: int) -> dict[str, Any]:
-    status = thread.status()
+    status = thread_status(thread)
     status["pid"] = pid
-    status["last_run_timestamp"] = thread.last_run_time
+    status["last_run_timestamp"] = thread.last_run_time or None
     return status
 
 
@@ -88,8 +89,8 @@ def _check_entry(entry: Any) -> None:
     for key in ("is_running", "is_active"):
         if not isinstance(entry.get(key), bool):
             raise ValueError(f"{key} is not a boolean")
-    if not _number(entry.get("interval")) or entry["interval"] <= 0:
-        raise ValueError("interval is not a positive number")
+    if not _number(entry.get("interval")) or entry["interval"] < 0:
+        raise ValueError("interval is not a number of seconds")
     for key in ("total_runs", "failed_runs"):
         if not isinstance(entry.get(key), int) or isinstance(entry.get(key), bool):
             raise ValueError(f"{key} is not an integer")

@@ -457,7 +457,7 @@ def test_full_state_dir_kills_no_worker_nor_the_master_and_recovers(
     filler = fill(mount_point)
     try:
         for _ in range(9):  # new series in every worker: their files must grow
-            response = fresh_get(server, "/grow", n="300")
+            response = fresh_get(server, "/grow", n="60")
             assert response.status_code == 200, response.text
         level = no_html(fresh_get(server, "/loglevel", logger_name=LOGGER, level="INFO"))
         assert level.status_code in (200, 503), level.text

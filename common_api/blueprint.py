@@ -213,6 +213,8 @@ def loglevel() -> Response:
             raise InvalidInput("The level parameter needs logger_name: "
                                "/loglevel?logger_name=NAME&level=LEVEL")
         change = service.set_level(name, level, duration)
+        if change.unacknowledged:
+            g.audit_details = {"unacknowledged_workers": list(change.unacknowledged)}
         return _json(change.to_dict()) if as_json else _text(change.render())
     if name is not None:
         entry = service.get_level(name)
@@ -323,9 +325,12 @@ def run_script() -> Response:
     from common_api.sandbox import ScriptBusy, ScriptError
 
     started = time.monotonic()
+    writes: list[dict[str, str]] = []  # host attributes the script changed, for the audit
+    g.audit_details["writes"] = writes
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        outcome = state.scripts.run(source, app, client=request.remote_addr or "")
+        outcome = state.scripts.run(source, app, client=request.remote_addr or "",
+                                    writes=writes)
     except ScriptBusy as exc:
         return _text(str(exc), 429)
     except ScriptError as exc:

@@ -73,8 +73,7 @@ class WorkerRuntime:
                 return
             self.state.create()
             self.dumps.install()
-            self.levels.forget_applied()
-            self.levels.sync()
+            self.levels.listen()
             self.board.publish()
             self._sync.start()
             self._pid = pid

@@ -221,7 +221,9 @@ def test_published_level_is_applied_by_sync_once_per_change(state: StateDir,
     logger.addHandler(handler)
     try:
         publisher.publish(logger_name, "DEBUG", None)
-        assert logger.level == logging.NOTSET  # publishing alone applies nothing
+        assert (logger.level, handler.level) == (logging.DEBUG, logging.DEBUG)  # applied here
+        logger.setLevel(logging.NOTSET)
+        handler.setLevel(logging.NOTSET)
         assert follower.sync() is True
         assert (logger.level, handler.level) == (logging.DEBUG, logging.DEBUG)
         logger.setLevel(logging.ERROR)
@@ -239,7 +241,7 @@ def test_a_new_process_applies_the_levels_again_after_forget_applied(
         state: StateDir, logger_name: str) -> None:
     levels = SharedLogLevels(state)
     levels.publish(logger_name, "INFO", None)
-    assert levels.sync() is True
+    assert levels.sync() is False  # the publisher applied it already
     logging.getLogger(logger_name).setLevel(logging.CRITICAL)
     levels.forget_applied()
     assert levels.sync() is True

@@ -151,6 +151,8 @@ def main() -> int:
                f"{MODULE}:create_app()", "--workers", str(WORKERS), "--bind",
                f"127.0.0.1:{port}"]
     print("command: python benchmarks/bench_loglevel_set.py " + " ".join(sys.argv[1:]), flush=True)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+          flush=True)
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
@@ -226,6 +228,7 @@ def run(base: str, pids: set[int], sets: int, timed: int) -> int:
             print(f"    worker {frozen} at WARNING {time.monotonic() - resumed:.2f} s after "
                   "SIGCONT (first read that reached it)")
             break
+    print(f"machine: load average {os.getloadavg()[0]:.1f} at the end")
     return 0 if ok_latency and stale == 0 else 1
 
 

@@ -324,9 +324,12 @@ def run_script() -> Response:
     from common_api.sandbox import ScriptBusy, ScriptError
 
     started = time.monotonic()
+    writes: list[dict[str, str]] = []  # host attributes the script changed, for the audit
+    g.audit_details["writes"] = writes
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        outcome = state.scripts.run(source, app, client=request.remote_addr or "")
+        outcome = state.scripts.run(source, app, client=request.remote_addr or "",
+                                    writes=writes)
     except ScriptBusy as exc:
         return _text(str(exc), 429)
     except ScriptError as exc:

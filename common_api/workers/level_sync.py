@@ -226,11 +226,12 @@ class LevelSync:
         """Wake every other live worker without waiting (and this process's listener)."""
         self.wake([*self.peers(), os.getpid()])
 
-    def wait_for(self, generation: int) -> list[int]:
+    def wait_for(self, generation: int, wake_self: bool = False) -> list[int]:
         """Wake every other live worker and wait, at most ``ack_timeout`` seconds, until each
         applies ``generation`` or later; the pids that did not, in order. A stopped worker
         (SIGSTOP, a debugger) is named at once: it cannot answer until it is resumed, and
-        then its wake-up is waiting for it."""
+        then its wake-up is waiting for it. ``wake_self`` also wakes this process's
+        listener (a new timed level: it reschedules its revert)."""
         deadline = time.monotonic() + self.ack_timeout
         acks = self.peers()
         pending = {pid: ack.worker for pid, ack in acks.items() if ack.generation < generation}
@@ -238,7 +239,7 @@ class LevelSync:
         # is waited for too: it acknowledges from its background tick
         pending.update((worker.pid, worker) for worker in peers.server_workers()
                        if worker.pid not in acks)
-        self.wake([*pending, os.getpid()])
+        self.wake([*pending, *([os.getpid()] if wake_self else [])])
         late: set[int] = set()
         delay = _FIRST_POLL
         while True:

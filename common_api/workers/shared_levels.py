@@ -134,7 +134,7 @@ class SharedLogLevels:
         except OSError as exc:
             raise _unpublishable(exc) from None
         self.sync()
-        return tuple(self.sync_channel.wait_for(generation))
+        return tuple(self.sync_channel.wait_for(generation, wake_self=revert is not None))
 
     def apply_due(self, now: float) -> list[str]:
         """Carry out the reverts that are due; every worker then applies them."""

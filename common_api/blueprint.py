@@ -127,8 +127,7 @@ def _authorize_and_limit() -> None:
         if (request.content_length or 0) > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
         limit_request_body(request, limit)
-    if state.runtime is not None:
-        state.runtime.ensure_started()
+    state.backend.ensure_started()
 
 
 @bp.after_request
@@ -265,7 +264,7 @@ def threads() -> Response:
     dump = state.threads.dump(name=name, ident=ident)
     every = None
     if scope == "all":
-        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        peers = state.backend.peer_dumps()
         every = AllWorkers(os.getpid(), dump, peers).filtered(
             lambda threads: select_threads(threads, name, ident))
     if grouped:

@@ -11,7 +11,6 @@ import atexit
 import copy
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
+from common_api.backend import Coordination, coordination_for
 from common_api.errors import ConfigurationError
 from common_api.host_setup import (
     BeforeFirstRequest,
@@ -37,7 +37,6 @@ from common_api.host_setup import (
     route_clashes,
     share_exporter_route,
 )
-from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -51,11 +50,9 @@ from common_api.services.http_metrics import (
 from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
-from common_api.services.periodic_status import PeriodicStatusService, Status, thread_status
+from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.metrics_files import FileBaselineStore
-from common_api.workers.runtime import WorkerRuntime
-from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
@@ -102,11 +99,6 @@ def _packaged_openapi() -> dict[str, Any]:
     return document
 
 
-def local_statuses() -> list[Status]:
-    """Status snapshots of this process's registered periodic threads."""
-    return [thread_status(thread) for thread in PeriodicThreadRegistry.get_instance().threads()]
-
-
 @dataclass
 class CommonApiState:
     """The services of one app, built once when the blueprint is registered."""
@@ -120,7 +112,7 @@ class CommonApiState:
     metrics: MetricsService
     exporter: PrometheusMetrics
     registry: CollectorRegistry
-    runtime: WorkerRuntime | None = None
+    backend: Coordination
     request_metrics: RequestMetrics | None = None
     middleware: RequestMetricsMiddleware | None = None
     host_exporter: HostExporter | None = None
@@ -167,25 +159,6 @@ class CommonApiState:
         for view in self.disabled_views:
             document["paths"].pop(_PATH_OF_VIEW[view], None)
         return document
-
-
-def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
-    """The worker runtime for ``state_dir``, after checking metrics really are shared."""
-    from prometheus_client import values
-
-    expected = StateDir(state_dir).prometheus.resolve()
-    configured = os.environ.get(PROMETHEUS_ENV)
-    if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
-            os.path.realpath(configured) != str(expected):
-        raise ConfigurationError(
-            f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
-            f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is first "
-            "imported. Serve with 'common-api serve' or 'gunicorn -c "
-            "python:common_api.gunicorn_conf', which set both.")
-    runtime = WorkerRuntime.for_directory(state_dir)
-    # threads the app starts at import then log at the server's levels from their first run
-    runtime.levels.sync()
-    return runtime
 
 
 def _mask_secrets(settings: dict[str, Any]) -> bool:
@@ -267,9 +240,8 @@ def setup_app(app: Flask) -> CommonApiState:
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
 
-    runtime = _multiprocess_runtime(settings[config.STATE_DIR]) \
-        if settings[config.STATE_DIR] else None
-    statuses = runtime.board.statuses if runtime is not None else local_statuses
+    backend = coordination_for(settings[config.STATE_DIR])
+    runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
     gunicorn = gunicorn_workers()
     if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
         _warn_multiworker_without_state(gunicorn[0])
@@ -288,23 +260,19 @@ def setup_app(app: Flask) -> CommonApiState:
         request_metrics = RequestMetrics(registry, app_label=label)
         middleware = _instrument_requests(app, request_metrics)
 
-    workers = ((lambda: 1 + len(runtime.board.peers())) if runtime is not None
-               else (lambda: 1))
-    periodic = PeriodicStatusService(statuses, workers)
+    periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
+                                     backend.worker_problems)
     periodic_series = PeriodicThreadCollector(periodic)
-    if runtime is not None:
-        # every metric object's values are in the shared files, whatever its registry
-        shared: Any = runtime.metrics_source
-        baseline: Any = runtime.baseline
-        if request_metrics is not None:
-            shared = AppRequestSeries(shared, request_metrics.family_names,
-                                      request_metrics.app_label)
-            if ordinal:  # a second app of the process resets only what it shows
-                baseline = FileBaselineStore(
-                    runtime.state.root / f"metrics-baseline-app{ordinal}.json")
-        metrics = MetricsService([shared, periodic_series], baseline)
-    else:
-        metrics = MetricsService([REGISTRY, registry, periodic_series])
+    sources = backend.metric_sources(registry)
+    baseline = backend.baseline_store()
+    if runtime is not None and request_metrics is not None:
+        # every app of the process writes to the same files: show this app's series only
+        sources = [AppRequestSeries(source, request_metrics.family_names,
+                                    request_metrics.app_label) for source in sources]
+        if ordinal:  # a second app of the process resets only what it shows
+            baseline = FileBaselineStore(
+                runtime.state.root / f"metrics-baseline-app{ordinal}.json")
+    metrics = MetricsService([*sources, periodic_series], baseline)
 
     state = CommonApiState(
         settings=settings,
@@ -312,13 +280,13 @@ def setup_app(app: Flask) -> CommonApiState:
                             settings[config.HEALTH_PUBLIC]),
         environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
                                        _mask_secrets(settings)),
-        loglevels=LogLevelService(runtime.levels if runtime is not None else None),
+        loglevels=LogLevelService(backend.level_publisher()),
         threads=ThreadDumpService(),
         periodic=periodic,
         metrics=metrics,
         exporter=exporter,
         registry=registry,
-        runtime=runtime,
+        backend=backend,
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,
@@ -340,7 +308,8 @@ def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
         if state.request_metrics is not None:
             state.request_metrics.withdraw()
             state.request_metrics = None
-    if state.runtime is None and host.exporter.registry is not REGISTRY:
+    if getattr(state.backend, "runtime", None) is None and \
+            host.exporter.registry is not REGISTRY:
         state.metrics.add_source(host.exporter.registry)
 
 
@@ -373,7 +342,7 @@ def _before_first_request(app: Flask, state: CommonApiState, blueprint: str
         if state.host_exporter is not None:
             _share_route(app, state, blueprint)
         _report_clashes(state, route_clashes(app, blueprint))
-        if state.runtime is None and not state.gunicorn_seen and \
+        if getattr(state.backend, "runtime", None) is None and not state.gunicorn_seen and \
                 environ.get("wsgi.multiprocess") and "gunicorn.socket" in environ:
             _warn_multiworker_without_state(None)
 

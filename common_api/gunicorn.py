@@ -108,7 +108,7 @@ def prepare_state(environ: MutableMapping[str, str] | None = None) -> StateDir:
         if not given:
             atexit.register(_remove_owned)
     # PROMETHEUS_MULTIPROC_DIR is set by now, so prometheus_client may be imported
-    _cleanup_functions()
+    _worker_exited()
     return state
 
 
@@ -130,6 +130,14 @@ def on_starting(server: Any) -> None:
     nothing did yet (too late for an app loaded with ``--preload``: call
     ``prepare_state()`` at config load time for that)."""
     prepare_if_wanted()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Each worker, right after the fork, before it loads the app: metric files that a
+    full or read-only state directory cannot fail."""
+    from common_api.workers.runtime import prepare_worker
+
+    prepare_worker()
 
 
 def post_worker_init(worker: Any) -> None:
@@ -165,34 +173,23 @@ def child_exit(server: Any, worker: Any) -> None:
     state = _state()
     if state is None:
         return
-    try:
-        cleanup = _cleanup_functions()
-        for withdraw in cleanup:
-            withdraw(state, worker.pid)
-    except Exception:
-        log.exception("common_api could not clean up after worker %s", worker.pid)
+    _worker_exited()(state, worker.pid)
 
 
-_cleanup: tuple[Any, ...] | None = None
+_exited: Any = None
 
 
-def _cleanup_functions() -> tuple[Any, ...]:
-    """What ``child_exit`` runs, imported once. ``prepare_state()`` imports them in the
-    master ahead of time: gunicorn calls ``child_exit`` from its SIGCHLD handler, which
-    can interrupt itself, and a module half-imported by the interrupted call would fail
-    the nested one."""
-    global _cleanup
-    if _cleanup is None:
-        from common_api.workers.dumps import WorkerDumps
-        from common_api.workers.level_sync import LevelSync
-        from common_api.workers.metrics_files import fold_dead_worker
-        from common_api.workers.status_board import StatusBoard
+def _worker_exited() -> Any:
+    """What ``child_exit`` runs (it never raises), imported once. ``prepare_state()``
+    imports it in the master ahead of time: gunicorn calls ``child_exit`` from its SIGCHLD
+    handler, which can interrupt itself, and a module half-imported by the interrupted
+    call would fail the nested one."""
+    global _exited
+    if _exited is None:
+        from common_api.workers.runtime import worker_exited
 
-        _cleanup = (fold_dead_worker,
-                    lambda state, pid: StatusBoard(state).withdraw(pid),
-                    lambda state, pid: WorkerDumps(state).withdraw(pid),
-                    lambda state, pid: LevelSync(state.root).withdraw(pid))
-    return _cleanup
+        _exited = worker_exited
+    return _exited
 
 
 def on_exit(server: Any) -> None:

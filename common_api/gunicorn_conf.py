@@ -41,6 +41,7 @@ graceful_timeout = 10
 control_socket_disable = True
 
 on_starting = _hooks.on_starting
+post_fork = _hooks.post_fork
 post_worker_init = _hooks.post_worker_init
 child_exit = _hooks.child_exit
 on_exit = _hooks.on_exit

@@ -281,7 +281,7 @@ def test_dashboard_is_grafana_dashboard_json() -> None:
     for panel in panels:
         grid = panel["gridPos"]
         assert panel["type"] and panel["title"], panel
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
         if panel["type"] != "row":
             assert panel["targets"], panel["title"]
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}

@@ -3,8 +3,8 @@
 schemathesis generates requests from the document (valid and invalid ones) and checks every
 answer against it: status codes, content types, bodies, and that invalid input is refused
 and valid input accepted. On top of its checks this test reads every recorded response and
-fails on a traceback or an HTML page in any body (but /ui's own page), or a 5xx other than the documented 500 of
-a failing script.
+fails on a traceback or an HTML page in any body (but /ui's own page), or a 5xx other than
+the documented 500 of a failing script.
 """
 
 from __future__ import annotations

@@ -247,3 +247,18 @@ def test_with_a_token_under_a_prefix_the_page_asks_once_then_turns_unhealthy_and
     assert "not answering" in page.inner_text("#conn")
     with pytest.raises(requests.ConnectionError):
         server.get("/ops/ui", timeout=2)
+
+
+def test_the_page_follows_the_browser_s_light_or_dark_preference(
+        demo: LiveServer, browser: Any) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto(demo.url + "/ui")
+            colours[scheme] = page.locator("body").evaluate(
+                "body => getComputedStyle(body).backgroundColor")
+        finally:
+            context.close()
+    assert colours == {"light": "rgb(255, 255, 255)", "dark": "rgb(13, 17, 23)"}

@@ -113,10 +113,11 @@ def _guarded(view: str) -> bool:
 def _authorize_and_limit() -> None:
     state = _state()
     view = _view_name()
-    state.access.check(request.remote_addr, request.headers.get("Authorization"),
-                       guarded=_guarded(view),
-                       proxied=is_proxied(request.headers.keys()),
-                       health=view == "periodic_threads_health")
+    if view != "ui":  # the page holds no data: what it shows, it fetches under the policy
+        state.access.check(request.remote_addr, request.headers.get("Authorization"),
+                           guarded=_guarded(view),
+                           proxied=is_proxied(request.headers.keys()),
+                           health=view == "periodic_threads_health")
     max_query = state.settings[config.MAX_QUERY_LENGTH]
     for name, value in request.args.items(multi=True):
         if len(value) > max_query or len(name) > max_query:
@@ -352,6 +353,14 @@ def run_script() -> Response:
 def openapi() -> Response:
     state = _state()
     return _json(state.openapi_document(request.script_root + state.url_prefix))
+
+
+@bp.get("/ui")
+def ui() -> Response:
+    from common_api.ui import HTML, PAGE_HEADERS, render_page
+
+    page = render_page(current_app.name, __version__)
+    return Response(page, content_type=HTML, headers=PAGE_HEADERS)
 
 
 # registered last: runs after every route above is on the app

@@ -60,14 +60,14 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "common_api"
 TEXT = "text/plain; charset=utf-8"
 OWN_PATHS = ("/env", "/loglevel", "/metrics", "/threads", "/periodic-threads", "/run_script",
-             "/openapi.json")
+             "/openapi.json", "/ui")
 JSON_PATHS = ("/env", "/periodic-threads", "/openapi.json")
 _PATH_OF_VIEW = {"env": "/env", "loglevel": "/loglevel", "metrics": "/metrics",
                  "reset_metrics": "/metrics/reset", "threads": "/threads",
                  "periodic_threads": "/periodic-threads",
                  "periodic_thread": "/periodic-threads/{thread_name}",
                  "periodic_threads_health": "/periodic-threads-health",
-                 "run_script": "/run_script", "openapi": "/openapi.json"}
+                 "run_script": "/run_script", "openapi": "/openapi.json", "ui": "/ui"}
 log = logging.getLogger(__name__)
 
 

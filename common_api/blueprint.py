@@ -77,10 +77,15 @@ def _params() -> MultiDict[str, str]:
     if request.method != "POST" or not _endpoint().form_params:
         return request.args
     try:
-        return request.values
+        form = request.form
     except RequestEntityTooLarge:
         raise PayloadTooLarge("Request body is larger than "
                               f"{_state().settings[_endpoint().body_limit]} bytes") from None
+    for name in form:
+        if name in request.args:
+            raise InvalidInput(f"Parameter {name[:64]!r} is given both in the query string and "
+                               "in the form; send it once")
+    return request.values
 
 
 def _caller() -> Caller:
@@ -152,6 +157,8 @@ def _common_headers(response: Response) -> Response:
         params = request.args
     if endpoint.changes_state(request.method, params):
         details = {key: params.get(name) for key, name in endpoint.audit_params}
+        if "Origin" in request.headers:
+            details["origin"] = request.headers["Origin"][:200]
         details.update(g.get("audit_details", {}))
         _state().audit.record(
             endpoint.audit_event, client=request.remote_addr, status=response.status_code,

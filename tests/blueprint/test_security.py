@@ -324,6 +324,8 @@ def test_browser_requests_get_403_on_every_guarded_endpoint_and_change_nothing(
     assert host_hits(client, prefix) == before
     changes = audit_lines(caplog)
     assert changes and {line["outcome"] for line in changes} == {"denied"}
+    origin = ATTACKS[attack].get("headers", {}).get("Origin")  # type: ignore[attr-defined]
+    assert {line.get("origin") for line in changes} == {origin}
 
 
 @pytest.mark.parametrize("prefix", ["", "/ops"])
@@ -446,3 +448,14 @@ def test_post_loglevel_form_values_are_length_checked(client: FlaskClient) -> No
     response = client.post("/loglevel", data={"logger_name": "x" * 5000, "level": "INFO"})
     assert response.status_code == 400
     assert "longer than 1024" in response.get_data(as_text=True)
+
+
+def test_post_loglevel_refuses_a_parameter_given_twice(client: FlaskClient) -> None:
+    logger = logging.getLogger("tests.post_twice")
+    logger.setLevel(logging.WARNING)
+    response = client.post("/loglevel?logger_name=tests.post_twice&level=INFO",
+                           data={"level": "DEBUG"})
+    assert response.status_code == 400
+    assert response.get_data(as_text=True) == (
+        "Parameter 'level' is given both in the query string and in the form; send it once")
+    assert logger.level == logging.WARNING

@@ -1,7 +1,10 @@
 """The blueprint: thin views that parse, authorise, call a service and render.
 
-Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``).
-Text endpoints answer errors as plain text, JSON endpoints as ``{"error": ...}``.
+Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``) and
+adds a route for each row of the endpoint table (``common_api.endpoints``) that the app has
+not disabled, with the view ``@view(name)`` marks here. The hooks below read the same row
+for the access check, the body limit and the audit record. Text endpoints answer errors as
+plain text, JSON endpoints as ``{"error": ...}``.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ MAX_THREAD_ID = 2**63 - 1
 # the view of each row of common_api.endpoints, by name; routes are added at registration
 VIEWS: dict[str, Callable[..., Response]] = {}
 # an endpoint the table does not know is treated as the most guarded kind
+_FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 _UNKNOWN = Endpoint("unknown", "/", ("GET",), json=False, guarded=True)
 
 
@@ -77,14 +78,20 @@ def _endpoint() -> Endpoint:
 
 def _params() -> MultiDict[str, str]:
     """The request's parameters: its query string, and the form of a POST that takes one."""
-    if request.method != "POST" or not _endpoint().form_params:
+    known = _endpoint().form_params
+    if request.method != "POST" or not known:
         return request.args
     try:
-        form = request.form
+        form, files = request.form, request.files
     except RequestEntityTooLarge:
         raise PayloadTooLarge("Request body is larger than "
                               f"{_state().settings[_endpoint().body_limit]} bytes") from None
-    for name in form:
+    if request.mimetype in _FORM_TYPES and (request.content_length or 0) > 0 and \
+            not form and not files:
+        raise InvalidInput(f"The request body is not a valid {request.mimetype} form")
+    for name in [*form, *files]:
+        if name not in known:
+            raise InvalidInput(f"Unknown form field {name[:64]!r}; known: {', '.join(known)}")
         if name in request.args:
             raise InvalidInput(f"Parameter {name[:64]!r} is given both in the query string and "
                                "in the form; send it once")

@@ -4,7 +4,9 @@ The blueprint registers a route for each enabled row and nothing else, the acces
 asks a row whether a request is guarded, the audit hook whether it changes state and under
 which event, the 404/405 handlers which paths are the blueprint's and in which form to
 answer, ``COMMON_API_DISABLED_ENDPOINTS`` which names exist, and ``/openapi.json`` which
-paths to describe. Adding an endpoint is one row here plus its view.
+paths to describe. Adding an endpoint is one row here, its view (``@view(name)`` in
+``common_api.blueprint``) and its path in ``common_api/openapi.json``; tests/test_endpoints.py
+checks that the three agree.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Endpoint:
     event; such a call is guarded too. ``changes_state_with``: it changes state (and is
     guarded and audited) only when this parameter is given, otherwise it is a read.
     ``audit_params``: (record key, parameter) pairs whose values the audit record carries.
-    ``form_params``: a POST may send the parameters as a form as well as in the query.
+    ``form_params``: the parameters a POST may send as a form as well as in the query.
     ``body_limit``: the setting that bounds the request body, plus ``body_envelope`` bytes
     of multipart framing around an upload. ``public_health``: the probe endpoint that
     ``COMMON_API_HEALTH_PUBLIC`` opens.
@@ -49,7 +51,7 @@ class Endpoint:
     audit_event: str | None = None
     changes_state_with: str | None = None
     audit_params: tuple[tuple[str, str], ...] = ()
-    form_params: bool = False
+    form_params: tuple[str, ...] = ()
     body_limit: str = config.MAX_BODY_BYTES
     body_envelope: int = 0
     public_health: bool = False
@@ -78,7 +80,8 @@ class Endpoint:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("env", "/env", ("GET",), json=True, guarded=True),
     Endpoint("loglevel", "/loglevel", ("GET", "POST"), json=False,
-             audit_event="loglevel.set", changes_state_with="level", form_params=True,
+             audit_event="loglevel.set", changes_state_with="level",
+             form_params=("logger_name", "level", "duration", "format"),
              audit_params=(("logger", "logger_name"), ("level", "level"),
                            ("duration", "duration"))),
     Endpoint("metrics", "/metrics", ("GET",), json=False),

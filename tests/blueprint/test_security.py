@@ -459,3 +459,18 @@ def test_post_loglevel_refuses_a_parameter_given_twice(client: FlaskClient) -> N
     assert response.get_data(as_text=True) == (
         "Parameter 'level' is given both in the query string and in the form; send it once")
     assert logger.level == logging.WARNING
+
+
+@pytest.mark.parametrize(("body", "content_type", "message"), [
+    (b"--b\r\n-0.99999--b--\r\n", "multipart/form-data; boundary=b",
+     "The request body is not a valid multipart/form-data form"),
+    (b"-0.99999", "application/x-www-form-urlencoded",
+     "Unknown form field '-0.99999'; known: logger_name, level, duration, format"),
+    (b"logger_name=root&lvl=DEBUG", "application/x-www-form-urlencoded",
+     "Unknown form field 'lvl'; known: logger_name, level, duration, format"),
+])
+def test_post_loglevel_refuses_a_body_that_is_not_its_form(client: FlaskClient, body: bytes,
+                                                           content_type: str,
+                                                           message: str) -> None:
+    response = client.post("/loglevel", data=body, content_type=content_type)
+    assert (response.status_code, response.get_data(as_text=True)) == (400, message)

@@ -32,7 +32,7 @@ def segments(path: str) -> tuple[str, ...]:
 class Endpoint:
     """One endpoint of the blueprint.
 
-    ``guarded``: without a token, only loopback programs may call it, whatever the request
+    ``guarded``: without a token, only local programs may call it, whatever the request
     says. ``audit_event``: the endpoint changes state, and each call is audited under this
     event; such a call is guarded too. ``changes_state_with``: it changes state (and is
     guarded and audited) only when this parameter is given, otherwise it is a read.

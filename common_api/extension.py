@@ -280,6 +280,16 @@ def _owner_of_rule(state: CommonApiState, error: MethodNotAllowed) -> Endpoint |
     return None
 
 
+def _host_class_handler(app: Flask, error: HTTPException) -> Any:
+    """The host's app-wide handler for the error's class (``@app.errorhandler(HTTPException)``),
+    which Flask would have chosen had the blueprint's handler for the code not been there."""
+    by_class = app.error_handler_spec.get(None, {}).get(None, {})
+    for cls in type(error).__mro__:
+        if cls in by_class:
+            return by_class[cls]
+    return None
+
+
 def _scoped_http_error(app: Flask, code: int) -> Any:
     previous = app.error_handler_spec.get(None, {}).get(code, {})
     fallback = next(iter(previous.values()), None)
@@ -291,7 +301,8 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         else:
             owner = state.claims.owner(request.path)
         if owner is None:
-            return fallback(error) if fallback is not None else error
+            host_handler = fallback or _host_class_handler(app, error)
+            return host_handler(error) if host_handler is not None else error
         status = error.code or code
         reason = "Not found" if status == 404 else "Method not allowed"
         message = f"{reason}: {request.method} {request.path}"

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 from prometheus_client import Counter
+from werkzeug.exceptions import HTTPException
 
 from common_api import bp
 from common_api.extension import get_state
@@ -128,3 +129,21 @@ def test_the_blueprints_own_paths_keep_its_answers() -> None:
     refused = client.get("/run_script")
     assert refused.get_data(as_text=True) == "Method not allowed: GET /run_script"
     assert set(refused.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_a_host_handler_for_every_http_error_keeps_the_hosts_paths() -> None:
+    app = Flask("host_with_class_handler")
+
+    @app.errorhandler(HTTPException)
+    def host_http_error(error: HTTPException) -> tuple[str, int]:
+        return f"host {error.code}", error.code or 500
+
+    @app.post("/upload")
+    def upload() -> str:
+        return "uploaded"
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert client.get("/not-ours").get_data(as_text=True) == "host 404"
+    assert client.get("/upload").get_data(as_text=True) == "host 405"
+    assert client.get("/metrics/x").get_data(as_text=True) == "Not found: GET /metrics/x"

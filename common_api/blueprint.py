@@ -17,7 +17,12 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    default_exceptions,
+)
 
 from common_api import __version__, config
 from common_api.endpoints import BY_NAME, Endpoint
@@ -33,8 +38,15 @@ from common_api.extension import (
 )
 from common_api.services.access import Caller, bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
-from common_api.services.threads import group_threads, render_dump, render_groups
-from common_api.workers.dumps import merge_workers, render_all_workers, render_all_workers_json
+from common_api.services.threads import (
+    AllWorkers,
+    group_threads,
+    render_all_workers,
+    render_all_workers_json,
+    render_dump,
+    render_groups,
+    select_threads,
+)
 
 bp = Blueprint("common_api", __name__)
 
@@ -155,12 +167,20 @@ def _authorize_and_limit() -> None:
 
 @bp.after_request
 def _common_headers(response: Response) -> Response:
+    if g.get("common_api_after_failed"):
+        return response  # the 500 answer to this hook's own failure: no second traceback
+    g.common_api_after_failed = True
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Worker-Pid"] = str(os.getpid())
     response.headers["X-Common-Api-Version"] = __version__
     endpoint = _endpoint()
-    if endpoint.audit_event is None:
-        return response
+    if endpoint.audit_event is not None:
+        _audit(endpoint.audit_event, endpoint, response)
+    g.common_api_after_failed = False
+    return response
+
+
+def _audit(event: str, endpoint: Endpoint, response: Response) -> None:
     try:
         params = _params()
     except ApiError:  # a body too large to read: its query string still says what was asked
@@ -171,24 +191,50 @@ def _common_headers(response: Response) -> Response:
             details["origin"] = request.headers["Origin"][:200]
         details.update(g.get("audit_details", {}))
         _state().audit.record(
-            endpoint.audit_event, client=request.remote_addr, status=response.status_code,
+            event, client=request.remote_addr, status=response.status_code,
             token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
             **details)
+
+
+def _error_response(message: str, status: int) -> Response:
+    """An error in the endpoint's format: ``{"error": ...}`` or one line of plain text."""
+    try:
+        as_json = _endpoint().json or _wants_json()
+    except ApiError:
+        as_json = False
+    response = _json({"error": message}, status) if as_json else _text(message, status)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError) -> Response:
-    message = str(error)
-    try:
-        as_json = _endpoint().json or _wants_json()
-    except ApiError:
-        as_json = False
-    response = (_json({"error": message}, error.status) if as_json
-                else _text(message, error.status))
+    response = _error_response(str(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="common_api"'
     return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    """Never an HTML page. An unhandled exception reaches here as InternalServerError after
+    Flask has logged its traceback (once); the answer names only the exception's class."""
+    status = error.code or 500
+    if isinstance(error, InternalServerError):
+        original = error.original_exception
+        cause = f": {type(original).__name__}" if original is not None else ""
+        message = f"Internal error{cause} (the traceback is in the component's log)"
+    elif status in (404, 405):
+        reason = "Not found" if status == 404 else "Method not allowed"
+        message = f"{reason}: {request.method} {request.path}"
+    else:
+        message = f"{error.name}: {error.description}" if error.description else error.name
+    return _error_response(" ".join(message.split()), status)
+
+
+# by code too: a host's handler for a code (say 500) is found before any class handler
+for _code in default_exceptions:
+    bp.register_error_handler(_code, _http_error)
 
 
 @view("env")
@@ -213,6 +259,8 @@ def loglevel() -> Response:
             raise InvalidInput("The level parameter needs logger_name: "
                                "/loglevel?logger_name=NAME&level=LEVEL")
         change = service.set_level(name, level, duration)
+        if change.unacknowledged:
+            g.audit_details = {"unacknowledged_workers": list(change.unacknowledged)}
         return _json(change.to_dict()) if as_json else _text(change.render())
     if name is not None:
         entry = service.get_level(name)
@@ -253,18 +301,22 @@ def threads() -> Response:
     grouped = _flag("group")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
-    peers = state.runtime.peer_dumps() if scope == "all" and state.runtime is not None else {}
+    every = None
+    if scope == "all":
+        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        every = AllWorkers(os.getpid(), dump, peers).filtered(
+            lambda threads: select_threads(threads, name, ident))
     if grouped:
-        members = merge_workers(os.getpid(), dump, peers) if scope == "all" else dump
+        members = every.merged() if every is not None else dump
         groups = group_threads(members)
         if as_json:
             return _json({"pid": os.getpid(), "total": len(members),
                           "groups": [group.to_dict() for group in groups]})
         return _text(render_groups(groups))
-    if scope == "all":
+    if every is not None:
         if as_json:
-            return _json(render_all_workers_json(os.getpid(), dump, peers))
-        return _text(render_all_workers(os.getpid(), dump, peers))
+            return _json(render_all_workers_json(every))
+        return _text(render_all_workers(every))
     if as_json:
         return _json({"pid": os.getpid(), "total": len(dump),
                       "threads": [info.to_dict() for info in dump]})
@@ -316,9 +368,12 @@ def run_script() -> Response:
     from common_api.sandbox import ScriptBusy, ScriptError
 
     started = time.monotonic()
+    writes: list[dict[str, str]] = []  # host attributes the script changed, for the audit
+    g.audit_details["writes"] = writes
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        outcome = state.scripts.run(source, app, client=request.remote_addr or "")
+        outcome = state.scripts.run(source, app, client=request.remote_addr or "",
+                                    writes=writes)
     except ScriptBusy as exc:
         return _text(str(exc), 429)
     except ScriptError as exc:

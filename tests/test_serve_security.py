@@ -89,7 +89,8 @@ def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Liv
     probe_file = log_dir / "probe-hits"
     path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
     with running_server(log_dir, "--app", "probe_app:app", "--workers", "2",
-                        env={"PYTHONPATH": path, "PROBE_FILE": str(probe_file)}) as server:
+                        env={"PYTHONPATH": path, "PROBE_FILE": str(probe_file),
+                             "COMMON_API_SCRIPT_HOST_PACKAGES": "probe_app"}) as server:
         yield server, probe_file
 
 

@@ -4,6 +4,7 @@ Served by real gunicorn as ``probe_app:app``: the demo (its loggers, metrics, pe
 threads and the seed's ``app.state.lmcache_adapter``) with ``app.state.probe``, a host
 object whose ``hit()`` appends this worker's pid to the file named by ``PROBE_FILE``. A
 script that calls it leaves a line there, so a test sees whether any worker ran a script.
+Serve it with ``COMMON_API_SCRIPT_HOST_PACKAGES=probe_app`` so that scripts may call it.
 """
 
 from __future__ import annotations

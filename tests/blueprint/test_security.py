@@ -282,6 +282,7 @@ HITS = Counter("tests_browser_hits", "a host counter that a reset would zero")
 
 def browser_app(prefix: str = "", **config: object) -> Flask:
     app = Flask("browser_target")
+    app.config["COMMON_API_SCRIPT_HOST_PACKAGES"] = Probe.__module__.partition(".")[0]
     app.config.update(config)
     app.state = SimpleNamespace(probe=Probe())  # type: ignore[attr-defined]
     app.register_blueprint(bp, url_prefix=prefix or None)

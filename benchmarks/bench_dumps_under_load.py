@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class Tally:
     failed: list[str] = field(default_factory=list)
     complete: int = 0
     per_dump: list[int] = field(default_factory=list)
+    sources: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -141,6 +143,7 @@ def one_dump(live: Server, tally: Tally) -> None:
             return
         tally.answered += 1
         tally.per_dump.append(len(listed))
+        tally.sources.update(source or "none" for _, source in HEADER.findall(body))
         # every worker alive throughout the call must be in the dump
         if before & after <= listed:
             tally.complete += 1
@@ -245,6 +248,7 @@ def main() -> None:
         if tally.per_dump:
             print(f"workers per dump: min {min(tally.per_dump)}, median "
                   f"{statistics.median(tally.per_dump):g}, max {max(tally.per_dump)}")
+        print(f"worker sections by source: {dict(sorted(tally.sources.items()))}")
         print(f"host route under load: {wrk_rate(wrk_out[0] if wrk_out else '')} req/s")
         print(f"worker crashes (gunicorn log): {len(crashes)} {sorted(set(crashes))}")
         print(f"workers booted after start: {len(boots) - args.workers}; initial pids "

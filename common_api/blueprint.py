@@ -154,15 +154,15 @@ def _authorize_and_limit() -> None:
         raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
     request.max_content_length = limit + endpoint.body_envelope
     params = _params()
-    state.access.check(_caller(), guarded=endpoint.is_guarded(request.method, params),
-                       health=endpoint.public_health)
+    if not endpoint.public:
+        state.access.check(_caller(), guarded=endpoint.is_guarded(request.method, params),
+                           health=endpoint.public_health)
     max_query = state.settings[config.MAX_QUERY_LENGTH]
     for name, value in params.items(multi=True):
         if len(value) > max_query or len(name) > max_query:
             raise InvalidInput(f"Query parameter {name[:64]!r} is longer than {max_query} "
                                "characters")
-    if state.runtime is not None:
-        state.runtime.ensure_started()
+    state.backend.ensure_started()
 
 
 @bp.after_request
@@ -303,7 +303,7 @@ def threads() -> Response:
     dump = state.threads.dump(name=name, ident=ident)
     every = None
     if scope == "all":
-        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        peers = state.backend.peer_dumps()
         every = AllWorkers(os.getpid(), dump, peers).filtered(
             lambda threads: select_threads(threads, name, ident))
     if grouped:
@@ -388,6 +388,14 @@ def run_script() -> Response:
 def openapi() -> Response:
     state = _state()
     return _json(state.openapi_document(request.script_root + state.url_prefix))
+
+
+@view("ui")
+def ui() -> Response:
+    from common_api.ui import HTML, PAGE_HEADERS, render_page
+
+    page = render_page(current_app.name, __version__)
+    return Response(page, content_type=HTML, headers=PAGE_HEADERS)
 
 
 # after every view above: a route for each enabled endpoint, then the 404/405 handlers

@@ -40,7 +40,8 @@ class Endpoint:
     ``form_params``: the parameters a POST may send as a form as well as in the query.
     ``body_limit``: the setting that bounds the request body, plus ``body_envelope`` bytes
     of multipart framing around an upload. ``public_health``: the probe endpoint that
-    ``COMMON_API_HEALTH_PUBLIC`` opens.
+    ``COMMON_API_HEALTH_PUBLIC`` opens. ``public``: answers everyone, token or not, because
+    it holds no data (the operator's page, whose own requests go through the policy).
     """
 
     name: str
@@ -55,6 +56,7 @@ class Endpoint:
     body_limit: str = config.MAX_BODY_BYTES
     body_envelope: int = 0
     public_health: bool = False
+    public: bool = False
     static_segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("run_script", "/run_script", ("POST",), json=False, audit_event="script.run",
              body_limit=config.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE),
     Endpoint("openapi", "/openapi.json", ("GET",), json=True),
+    Endpoint("ui", "/ui", ("GET",), json=False, public=True),
 )
 BY_NAME: dict[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 

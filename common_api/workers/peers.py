@@ -2,11 +2,12 @@
 
 A pid read from a file proves nothing: the process may be gone and the pid reused by an
 unrelated one. A sibling worker is found instead from ``/proc``: a child of this
-worker's own parent (the gunicorn master) that catches ``WORKER_SIGNAL``, the signal
-every common_api worker installs a handler for when its runtime starts (the thread-dump
-request, ``workers/dumps.py``). Catching it is what makes signalling the process safe;
-a process that does not catch it (a new master after a re-exec, a booting worker, a
-stranger) would be killed by it, so it is never listed.
+worker's own parent (the gunicorn master), with the same command line (workers are forks
+of one master, so they share it, or gunicorn's one process title for workers), that
+catches ``WORKER_SIGNAL``, the signal every common_api worker installs a handler for when
+its runtime starts (the thread-dump request, ``workers/dumps.py``). Catching it is what
+makes signalling the process safe; a process that does not catch it (a new master after
+a re-exec, a booting worker, a stranger) would be killed by it, so it is never listed.
 
 A worker is identified by its pid AND its start time (field 22 of ``/proc/<pid>/stat``,
 clock ticks since boot), so a pid reused later never matches, and ``send_signal``
@@ -71,6 +72,13 @@ def _catches(pid: int, signum: int) -> bool:
     return False
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+
+
 def _children(ppid: int) -> set[int]:
     pids: set[int] = set()
     try:
@@ -116,10 +124,12 @@ def server_workers() -> list[Worker]:
     a shell) this is usually empty.
     """
     own, parent = os.getpid(), os.getppid()
+    command = _cmdline(own)
     workers = []
     for pid in sorted(_children(parent) - {own}):
         stat = _stat(pid)
-        if stat is None or stat.ppid != parent or not _catches(pid, WORKER_SIGNAL):
+        if stat is None or stat.ppid != parent or not _catches(pid, WORKER_SIGNAL) \
+                or _cmdline(pid) != command:
             continue
         worker = _as_worker(pid, stat)
         if worker is not None:

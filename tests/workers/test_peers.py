@@ -13,16 +13,21 @@ import time
 from common_api.workers import peers
 
 # A parent that forks children like a gunicorn master: the first two catch the worker
-# signal, the third does not; child 0 reports what it sees, then everybody exits.
+# signal, the third does not, the fourth catches it but runs another program (a sibling
+# that is not a worker of this server); child 0 reports what it sees, then all exit.
 FAMILY = textwrap.dedent("""
     import json, os, signal, sys, time
     from common_api.workers import peers
 
     def child(index, catches, report):
+        if index == 3:
+            os.execv(sys.executable, [sys.executable, "-c",
+                     "import signal, time; from common_api.workers import peers; "
+                     "signal.signal(peers.WORKER_SIGNAL, lambda *a: None); time.sleep(30)"])
         if catches:
             signal.signal(peers.WORKER_SIGNAL, lambda *a: None)
         if index == 0:
-            time.sleep(0.5)
+            time.sleep(1.5)
             seen = [[w.pid, w.start_time] for w in peers.server_workers()]
             me = peers.this_worker()
             os.write(report, json.dumps({"me": me.pid, "seen": seen}).encode())
@@ -32,7 +37,7 @@ FAMILY = textwrap.dedent("""
 
     read_end, write_end = os.pipe()
     kids = []
-    for index, catches in enumerate([True, True, False]):
+    for index, catches in enumerate([True, True, False, True]):
         pid = os.fork()
         if pid == 0:
             child(index, catches, write_end)

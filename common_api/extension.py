@@ -38,6 +38,7 @@ from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService, Status
+from common_api.services.profiler import Profiler
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
@@ -48,14 +49,15 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "common_api"
 TEXT = "text/plain; charset=utf-8"
 OWN_PATHS = ("/env", "/loglevel", "/metrics", "/threads", "/periodic-threads", "/run_script",
-             "/openapi.json")
+             "/openapi.json", "/profile", "/memory")
 JSON_PATHS = ("/env", "/periodic-threads", "/openapi.json")
 _PATH_OF_VIEW = {"env": "/env", "loglevel": "/loglevel", "metrics": "/metrics",
                  "reset_metrics": "/metrics/reset", "threads": "/threads",
                  "periodic_threads": "/periodic-threads",
                  "periodic_thread": "/periodic-threads/{thread_name}",
                  "periodic_threads_health": "/periodic-threads-health",
-                 "run_script": "/run_script", "openapi": "/openapi.json"}
+                 "run_script": "/run_script", "openapi": "/openapi.json",
+                 "profile": "/profile", "memory": "/memory"}
 log = logging.getLogger(__name__)
 
 
@@ -94,6 +96,7 @@ class CommonApiState:
     exporter: PrometheusMetrics
     registry: CollectorRegistry
     runtime: WorkerRuntime | None = None
+    profiler: Profiler = field(default_factory=lambda: Profiler(60.0, config.PROFILE_MAX_SECONDS))
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
     disabled_views: frozenset[str] = frozenset()
@@ -133,7 +136,18 @@ class CommonApiState:
         document["servers"] = [{"url": base or "/"}]
         for view in self.disabled_views:
             document["paths"].pop(_PATH_OF_VIEW[view], None)
+        _state_window_limit(document, self.settings[config.PROFILE_MAX_SECONDS])
         return document
+
+
+def _state_window_limit(document: dict[str, Any], max_seconds: float) -> None:
+    """The ``seconds`` of /profile and /memory as this app bounds it."""
+    for path in ("/profile", "/memory"):
+        for parameter in document["paths"].get(path, {}).get("get", {}).get("parameters", []):
+            if parameter["name"] == "seconds":
+                parameter["schema"]["maximum"] = max_seconds
+                parameter["schema"]["default"] = min(parameter["schema"]["default"],
+                                                     max_seconds)
 
 
 def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
@@ -234,6 +248,9 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         runtime=runtime,
+        profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
+                          runtime.state.root if runtime is not None else None,
+                          None),
     )
     app.extensions[EXTENSION_KEY] = state
     return state

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from common_api.services.profile_formats import render_collapsed
 from common_api.services.profiling import (
@@ -97,10 +97,8 @@ def _event_waiter(stop: threading.Event) -> None:
 def _queue_reader(stop: threading.Event) -> None:
     inbox: queue.Queue[int] = queue.Queue()
     while not stop.is_set():
-        try:
+        with suppress(queue.Empty):
             inbox.get(timeout=0.05)
-        except queue.Empty:
-            pass
 
 
 def test_idle_false_drops_the_samples_of_waiting_threads() -> None:

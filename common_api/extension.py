@@ -250,7 +250,7 @@ def setup_app(app: Flask) -> CommonApiState:
         runtime=runtime,
         profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
                           runtime.state.root if runtime is not None else None,
-                          None),
+                          runtime.peer_windows if runtime is not None else None),
     )
     app.extensions[EXTENSION_KEY] = state
     return state

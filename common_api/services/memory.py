@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import tracemalloc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 GROUPS = ("lineno", "traceback", "filename")
@@ -63,12 +63,29 @@ class MemoryReport:
     by_count: tuple[Site, ...]
     total_size_diff: int
     total_count_diff: int
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryReport:
+        """The inverse of :meth:`to_dict` (another worker's report, read from its file)."""
+        def sites(key: str) -> tuple[Site, ...]:
+            return tuple(Site(tuple((str(f["file"]), int(f["line"])) for f in site["frames"]),
+                              int(site["size_diff"]), int(site["size"]),
+                              int(site["count_diff"]), int(site["count"]))
+                         for site in data[key])
+
+        return cls(seconds=float(data["duration_seconds"]), group=str(data["group"]),
+                   top=int(data["top"]), rss_before=data["rss_before"],
+                   rss_after=data["rss_after"], traced_before=bool(data["host_was_tracing"]),
+                   by_size=sites("by_size"), by_count=sites("by_count"),
+                   total_size_diff=int(data["total_size_diff"]),
+                   total_count_diff=int(data["total_count_diff"]), pid=int(data["pid"]))
 
     def to_dict(self) -> dict[str, Any]:
         rss_diff = (self.rss_after - self.rss_before
                     if self.rss_after is not None and self.rss_before is not None else None)
         return {"duration_seconds": round(self.seconds, 6), "group": self.group,
-                "top": self.top, "pid": os.getpid(),
+                "top": self.top, "pid": self.pid,
                 "rss_before": self.rss_before, "rss_after": self.rss_after,
                 "rss_diff": rss_diff, "host_was_tracing": self.traced_before,
                 "total_size_diff": self.total_size_diff,
@@ -80,7 +97,7 @@ class MemoryReport:
         def rss(value: int | None) -> str:
             return "unknown" if value is None else f"{value:,d} B"
 
-        lines = [f"=== Memory growth over {self.seconds:.1f} s (pid {os.getpid()}, "
+        lines = [f"=== Memory growth over {self.seconds:.1f} s (pid {self.pid}, "
                  f"grouped by {self.group}) ===",
                  f"RSS before: {rss(self.rss_before)}", f"RSS after:  {rss(self.rss_after)}",
                  f"Traced growth: {self.total_size_diff:+,d} B in "

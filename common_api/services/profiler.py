@@ -118,11 +118,10 @@ class MemoryRequest:
 class PeerWindows(Protocol):
     """The other workers' share of a window (``workers/peer_profiles.py``)."""
 
-    def profiles(self, request: ProfileRequest, start: float, run_own: Callable[[], Profile]
+    def profiles(self, request: ProfileRequest, run_own: Callable[[], Profile]
                  ) -> tuple[dict[int, Profile], dict[int, str]]: ...
 
-    def memory(self, request: MemoryRequest, start: float,
-               run_own: Callable[[], MemoryReport]
+    def memory(self, request: MemoryRequest, run_own: Callable[[], MemoryReport]
                ) -> tuple[dict[int, MemoryReport], dict[int, str]]: ...
 
 
@@ -172,7 +171,7 @@ class Profiler:
             if not request.all_workers:
                 return own()
             started = time.time()
-            parts, missing = (self.peers.profiles(request, started, own) if self.peers
+            parts, missing = (self.peers.profiles(request, own) if self.peers
                               else ({os.getpid(): own()}, {}))
             merged = merge_profiles({f"worker {pid}": part for pid, part in sorted(parts.items())},
                                     duration=max(p.duration for p in parts.values()),
@@ -188,6 +187,6 @@ class Profiler:
 
             if not request.all_workers:
                 return own()
-            reports, missing = (self.peers.memory(request, time.time(), own) if self.peers
+            reports, missing = (self.peers.memory(request, own) if self.peers
                                 else ({os.getpid(): own()}, {}))
             return WorkersMemory(reports, missing)

@@ -19,6 +19,7 @@ from typing import ClassVar
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
+from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
@@ -40,6 +41,7 @@ class WorkerRuntime:
         self.dumps = WorkerDumps(state)
         self.metrics_source = LockedMultiProcessCollector(state)
         self.baseline = FileBaselineStore(state.metrics_baseline)
+        self.peer_windows = PeerWindows(state, self.board.peers)
         self._pid: int | None = None
         self._ticks = 0
         self._lock = threading.Lock()
@@ -85,6 +87,7 @@ class WorkerRuntime:
         return {pid: (text, self.board.thread_names(pid)) for pid, text in dumps.items()}
 
     def _tick(self) -> None:
+        self.peer_windows.poll()
         self.levels.apply_due(time.time())
         self.levels.sync()
         self._ticks += 1

@@ -79,6 +79,7 @@ class Profile:
     ticks: int
     started_at: float
     missing_workers: dict[str, str] = field(default_factory=dict)
+    sampler_cpu_seconds: float = 0.0
 
     @property
     def samples(self) -> int:
@@ -98,6 +99,7 @@ class Profile:
         return {"duration_seconds": round(self.duration, 6), "hz_requested": self.hz,
                 "ticks": self.ticks, "samples": self.samples,
                 "rate_achieved_hz": round(self.rate, 3), "started_at": self.started_at,
+                "sampler_cpu_seconds": round(self.sampler_cpu_seconds, 6),
                 "missing_workers": dict(self.missing_workers)}
 
 
@@ -195,6 +197,7 @@ class Sampler:
         own = threading.get_ident()
         period = 1.0 / self.hz
         wall = time.time()
+        cpu = time.thread_time()
         started = self._clock()
         deadline = started + seconds
         ticks = 0
@@ -213,7 +216,8 @@ class Sampler:
             if next_tick < now:  # fell behind: skip the missed ticks instead of bursting
                 next_tick = now + period
         duration = self._clock() - started
-        return Profile(self._table.frames, self._stacks, duration, self.hz, ticks, wall)
+        return Profile(self._table.frames, self._stacks, duration, self.hz, ticks, wall,
+                       sampler_cpu_seconds=time.thread_time() - cpu)
 
     def _thread_root(self, name: str) -> int:
         index = self._thread_roots.get(name)

@@ -48,7 +48,7 @@ WAIT_FUNCTIONS: frozenset[tuple[str, str]] = frozenset({
 })
 BLOCKING_CALL = re.compile(
     r"\bsleep\(|\bselect\(|\.(poll|accept|recv|recv_into|recvfrom|readinto|acquire|wait"
-    r"|waitpid|join)\(|\w*queue\.get\(|\bgetaddrinfo\(")
+    r"|waitpid|join)\(|\w*queue\.get\(|\bgetaddrinfo\(|\bos\.read\(")
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 The answering worker writes a request into the state directory (``windows/<id>.json``:
 what to run, and when the window starts, a little ahead so that every worker has seen it),
 runs its own part, and collects what the others wrote (``windows/<id>.<pid>.json``) until
-a deadline. Every worker looks for requests from its runtime's background thread (a few
-times a second, whatever its request threads are doing) and runs its part in a thread of
-its own, ending when the window ends even if it started late. A worker that does not
+a deadline. The asker wakes each worker through that worker's FIFO (``windows/<pid>.wake``,
+read by a thread that blocks on it, costing nothing while idle); every worker also looks
+for requests from its runtime's background thread a few times a second, in case a wake-up
+was lost. Each runs its part in a thread of its own, ending when the window ends even if
+it started late. A worker that does not
 answer by the deadline (stopped, exited, too busy) is named, never waited for.
 """
 
@@ -27,10 +29,11 @@ from common_api.workers.state_dir import StateDir, pid_alive, read_json, write_j
 
 log = logging.getLogger(__name__)
 
-LEAD_SECONDS = 0.75      # the window starts this long after the request is written
+LEAD_SECONDS = 0.3       # the window starts this long after the request is written
 ANSWER_GRACE = 3.0       # how long after the window's end a worker's part may come in
 STALE_SECONDS = 600.0    # leftovers older than this are removed
 PEER_THREAD_NAME = "common-api-peer-window"
+LISTENER_THREAD_NAME = "common-api-window-listener"
 
 
 def profile_to_dict(profile: Profile) -> dict[str, Any]:
@@ -55,6 +58,53 @@ class PeerWindows:
         self._peers = peers
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self._listening: tuple[int, int] | None = None  # (pid, fd of its FIFO)
+
+    def listen(self) -> None:
+        """Make this worker wake up at once for a request (its FIFO and a thread reading
+        it); called once per worker process, a failure only means waking on the next poll."""
+        pid = os.getpid()
+        if self._listening is not None:
+            if self._listening[0] == pid:
+                return
+            with contextlib.suppress(OSError):
+                os.close(self._listening[1])  # the parent's, inherited through fork
+        self._listening = None
+        wake = self._dir / f"{pid}.wake"
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                wake.unlink()
+            os.mkfifo(wake, 0o600)
+            fd = os.open(wake, os.O_RDWR)  # read-write: never sees end-of-file
+        except OSError as exc:
+            log.warning("common_api: no wake-up FIFO for peer windows (%s); polling only", exc)
+            return
+        self._listening = (pid, fd)
+        threading.Thread(target=self._listen, args=(fd,), name=LISTENER_THREAD_NAME,
+                         daemon=True).start()
+
+    def _listen(self, fd: int) -> None:
+        while True:
+            try:
+                if not os.read(fd, 512):
+                    return
+            except OSError:
+                return
+            self.poll()
+
+    def _wake(self, pids: list[int]) -> None:
+        for pid in pids:
+            try:
+                fd = os.open(self._dir / f"{pid}.wake", os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue  # no reader (gone or not listening): it polls anyway
+            try:
+                os.write(fd, b"w")
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     # the answering worker's side
 
@@ -81,6 +131,7 @@ class PeerWindows:
         write_json_atomically(request_path, {"id": ident, "kind": kind, "params": params,
                                              "start": start, "end": start + seconds,
                                              "requester": os.getpid()})
+        self._wake(peers)
         try:
             time.sleep(max(0.0, start - time.time()))
             answers: dict[int, Any] = {os.getpid(): run_own()}
@@ -111,6 +162,10 @@ class PeerWindows:
         for path in self._dir.glob("*.json"):
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > STALE_SECONDS:
+                    path.unlink()
+        for path in self._dir.glob("*.wake"):
+            with contextlib.suppress(OSError, ValueError):
+                if not pid_alive(int(path.stem)):
                     path.unlink()
 
     # every worker's side

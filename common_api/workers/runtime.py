@@ -76,6 +76,7 @@ class WorkerRuntime:
             self.levels.forget_applied()
             self.levels.sync()
             self.board.publish()
+            self.peer_windows.listen()
             self._sync.start()
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)

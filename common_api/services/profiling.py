@@ -25,6 +25,9 @@ from typing import Any
 SAMPLER_THREAD_NAME = "common-api-profiler"
 MAX_DEPTH = 256
 TRUNCATED = "(truncated)"
+MAX_STACKS = 100_000     # distinct stacks kept; later new ones count under OTHER_STACKS
+OTHER_STACKS = "(other stacks)"
+MAX_GIL_SHARE = 0.05     # the sampler holds the GIL at most this share of the time
 
 # The known waits, in one place: a sample whose innermost Python frame is one of these
 # functions, or whose innermost frame is executing a line that calls one of these blocking
@@ -212,9 +215,12 @@ class Sampler:
                 continue
             self._take(own)
             ticks += 1
-            next_tick += period
-            if next_tick < now:  # fell behind: skip the missed ticks instead of bursting
-                next_tick = now + period
+            done = self._clock()
+            # a tick that took long (many threads, deep stacks) spaces out the next ones,
+            # so the host's threads keep the GIL at least 1 - MAX_GIL_SHARE of the time
+            next_tick = max(next_tick + period, done + (done - now) / MAX_GIL_SHARE - (done - now))
+            if next_tick < done:  # fell behind: skip the missed ticks instead of bursting
+                next_tick = done + period
         duration = self._clock() - started
         return Profile(self._table.frames, self._stacks, duration, self.hz, ticks, wall,
                        sampler_cpu_seconds=time.thread_time() - cpu)
@@ -247,6 +253,8 @@ class Sampler:
             path.append(self._thread_root(name))
             path.reverse()
             key = tuple(path)
+            if key not in self._stacks and len(self._stacks) >= MAX_STACKS:
+                key = (path[0], table.intern(Frame(OTHER_STACKS, kind="truncated")))
             self._stacks[key] = self._stacks.get(key, 0) + 1
         del frames
 

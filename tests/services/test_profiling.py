@@ -9,6 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
+import pytest
+
+from common_api.services import profiling
 from common_api.services.profile_formats import render_collapsed
 from common_api.services.profiling import (
     MAX_DEPTH,
@@ -140,3 +143,30 @@ def test_merged_profiles_put_each_part_under_its_worker() -> None:
     assert merged.samples == one.samples + two.samples
     assert {names[1:] for names, _ in merged.named_stacks() if names[0] == "worker 1"} == \
         {names for names, _ in one.named_stacks()}
+
+
+def test_distinct_stacks_beyond_the_cap_are_counted_together(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profiling, "MAX_STACKS", 1)
+    with background("spinner", spin_for_the_profile_test):
+        profile = Sampler(100).run(0.5)
+    named = dict(profile.named_stacks())
+    assert len(named) <= 1 + len({names[0] for names in named})
+    assert any(names[-1] == profiling.OTHER_STACKS for names in named)
+    assert sum(named.values()) == profile.samples
+
+
+def test_slow_ticks_space_out_so_the_sampler_keeps_to_its_share_of_the_gil(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Sampler._take
+
+    def slow_take(self: Sampler, own: int) -> None:
+        original(self, own)
+        busy_until = time.perf_counter() + 0.01  # a 10 ms tick, holding the GIL
+        while time.perf_counter() < busy_until:
+            pass
+
+    monkeypatch.setattr(Sampler, "_take", slow_take)
+    profile = Sampler(100).run(1.0)
+    # 10 ms ticks at most 5% of the time: about 5 a second, not 100
+    assert 1 <= profile.ticks <= 1.0 * profiling.MAX_GIL_SHARE / 0.01 + 2

@@ -36,8 +36,9 @@ bp = Blueprint("common_api", __name__)
 
 JSON_ENDPOINTS = frozenset({"env", "periodic_threads", "periodic_thread",
                             "periodic_threads_health", "openapi"})
-# guarded without a token: everything that changes state, and the environment
-GUARDED_READS = frozenset({"env"})
+# guarded without a token: everything that changes state, the environment, and the memory
+# window (it slows the whole host while it runs)
+GUARDED_READS = frozenset({"env", "memory"})
 AUDIT_EVENTS = {"loglevel": "loglevel.set", "reset_metrics": "metrics.reset",
                 "run_script": "script.run"}
 _TRUE = frozenset({"true", "1", "yes"})

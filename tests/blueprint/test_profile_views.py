@@ -125,3 +125,11 @@ def test_disabled_profile_and_memory_are_404_and_undocumented() -> None:
     assert client.get("/memory?seconds=0.1").status_code == 404
     paths = client.get("/openapi.json").json["paths"]  # type: ignore[index]
     assert "/profile" not in paths and "/memory" not in paths
+
+
+def test_memory_is_for_loopback_or_token_holders_and_profile_is_open(
+        client: FlaskClient) -> None:
+    remote = {"REMOTE_ADDR": "203.0.113.9"}
+    refused = client.get("/memory?seconds=0.1", environ_base=remote)
+    assert refused.status_code == 403
+    assert client.get("/profile?seconds=0.1", environ_base=remote).status_code == 200

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common_api.errors import Unavailable
 from common_api.services.memory import MemoryReport, MemoryWindow
 from common_api.services.profiler import MemoryRequest, ProfileRequest
 from common_api.services.profiling import Frame, Profile, Sampler
@@ -122,15 +123,19 @@ class PeerWindows:
 
     def _ask(self, kind: str, params: dict[str, Any], seconds: float,
              run_own: Callable[[], Any]) -> tuple[dict[int, Any], dict[int, str]]:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self._sweep()
         peers = self._peers()
         ident = secrets.token_hex(8)
         start = time.time() + (LEAD_SECONDS if peers else 0.0)
         request_path = self._dir / f"{ident}.json"
-        write_json_atomically(request_path, {"id": ident, "kind": kind, "params": params,
-                                             "start": start, "end": start + seconds,
-                                             "requester": os.getpid()})
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._sweep()
+            write_json_atomically(request_path, {"id": ident, "kind": kind, "params": params,
+                                                 "start": start, "end": start + seconds,
+                                                 "requester": os.getpid()})
+        except OSError as exc:
+            raise Unavailable(f"Cannot ask the other workers for their part of the window "
+                              f"({self._dir}: {exc.strerror or exc})") from None
         self._wake(peers)
         try:
             time.sleep(max(0.0, start - time.time()))

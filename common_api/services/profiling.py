@@ -213,12 +213,15 @@ class Sampler:
                 if self.stop.wait(min(next_tick, deadline) - now):
                     break
                 continue
+            tick_cpu = time.thread_time()
             self._take(own)
             ticks += 1
             done = self._clock()
-            # a tick that took long (many threads, deep stacks) spaces out the next ones,
-            # so the host's threads keep the GIL at least 1 - MAX_GIL_SHARE of the time
-            next_tick = max(next_tick + period, done + (done - now) / MAX_GIL_SHARE - (done - now))
+            # a tick that cost much CPU (many threads, deep stacks) spaces out the next ones,
+            # so the host's threads keep the GIL at least 1 - MAX_GIL_SHARE of the time; CPU
+            # time, not wall time, so that waiting for the GIL is not counted as cost
+            cost = time.thread_time() - tick_cpu
+            next_tick = max(next_tick + period, done + cost / MAX_GIL_SHARE - cost)
             if next_tick < done:  # fell behind: skip the missed ticks instead of bursting
                 next_tick = done + period
         duration = self._clock() - started

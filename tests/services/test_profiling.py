@@ -168,5 +168,7 @@ def test_slow_ticks_space_out_so_the_sampler_keeps_to_its_share_of_the_gil(
 
     monkeypatch.setattr(Sampler, "_take", slow_take)
     profile = Sampler(100).run(1.0)
-    # 10 ms ticks at most 5% of the time: about 5 a second, not 100
-    assert 1 <= profile.ticks <= 1.0 * profiling.MAX_GIL_SHARE / 0.01 + 2
+    # unthrottled, 100 ticks of 10 ms would want the whole second; the sampler keeps to its
+    # share of CPU (one tick's cost of slack), whatever this machine's load makes a tick cost
+    assert 1 <= profile.ticks < 50
+    assert profile.sampler_cpu_seconds <= profiling.MAX_GIL_SHARE * profile.duration + 0.012

@@ -314,7 +314,9 @@ def _profile_format() -> str:
 
 
 def _profile_response(result: Profile, fmt: str) -> Response:
-    title = (f"CPU profile of pid {os.getpid()}: {result.samples} samples over "
+    workers = sum(1 for frame in result.frames if frame.kind == "worker")
+    whose = f"{workers} workers" if workers else f"pid {os.getpid()}"
+    title = (f"CPU profile of {whose}: {result.samples} samples over "
              f"{result.duration:.1f} s at {result.rate:.1f} Hz")
     if fmt == "json":
         response = _json(render_json(result))

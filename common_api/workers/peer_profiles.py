@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from common_api.errors import Unavailable
 from common_api.services.memory import MemoryReport, MemoryWindow
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 LEAD_SECONDS = 0.3       # the window starts this long after the request is written
 ANSWER_GRACE = 3.0       # how long after the window's end a worker's part may come in
 STALE_SECONDS = 600.0    # leftovers older than this are removed
+T = TypeVar("T")
 PEER_THREAD_NAME = "common-api-peer-window"
 LISTENER_THREAD_NAME = "common-api-window-listener"
 
@@ -49,6 +50,22 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
                    {tuple(int(i) for i in stack): int(count) for stack, count in data["stacks"]},
                    float(data["duration"]), int(data["hz"]), int(data["ticks"]),
                    float(data["started_at"]))
+
+
+def _decoded(answers: dict[int, Any], missing: dict[int, str],
+             decode: Callable[[dict[str, Any]], T]) -> tuple[dict[int, T], dict[int, str]]:
+    """The other workers' answers decoded (this worker's is already an object); an answer
+    that cannot be read makes its worker missing rather than failing the request."""
+    decoded: dict[int, T] = {}
+    for pid, data in answers.items():
+        if not isinstance(data, dict):
+            decoded[pid] = data
+            continue
+        try:
+            decoded[pid] = decode(data)
+        except (KeyError, TypeError, ValueError):
+            missing[pid] = "its answer could not be read"
+    return decoded, missing
 
 
 class PeerWindows:
@@ -112,14 +129,12 @@ class PeerWindows:
     def profiles(self, request: ProfileRequest, run_own: Callable[[], Profile]
                  ) -> tuple[dict[int, Profile], dict[int, str]]:
         answers, missing = self._ask("profile", request.to_dict(), request.seconds, run_own)
-        return ({pid: profile_from_dict(data) if isinstance(data, dict) else data
-                 for pid, data in answers.items()}, missing)
+        return _decoded(answers, missing, profile_from_dict)
 
     def memory(self, request: MemoryRequest, run_own: Callable[[], MemoryReport]
                ) -> tuple[dict[int, MemoryReport], dict[int, str]]:
         answers, missing = self._ask("memory", request.to_dict(), request.seconds, run_own)
-        return ({pid: MemoryReport.from_dict(data) if isinstance(data, dict) else data
-                 for pid, data in answers.items()}, missing)
+        return _decoded(answers, missing, MemoryReport.from_dict)
 
     def _ask(self, kind: str, params: dict[str, Any], seconds: float,
              run_own: Callable[[], Any]) -> tuple[dict[int, Any], dict[int, str]]:

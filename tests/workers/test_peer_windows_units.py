@@ -61,3 +61,24 @@ def test_an_unusable_windows_directory_is_503_with_the_reason(tmp_path: Path) ->
 
 def test_polling_a_missing_directory_does_nothing(tmp_path: Path) -> None:
     PeerWindows(StateDir(tmp_path / "gone"), lambda: []).poll()
+
+
+def test_an_unreadable_answer_makes_its_worker_missing_not_the_request_fail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common_api.workers import peer_profiles
+
+    monkeypatch.setattr(peer_profiles, "ANSWER_GRACE", 0.5)
+    peer = os.getppid()
+    state = StateDir(tmp_path).create()
+    windows = PeerWindows(state, lambda: [peer])
+
+    def own_part() -> object:
+        # the peer "answers" with something that is JSON but not a profile
+        (request,) = (tmp_path / "windows").glob("*.json")
+        (tmp_path / "windows" / f"{request.stem}.{peer}.json").write_text('{"frames": 3}')
+        return Sampler(50).run(0.05)
+
+    parts, missing = windows.profiles(ProfileRequest(0.05, 50, None, False, True),
+                                      own_part)  # type: ignore[arg-type]
+    assert list(parts) == [os.getpid()]
+    assert missing == {peer: "its answer could not be read"}

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from support import LiveServer, wait_until
+from support import LiveServer, running_server, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -45,11 +45,12 @@ def folded(text: str) -> list[tuple[list[str], int]]:
     return stacks
 
 
-@pytest.fixture
-def three_workers(start_server: Callable[..., LiveServer]) -> Iterator[tuple[LiveServer,
-                                                                            set[int]]]:
-    server = start_server("--workers", "3")
-    yield server, worker_pids(server, 3)
+@pytest.fixture(scope="module")
+def three_workers(tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[LiveServer, set[int]]]:
+    """One 3-worker demo server for the module (a stopped worker is resumed at once)."""
+    with running_server(tmp_path_factory.mktemp("three"), "--workers", "3") as server:
+        yield server, worker_pids(server, 3)
 
 
 def test_scope_all_returns_the_stacks_of_all_three_workers(

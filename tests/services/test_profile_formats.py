@@ -62,8 +62,9 @@ def test_collapsed_of_a_live_profile_parses_as_frames_and_a_count() -> None:
 
 @pytest.mark.parametrize("profile", [_handmade(), _live_profile(),
                                      merge_profiles({"worker 7": _handmade()}, 1.0, 100, 10,
-                                                    0.0)],
-                         ids=["handmade", "live", "merged"])
+                                                    0.0),
+                                     Profile([], {}, 0.1, 100, 10, 0.0)],
+                         ids=["handmade", "live", "merged", "empty"])
 def test_speedscope_output_is_valid_against_speedscopes_schema(profile: Profile) -> None:
     document = render_speedscope(profile, "test", "common_api@test")
     jsonschema.validate(document, SCHEMA)

@@ -151,11 +151,6 @@ class _FrameTable:
         return idle
 
 
-def is_waiting(frame: FrameType) -> bool:
-    """True when ``frame`` (a thread's innermost frame) is one of the known waits."""
-    return _FrameTable().is_idle(frame)
-
-
 class Sampler:
     """One profiling window over this process's threads.
 

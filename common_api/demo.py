@@ -2,8 +2,11 @@
 
 A small service with the blueprint registered, periodic threads of every level doing
 real work (a heartbeat, a stats collector, a cache sweeper, a usage reporter), a few
-loggers, host metrics and the objects of the seed's example script under ``app.state``,
-so every endpoint has something true to show.
+loggers (among them the seed's ``lmcache.v1.cache_engine`` at WARNING and
+``lmcache.v1.storage_backend`` at INFO), host metrics and the objects of the seed's example
+script under ``app.state``, so every example of the seed answers as the seed shows it.
+The threads use both forms of the periodic-thread API: functions, and LMCache's subclass
+form (the cache sweeper).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from flask import Flask, jsonify
 from prometheus_client import Counter, Gauge
 
 from common_api import (
+    PeriodicThread,
+    PeriodicThreadRegistry,
     ThreadLevel,
     ThreadRunSummary,
     bp,
@@ -31,6 +36,12 @@ log = logging.getLogger("demo.component")
 heartbeat_log = logging.getLogger("demo.heartbeat")
 stats_log = logging.getLogger("demo.stats")
 cache_log = logging.getLogger("demo.cache")
+# The seed's loggers, at the seed's levels: the cache engine's per-item chatter is DEBUG
+# (hidden until an operator asks), the storage backend reports evictions at INFO.
+engine_log = logging.getLogger("lmcache.v1.cache_engine")
+engine_log.setLevel(logging.WARNING)
+storage_log = logging.getLogger("lmcache.v1.storage_backend")
+storage_log.setLevel(logging.INFO)
 WORK_DONE = Counter("demo_work_items", "Work items handled by the demo component")
 CACHE_SIZE = Gauge("demo_cache_entries", "Entries in the demo cache", multiprocess_mode="livesum")
 CACHE_EVICTIONS = Counter("demo_cache_evictions", "Entries the cache sweeper evicted")
@@ -69,6 +80,7 @@ class ExpiringCache:
         with self._lock:
             self._entries[key] = (time.monotonic() + self.ttl, value)
             CACHE_SIZE.set(len(self._entries))
+        engine_log.debug("stored %s", key)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -81,7 +93,22 @@ class ExpiringCache:
                 del self._entries[key]
             CACHE_SIZE.set(len(self._entries))
         CACHE_EVICTIONS.inc(len(expired))
+        cache_log.debug("swept %d of %d entries", len(expired), len(expired) + len(self))
         return len(expired)
+
+
+class CacheSweeper(PeriodicThread):
+    """Evicts expired cache entries: a periodic thread in LMCache's subclass form."""
+
+    def __init__(self, cache: ExpiringCache, interval: float) -> None:
+        super().__init__(name="cache-sweeper", interval=interval, level=ThreadLevel.MEDIUM)
+        self._cache = cache
+
+    def _execute(self) -> ThreadRunSummary:
+        evicted = self._cache.sweep()
+        storage_log.info("evicted %d expired entries", evicted)
+        return ThreadRunSummary(success=True, message=f"evicted {evicted}",
+                                extra_info={"evicted": evicted, "entries": len(self._cache)})
 
 
 def create_app() -> Flask:
@@ -110,7 +137,7 @@ def create_app() -> Flask:
     def heartbeat() -> ThreadRunSummary:
         state.heartbeats += 1
         heartbeat_log.debug("heartbeat %d", state.heartbeats)
-        return ThreadRunSummary(True, f"beat {state.heartbeats}")
+        return ThreadRunSummary(success=True, message=f"beat {state.heartbeats}")
 
     def collect_stats() -> ThreadRunSummary:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -118,12 +145,7 @@ def create_app() -> Flask:
                        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
                        "cache_entries": len(state.cache)}
         stats_log.debug("stats %s", state.stats)
-        return ThreadRunSummary(True, "collected", dict(state.stats))
-
-    def sweep_cache() -> ThreadRunSummary:
-        evicted = state.cache.sweep()
-        cache_log.info("evicted %d expired entries", evicted)
-        return ThreadRunSummary(True, f"evicted {evicted}")
+        return ThreadRunSummary(success=True, message="collected", extra_info=dict(state.stats))
 
     def report_usage() -> bool:
         log.info("uptime %.0f s, %d heartbeats", time.time() - state.started_at, state.heartbeats)
@@ -132,10 +154,12 @@ def create_app() -> Flask:
     for name, interval, fn, level in (
         ("heartbeat", 2.0, heartbeat, ThreadLevel.CRITICAL),
         ("stats-collector", 5.0, collect_stats, ThreadLevel.HIGH),
-        ("cache-sweeper", 10.0, sweep_cache, ThreadLevel.MEDIUM),
         ("usage-reporter", 30.0, report_usage, ThreadLevel.LOW),
     ):
         create_periodic_thread(name, interval, fn, level=level).start()
+    sweeper = CacheSweeper(state.cache, interval=10.0)
+    PeriodicThreadRegistry.get_instance().register(sweeper)
+    sweeper.start()
     return app
 
 

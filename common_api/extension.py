@@ -37,7 +37,7 @@ from common_api.services.http_metrics import (
 from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
-from common_api.services.periodic_status import PeriodicStatusService, Status
+from common_api.services.periodic_status import PeriodicStatusService, Status, thread_status
 from common_api.services.profiler import Profiler
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.runtime import WorkerRuntime
@@ -79,7 +79,7 @@ def _packaged_openapi() -> dict[str, Any]:
 
 def local_statuses() -> list[Status]:
     """Status snapshots of this process's registered periodic threads."""
-    return [thread.status() for thread in PeriodicThreadRegistry.get_instance().threads()]
+    return [thread_status(thread) for thread in PeriodicThreadRegistry.get_instance().threads()]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -15,7 +16,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -35,6 +35,12 @@ STATUS_KEYS = {
     "name", "level", "is_running", "is_active", "last_run_time", "interval", "init_wait",
     "last_run_ago", "total_runs", "failed_runs", "success_rate", "last_summary",
 }  # fmt: skip
+SUMMARY_KEYS = {"timestamp", "duration_ms", "success", "message", "extra_info"}
+
+
+def outcome(summary: ThreadRunSummary | None) -> tuple[bool, str] | None:
+    """What a run reported, without the timing the framework adds."""
+    return None if summary is None else (summary.success, summary.message)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -138,12 +144,55 @@ def test_level_parse_case_insensitive_and_error_message() -> None:
     assert str(excinfo.value) == "Invalid level: unknown. Valid values: critical, high, medium, low"
 
 
-def test_run_summary_defaults_and_to_dict() -> None:
-    assert ThreadRunSummary().to_dict() == {"success": True, "message": "", "details": {}}
+def test_run_summary_defaults_and_to_dict_have_lmcache_keys() -> None:
+    assert ThreadRunSummary().to_dict() == {"timestamp": 0.0, "duration_ms": 0.0,
+                                            "success": True, "message": "", "extra_info": {}}
+    summary = ThreadRunSummary(success=False, message="disk full", extra_info={"free": 0})
+    assert summary.to_dict() == {"timestamp": 0.0, "duration_ms": 0.0, "success": False,
+                                 "message": "disk full", "extra_info": {"free": 0}}
+    summary.message = "disk fuller"  # mutable, as LMCache's dataclass
+    assert summary.to_dict()["message"] == "disk fuller"
+
+
+def test_run_summary_positional_order_is_lmcache_s() -> None:
+    summary = ThreadRunSummary(12.5, 3.0, False, "late", {"lag": "2"})
+    assert (summary.timestamp, summary.duration_ms, summary.success, summary.message,
+            summary.extra_info) == (12.5, 3.0, False, "late", {"lag": "2"})
+
+
+def test_run_summary_details_is_an_alias_of_extra_info() -> None:
     summary = ThreadRunSummary(success=False, message="disk full", details={"free": 0})
-    assert summary.to_dict() == {"success": False, "message": "disk full", "details": {"free": 0}}
-    with pytest.raises(AttributeError):
-        summary.success = True  # type: ignore[misc]
+    assert summary.extra_info == summary.details == {"free": 0}
+    summary.details["used"] = 9
+    assert summary.extra_info == {"free": 0, "used": 9}
+    summary.details = {"x": 1}
+    assert summary.extra_info == {"x": 1}
+    with pytest.raises(TypeError, match="extra_info or details"):
+        ThreadRunSummary(extra_info={}, details={})
+
+
+def test_run_summary_keeps_the_dict_it_was_given_as_lmcache_s_dataclass() -> None:
+    info: dict[str, Any] = {}
+    summary = ThreadRunSummary(extra_info=info)
+    info["filled"] = "later"
+    assert summary.extra_info is info and summary.to_dict()["extra_info"] == {"filled": "later"}
+
+
+def test_run_summary_with_a_bool_first_keeps_the_older_success_message_details_order() -> None:
+    summary = ThreadRunSummary(False, "bad", {"why": "disk"})
+    assert (summary.success, summary.message, summary.extra_info, summary.timestamp) == (
+        False, "bad", {"why": "disk"}, 0.0)
+
+
+@pytest.mark.parametrize(("args", "kwargs", "match"), [
+    ((1.0, 2.0, True, "", {}, "extra"), {}, "at most 5 positional"),
+    ((), {"succes": True}, "unexpected keyword argument 'succes'"),
+    ((1.0,), {"timestamp": 2.0}, "multiple values for argument 'timestamp'"),
+])
+def test_run_summary_bad_arguments_are_type_errors(args: tuple[Any, ...], kwargs: dict[str, Any],
+                                                   match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        ThreadRunSummary(*args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +229,73 @@ def test_level_accepts_string_value_and_numbers_become_floats() -> None:
     assert isinstance(thread.init_wait, float) and thread.init_wait == 1.0
 
 
+def test_function_form_takes_execute_fn_positionally_or_by_keyword() -> None:
+    positional = PeriodicThread("x", 1.0, noop, ThreadLevel.HIGH, 0.5)
+    keyword = PeriodicThread(name="x", interval=1.0, execute_fn=noop, level="high", init_wait=0.5)
+    for thread in (positional, keyword):
+        assert (thread.level, thread.init_wait) == (ThreadLevel.HIGH, 0.5)
+
+
+def test_plain_periodic_thread_without_work_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="needs an execute_fn, or a subclass"):
+        PeriodicThread("x", 1.0)
+    with pytest.raises(TypeError, match="needs an execute_fn"):
+        PeriodicThread("x", 1.0, ThreadLevel.HIGH)  # LMCache's positional level, no work
+
+
+def test_subclass_form_takes_level_third_and_refuses_an_execute_fn_too() -> None:
+    class Beat(PeriodicThread):
+        def _execute(self) -> ThreadRunSummary:
+            return ThreadRunSummary()
+
+    beat = Beat("beat", 1.0, ThreadLevel.CRITICAL, 2.0)
+    assert (beat.level, beat.init_wait) == (ThreadLevel.CRITICAL, 2.0)
+    with pytest.raises(TypeError, match="overrides _execute"):
+        Beat("beat", 1.0, noop)
+    with pytest.raises(TypeError, match="multiple values for argument 'level'"):
+        Beat("beat", 1.0, ThreadLevel.LOW, level=ThreadLevel.HIGH)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'levle'"):
+        Beat("beat", 1.0, levle=ThreadLevel.HIGH)
+
+
+def test_subclass_may_hold_its_lock_while_reading_its_own_status(make_thread: MakeThread) -> None:
+    """LMCache's base lock is reentrant; a subclass that reads its status under it must not
+    deadlock here either."""
+    seen: list[int] = []
+
+    class Reader(PeriodicThread):
+        def _execute(self) -> ThreadRunSummary:
+            with self._lock:
+                seen.append(self.get_status()["total_runs"] + self.total_runs)
+            return ThreadRunSummary()
+
+    reader = Reader(f"reader-{uuid.uuid4().hex[:6]}", INTERVAL)
+    reader.start()
+    try:
+        assert wait_until(lambda: len(seen) >= 2)
+    finally:
+        assert reader.stop(timeout=2.0)
+
+
+def test_stop_event_and_stop_requested_tell_a_long_run_to_return(make_thread: MakeThread) -> None:
+    seen: list[bool] = []
+
+    class Waiter(PeriodicThread):
+        def _execute(self) -> ThreadRunSummary:
+            seen.append(self.stop_requested)
+            interrupted = self._stop_event.wait(30.0)  # as LMCache subclasses wait
+            seen.append(interrupted and self.stop_requested)
+            return ThreadRunSummary()
+
+    waiter = Waiter(f"waiter-{uuid.uuid4().hex[:6]}", 60.0)
+    waiter.start()
+    assert wait_until(lambda: len(seen) == 1)
+    began = time.monotonic()
+    assert waiter.stop(timeout=5.0)
+    assert time.monotonic() - began < 3.0
+    assert seen == [False, True] and not waiter.stop_requested
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 
@@ -193,16 +309,19 @@ def test_create_does_not_start(make_thread: MakeThread) -> None:
 def test_runs_repeatedly(make_thread: MakeThread) -> None:
     rec = Recorder()
     thread = make_thread(rec)
-    assert thread.start() is True
+    assert isinstance(thread.start(), threading.Thread)
     assert rec.wait_runs(3)
     assert wait_until(lambda: thread.total_runs >= 3)
     assert thread.failed_runs == 0
 
 
-def test_start_twice_is_a_noop(make_thread: MakeThread) -> None:
+def test_start_returns_the_thread_and_twice_is_a_noop_returning_none(
+        make_thread: MakeThread) -> None:
     thread = make_thread()
-    assert thread.start() is True
-    assert thread.start() is False
+    started = thread.start()
+    assert isinstance(started, threading.Thread) and started.is_alive()
+    assert started.name == thread.name
+    assert thread.start() is None
     assert [t.name for t in threading.enumerate()].count(thread.name) == 1
 
 
@@ -270,7 +389,8 @@ def test_start_while_stop_pending_resumes_without_overlap(make_thread: MakeThrea
     thread.start()
     assert wait_until(lambda: len(overlaps) == 1)
     assert thread.stop(timeout=0.05) is False  # the run is still in progress
-    assert thread.start() is True
+    resumed = thread.start()
+    assert resumed is not None and resumed.is_alive()  # the same loop carries on
     gate.set()
     assert wait_until(lambda: thread.total_runs >= 3)
     assert thread.is_running
@@ -349,12 +469,12 @@ def test_return_values_become_summaries(make_thread: MakeThread) -> None:
     thread = make_thread(work)
     thread.start()
     assert wait_until(lambda: len(seen) > len(results))
-    assert seen[1:6] == [
-        ThreadRunSummary(),
-        ThreadRunSummary(),
-        ThreadRunSummary(message="3 items"),  # str(), not repr()
-        ThreadRunSummary(message="ok"),
-        ThreadRunSummary(success=False, message="execute_fn returned False"),
+    assert [outcome(s) for s in seen[1:6]] == [
+        (True, ""),
+        (True, ""),
+        (True, "3 items"),  # str(), not repr()
+        (True, "ok"),
+        (False, "execute_fn returned False"),
     ]
 
 
@@ -388,7 +508,7 @@ def test_exception_counts_as_failure_and_thread_continues(
     thread = make_thread(work)
     thread.start()
     assert wait_until(lambda: thread.total_runs >= 2)
-    assert seen[1] == ThreadRunSummary(success=False, message="ValueError: boom")
+    assert outcome(seen[1]) == (False, "ValueError: boom")
     assert thread.failed_runs == 1
     assert thread.is_running
     errors = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.ERROR]
@@ -404,12 +524,10 @@ def test_irrecoverable_ends_thread_and_it_can_restart(
     thread.start()
     assert wait_until(lambda: not thread.is_running)
     assert (thread.total_runs, thread.failed_runs) == (1, 1)
-    assert thread.last_summary == ThreadRunSummary(
-        success=False, message="IrrecoverableException: lost the device"
-    )
+    assert outcome(thread.last_summary) == (False, "IrrecoverableException: lost the device")
     assert any(r.levelno == logging.ERROR and r.name == LOGGER for r in caplog.records)
     assert not rec.wait_runs(2, timeout=3 * INTERVAL)
-    assert thread.start() is True
+    assert thread.start() is not None
     assert rec.wait_runs(2)
     assert wait_until(lambda: thread.total_runs >= 2)
     assert thread.failed_runs == 1
@@ -423,11 +541,45 @@ def test_last_run_time_is_when_run_began(make_thread: MakeThread) -> None:
         threading.Event().wait(0.1)
 
     thread = make_thread(work, interval=60.0)
+    assert thread.last_run_time == 0.0  # LMCache's "never ran"
     before = time.time()
     thread.start()
     assert wait_until(lambda: thread.total_runs == 1)
     last = thread.last_run_time
-    assert last is not None and before <= last <= began[0]
+    assert before <= last <= began[0]
+
+
+def test_framework_fills_summary_timestamp_and_duration(make_thread: MakeThread) -> None:
+    shared = ThreadRunSummary(message="same object every run", extra_info={"k": "v"})
+
+    def work() -> ThreadRunSummary:
+        threading.Event().wait(0.05)
+        return shared
+
+    thread = make_thread(work, interval=60.0)
+    before = time.time()
+    thread.start()
+    assert wait_until(lambda: thread.total_runs == 1)
+    summary = thread.last_summary
+    assert summary is not None and summary.message == "same object every run"
+    assert summary.timestamp == thread.last_run_time and before <= summary.timestamp
+    assert 45.0 <= summary.duration_ms < 5000.0
+    assert summary.extra_info == {"k": "v"}
+    assert (shared.timestamp, shared.duration_ms) == (0.0, 0.0)  # what the work returned is kept
+    shared.extra_info["k"] = "changed after the run"
+    assert summary.extra_info == {"k": "v"}  # the record is a copy
+
+
+def test_failed_runs_get_timing_too(make_thread: MakeThread) -> None:
+    def work() -> None:
+        raise RuntimeError("down")
+
+    thread = make_thread(work, interval=60.0)
+    thread.start()
+    assert wait_until(lambda: thread.total_runs == 1)
+    summary = thread.last_summary
+    assert summary is not None and outcome(summary) == (False, "RuntimeError: down")
+    assert summary.timestamp == thread.last_run_time > 0 and summary.duration_ms >= 0.0
 
 
 # --- activity ---------------------------------------------------------------------------------
@@ -491,18 +643,18 @@ def test_stopped_thread_is_not_active(make_thread: MakeThread) -> None:
 # --- status -----------------------------------------------------------------------------------
 
 
-def test_status_before_first_run(make_thread: MakeThread) -> None:
+def test_get_status_before_first_run(make_thread: MakeThread) -> None:
     thread = make_thread(level="critical", interval=10, init_wait=60.0)
-    status = thread.status()
+    status = thread.get_status()
     assert set(status) == STATUS_KEYS
     assert status == {
         "name": thread.name,
         "level": "critical",
-        "is_running": False,
-        "is_active": False,
-        "last_run_time": None,
         "interval": 10.0,
         "init_wait": 60.0,
+        "is_running": False,
+        "is_active": False,
+        "last_run_time": 0.0,
         "last_run_ago": None,
         "total_runs": 0,
         "failed_runs": 0,
@@ -511,8 +663,8 @@ def test_status_before_first_run(make_thread: MakeThread) -> None:
     }
 
 
-def test_status_after_runs_is_json_ready(make_thread: MakeThread) -> None:
-    summary = ThreadRunSummary(success=False, message="late", details={"lag": 2})
+def test_get_status_after_runs_is_lmcache_s_shape(make_thread: MakeThread) -> None:
+    summary = ThreadRunSummary(success=False, message="late", extra_info={"lag": 2})
     thread = make_thread(Recorder(True, True, summary), interval=60.0, level=ThreadLevel.HIGH)
     thread.start()
     assert wait_until(lambda: thread.total_runs >= 1)
@@ -520,18 +672,32 @@ def test_status_after_runs_is_json_ready(make_thread: MakeThread) -> None:
     assert wait_until(lambda: thread.total_runs >= 2)
     thread.wake()
     assert wait_until(lambda: thread.total_runs >= 3)
-    status = json.loads(json.dumps(thread.status()))
+    status = json.loads(json.dumps(thread.get_status()))
     assert set(status) == STATUS_KEYS
     assert status["level"] == "high" and status["is_running"] and status["is_active"]
-    ran_at = datetime.fromisoformat(status["last_run_time"])
-    assert abs(ran_at.timestamp() - time.time()) < 5
+    assert isinstance(status["last_run_time"], float)
+    assert abs(status["last_run_time"] - time.time()) < 5
     assert isinstance(status["last_run_ago"], float) and 0 <= status["last_run_ago"] < 5
     assert (status["total_runs"], status["failed_runs"]) == (3, 1)
-    assert status["success_rate"] == round(2 / 3, 4)
-    assert status["last_summary"] == {"success": False, "message": "late", "details": {"lag": 2}}
+    assert status["success_rate"] == pytest.approx(200 / 3)  # a percentage, as LMCache's
+    assert set(status["last_summary"]) == SUMMARY_KEYS
+    assert status["last_summary"]["timestamp"] == status["last_run_time"]
+    assert (status["last_summary"]["success"], status["last_summary"]["message"],
+            status["last_summary"]["extra_info"]) == (False, "late", {"lag": 2})
 
 
 # --- registry ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def isolated_registry() -> Iterator[PeriodicThreadRegistry]:
+    """A fresh process-wide registry for the block; the previous one comes back after it."""
+    saved = PeriodicThreadRegistry._instance
+    PeriodicThreadRegistry._instance = None
+    try:
+        yield PeriodicThreadRegistry.get_instance()
+    finally:
+        PeriodicThreadRegistry._instance = saved
 
 
 def test_registry_is_a_singleton(registry: PeriodicThreadRegistry) -> None:
@@ -563,6 +729,65 @@ def test_registry_lists_sorted_and_unregisters(
     assert removed is not None and removed.name == f"{prefix}-b"
     assert f"{prefix}-b" not in registry and len(registry) == size + 2
     assert registry.unregister(f"{prefix}-b") is None
+
+
+def test_get_all_keeps_registration_order_and_unregister_all_empties(
+    make_thread: MakeThread, registry: PeriodicThreadRegistry
+) -> None:
+    prefix = f"test-order-{uuid.uuid4().hex[:6]}"
+    made = [make_thread(name=f"{prefix}-{suffix}", register=True) for suffix in "cab"]
+    mine = [t for t in registry.get_all() if t.name.startswith(prefix)]
+    assert mine == made
+    others = [t for t in registry.get_all() if not t.name.startswith(prefix)]
+    registry.unregister_all()
+    try:
+        assert registry.get_all() == [] and len(registry) == 0
+        assert all(not t.is_running for t in made)  # unregistering stops nothing
+    finally:
+        for thread in others:
+            registry.register(thread)
+
+
+def test_level_queries_and_counts(make_thread: MakeThread,
+                                  registry: PeriodicThreadRegistry) -> None:
+    with isolated_registry() as reg:
+        high_running = make_thread(level="high", register=True)
+        high_idle = make_thread(level=ThreadLevel.HIGH, register=True)
+        low = make_thread(level="low", register=True)
+        high_running.start()
+        low.start()
+        assert reg.get_by_level(ThreadLevel.HIGH) == [high_running, high_idle]
+        assert reg.get_by_level("LOW") == [low] and reg.get_by_level("critical") == []
+        assert (reg.get_running_count(), reg.get_active_count()) == (2, 2)
+        assert reg.get_count_by_level(ThreadLevel.HIGH) == {"total": 2, "running": 1, "active": 1}
+        assert reg.get_count_by_level(ThreadLevel.MEDIUM) == {"total": 0, "running": 0,
+                                                              "active": 0}
+        with pytest.raises(ValueError, match="Invalid level: urgent"):
+            reg.get_by_level("urgent")
+        summary = reg.get_summary()
+        assert set(summary) == {"total_count", "running_count", "active_count", "by_level",
+                                "threads"}
+        assert (summary["total_count"], summary["running_count"], summary["active_count"]) == (
+            3, 2, 2)
+        assert list(summary["by_level"]) == ["critical", "high", "medium", "low"]
+        assert summary["by_level"]["critical"] == {"total": 0, "running": 0, "active": 0}
+        assert summary["by_level"]["high"] == {"total": 2, "running": 1, "active": 1}
+        assert [s["name"] for s in summary["threads"]] == [high_running.name, high_idle.name,
+                                                           low.name]
+        assert all(set(s) == STATUS_KEYS for s in summary["threads"])
+
+
+def test_reset_gives_a_fresh_registry_and_leaves_threads_running(
+        make_thread: MakeThread) -> None:
+    with isolated_registry() as old:
+        thread = make_thread(register=True)
+        thread.start()
+        PeriodicThreadRegistry.reset()
+        new = PeriodicThreadRegistry.get_instance()
+        assert new is not old and new.get_all() == [] and old.get_all() == []
+        assert thread.is_running
+        new.register(thread)  # the new registry has no running thread of that name
+        assert new.get(thread.name) is thread
 
 
 def test_registering_running_name_is_an_error(

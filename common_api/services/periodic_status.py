@@ -1,23 +1,106 @@
 """Listing, lookup and the health rule over periodic-thread status snapshots.
 
-The service works on status dictionaries (the shape of ``PeriodicThread.status()``)
-from a source callable, so the same rules serve one process or every worker of a
-server.
+The service works on status dictionaries (the shape :func:`thread_status` renders) from a
+source callable, so the same rules serve one process or every worker of a server.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from common_api.errors import InvalidInput, NotFound
-from common_api.periodic import ThreadLevel
+from common_api.periodic import PeriodicThread, ThreadLevel
+
+log = logging.getLogger(__name__)
 
 LEVELS = tuple(level.value for level in ThreadLevel)
 HEALTH_LEVELS = frozenset({ThreadLevel.CRITICAL.value, ThreadLevel.HIGH.value})
 
 Status = dict[str, Any]
 StatusSource = Callable[[], Iterable[Status]]
+
+
+#: How much of a run's ``extra_info`` (and message) a status shows: nesting depth (deeper
+#: values become their ``str()``), entries per container, characters per string. A thread
+#: that reports a huge value must not make every status request slow.
+_MAX_DEPTH = 4
+_MAX_ITEMS = 100
+_MAX_CHARS = 2000
+
+
+def thread_status(thread: PeriodicThread) -> Status:
+    """A thread's status as ``/periodic-threads*`` answer it: LMCache's ``get_status()`` with
+    the seed's ``last_run_time`` (ISO-8601, local time, null before the first run),
+    ``last_run_ago`` to the millisecond, and JSON-safe ``last_summary`` values (a run's
+    ``extra_info`` may hold anything; the endpoint must still answer). Keys that a subclass's
+    own ``get_status()`` adds are shown too."""
+    status = PeriodicThread.get_status(thread)
+    if type(thread).get_status is not PeriodicThread.get_status:
+        status.update((key, _json_safe(value, 1)) for key, value in _extra_status(thread).items()
+                      if key not in status)
+    wall = status["last_run_time"]
+    status["last_run_time"] = datetime.fromtimestamp(wall).isoformat() if wall else None
+    ago = status["last_run_ago"]
+    status["last_run_ago"] = None if ago is None else round(ago, 3)
+    summary = status["last_summary"]
+    if summary is not None:
+        status["last_summary"] = {
+            "timestamp": _json_number(summary["timestamp"]),
+            "duration_ms": _json_number(summary["duration_ms"]),
+            "success": bool(summary["success"]),
+            "message": _clip(str(summary["message"])),
+            "extra_info": _json_safe(summary["extra_info"], 0),
+        }
+    return status
+
+
+def _extra_status(thread: PeriodicThread) -> dict[str, Any]:
+    """What a subclass's own ``get_status()`` adds; nothing if it fails (it must not take the
+    endpoint down, and the framework's own fields never come from it)."""
+    try:
+        extra = thread.get_status()
+    except Exception:
+        log.exception("get_status() of periodic thread %s failed", thread.name)
+        return {}
+    return {str(k): v for k, v in extra.items()} if isinstance(extra, dict) else {}
+
+
+def _json_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_CHARS else f"{text[:_MAX_CHARS]}... ({len(text)} chars)"
+
+
+def _json_safe(value: object, depth: int) -> Any:
+    """``value`` as plain JSON data: other objects, and anything too deep, as ``str()``;
+    containers and strings cut to the limits above."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _clip(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth < _MAX_DEPTH and isinstance(value, dict):
+        items = list(itertools.islice(value.items(), _MAX_ITEMS))
+        shown = {_clip(str(k)): _json_safe(v, depth + 1) for k, v in items}
+        if len(value) > _MAX_ITEMS:
+            shown["..."] = f"{len(value) - _MAX_ITEMS} more entries"
+        return shown
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        listed = [_json_safe(v, depth + 1) for v in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            listed.append(f"... {len(value) - _MAX_ITEMS} more items")
+        return listed
+    return _clip(str(value))
 
 
 def parse_level(value: str) -> str:
@@ -28,20 +111,20 @@ def parse_level(value: str) -> str:
 
 
 def summarize(statuses: list[Status]) -> dict[str, Any]:
-    by_level: dict[str, dict[str, int]] = {}
-    for level in LEVELS:
-        members = [s for s in statuses if s["level"] == level]
-        if members:
-            by_level[level] = {
-                "total": len(members),
+    """The seed's ``summary``; ``by_level`` has every level, empty ones too, as LMCache's
+    ``get_summary()`` (a dashboard may read any level without checking it is there)."""
+    def counts(members: list[Status]) -> dict[str, int]:
+        return {"total": len(members),
                 "running": sum(1 for s in members if s["is_running"]),
-                "active": sum(1 for s in members if s["is_active"]),
-            }
+                "active": sum(1 for s in members if s["is_active"])}
+
+    totals = counts(statuses)
     return {
-        "total_count": len(statuses),
-        "running_count": sum(1 for s in statuses if s["is_running"]),
-        "active_count": sum(1 for s in statuses if s["is_active"]),
-        "by_level": by_level,
+        "total_count": totals["total"],
+        "running_count": totals["running"],
+        "active_count": totals["active"],
+        "by_level": {level: counts([s for s in statuses if s["level"] == level])
+                     for level in LEVELS},
     }
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry
+from common_api.services.periodic_status import thread_status
 from common_api.workers.state_dir import (
     StateDir,
     live_peer_pids,
@@ -36,9 +37,9 @@ def _registered_threads() -> list[PeriodicThread]:
 
 
 def _local_entry(thread: PeriodicThread, pid: int) -> dict[str, Any]:
-    status = thread.status()
+    status = thread_status(thread)
     status["pid"] = pid
-    status["last_run_timestamp"] = thread.last_run_time
+    status["last_run_timestamp"] = thread.last_run_time or None
     return status
 
 

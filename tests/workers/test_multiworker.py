@@ -161,7 +161,7 @@ def host_counts(response: requests.Response) -> dict[str, float]:
 
 def probes(entries: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """What each worker's level-probe thread last reported (level, DEBUG records), by pid."""
-    return {entry["pid"]: (entry["last_summary"] or {}).get("details", {})
+    return {entry["pid"]: (entry["last_summary"] or {}).get("extra_info", {})
             for entry in entries if entry["name"] == "level-probe"}
 
 

@@ -1,27 +1,17 @@
-"""Periodic background threads for components, and the registry the endpoints report on.
-
-Components run recurring work (heartbeats, evictions, metric pushes) as a :class:`PeriodicThread`
-so operators can see, through ``/periodic-threads`` and ``/periodic-threads-health``, whether that
-work still happens. Standard library only, so service code can use it without Flask. Fork-safe:
-gunicorn may start the threads in the master and fork workers; each child restarts them.
-"""
+"""The periodic thread: its schedule, its run accounting, its status, and fork safety."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, overload
 
-__all__ = ["IrrecoverableException", "PeriodicThread", "PeriodicThreadRegistry", "ThreadLevel",
-           "ThreadRunSummary", "create_periodic_thread"]
+from common_api.periodic._levels import ThreadLevel
+from common_api.periodic._summary import IrrecoverableException, ThreadRunSummary, _bind
 
 logger = logging.getLogger("common_api.periodic")
 
@@ -31,45 +21,6 @@ _ACTIVE_FACTOR = 3.0
 #: Every PeriodicThread created and still referenced, for the fork handler.
 _INSTANCES: weakref.WeakSet[PeriodicThread] = weakref.WeakSet()
 _INSTANCES_LOCK = threading.Lock()
-
-
-class ThreadLevel(str, Enum):  # noqa: UP042 -- (str, Enum) is the documented public type
-    """How much a component depends on a thread; ``CRITICAL`` and ``HIGH`` decide health."""
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-    @classmethod
-    def parse(cls, value: str) -> ThreadLevel:
-        """Return the level named by ``value``, any case; the error is the seed's 400 message."""
-        if isinstance(value, str):
-            for level in cls:
-                if level.value == value.lower():
-                    return level
-        valid = ", ".join(level.value for level in cls)
-        raise ValueError(f"Invalid level: {value}. Valid values: {valid}")
-
-
-@dataclass(frozen=True)
-class ThreadRunSummary:
-    """What one run of a periodic thread reports: whether it worked, and why not."""
-
-    success: bool = True
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready copy, as shown in a thread's ``last_summary``."""
-        return {"success": self.success, "message": self.message, "details": dict(self.details)}
-
-
-class IrrecoverableException(Exception):
-    """Raised by ``execute_fn`` when running again is pointless: the run fails, the thread ends.
-
-    It can be started again with :meth:`PeriodicThread.start` once the cause is fixed.
-    """
 
 
 def _check_seconds(arg: str, value: object, *, allow_zero: bool) -> float:
@@ -87,51 +38,90 @@ def _check_seconds(arg: str, value: object, *, allow_zero: bool) -> float:
 
 
 def _to_summary(result: object) -> ThreadRunSummary:
-    """Interpret what ``execute_fn`` returned: None/True/other values succeed, False fails."""
+    """Interpret what a run returned: None/True/other values succeed, False fails."""
     if result is None:
         return ThreadRunSummary()
     if isinstance(result, ThreadRunSummary):
         return result
     if isinstance(result, bool):
-        return ThreadRunSummary(result, "" if result else "execute_fn returned False")
+        return ThreadRunSummary(success=result,
+                                message="" if result else "execute_fn returned False")
     return ThreadRunSummary(message=str(result))
 
 
-class PeriodicThread:
-    """Runs ``execute_fn`` every ``interval`` seconds on a daemon thread named ``name``.
+_THREAD_ARGS = ("level", "init_wait")
 
+
+class PeriodicThread:
+    """Runs its work every ``interval`` seconds on a daemon thread named ``name``.
+
+    The work is ``execute_fn`` (``PeriodicThread(name, interval, execute_fn, level=...,
+    init_wait=...)``) or, LMCache's form, the ``_execute()`` of a subclass
+    (``super().__init__(name, interval, level, init_wait)``); one of the two is required.
     The first run comes ``init_wait`` seconds after :meth:`start`. The schedule is measured
     from the start of each run, so slow runs do not drift it; a run that overruns the
     interval is followed at once by the next. Failed runs are counted and logged and the
     thread goes on, except after :class:`IrrecoverableException`, which ends it.
-    All state is guarded by one lock, so :meth:`status` is a consistent snapshot.
+    All state is guarded by one lock, so :meth:`get_status` is a consistent snapshot.
     """
 
+    @overload
+    def __init__(self, name: str, interval: float, level: ThreadLevel | str = ThreadLevel.MEDIUM,
+                 init_wait: float = 0.0) -> None: ...
+
+    @overload
     def __init__(self, name: str, interval: float, execute_fn: Callable[[], object],
-                 level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0) -> None:
+                 level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0) -> None: ...
+
+    def __init__(self, name: str, interval: float, *args: Any, **kwargs: Any) -> None:
+        execute_fn: Any = None
+        if args and callable(args[0]) and not isinstance(args[0], str):
+            execute_fn, args = args[0], args[1:]
+            if "execute_fn" in kwargs:
+                raise TypeError("PeriodicThread() got multiple values for argument 'execute_fn'")
+        values = _bind("PeriodicThread", _THREAD_ARGS, args, kwargs,
+                       {"level", "init_wait", "execute_fn"})
+        execute_fn = values.get("execute_fn", execute_fn)
+        level = values.get("level", ThreadLevel.MEDIUM)
+        init_wait = values.get("init_wait", 0.0)
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         if not name.strip():
             raise ValueError("name must be a non-empty string")
-        if not callable(execute_fn):
+        overridden = type(self)._execute is not PeriodicThread._execute
+        if execute_fn is None and not overridden:
+            raise TypeError("PeriodicThread needs an execute_fn, or a subclass that overrides "
+                            "_execute()")
+        if execute_fn is not None and not callable(execute_fn):
             raise TypeError(f"execute_fn must be callable, got {type(execute_fn).__name__}")
+        if execute_fn is not None and overridden:
+            raise TypeError(f"{type(self).__name__} overrides _execute(); pass no execute_fn")
         self._name = name
         self._interval = _check_seconds("interval", interval, allow_zero=False)
         self._init_wait = _check_seconds("init_wait", init_wait, allow_zero=True)
         if not isinstance(level, str):  # a ThreadLevel is a str too
             raise TypeError(f"level must be a ThreadLevel or str, got {type(level).__name__}")
         self._level = ThreadLevel.parse(level)
-        self._execute_fn = execute_fn
+        self._execute_fn: Callable[[], object] | None = execute_fn
         self._reset_state()
         with _INSTANCES_LOCK:
             _INSTANCES.add(self)
+
+    def __repr__(self) -> str:
+        state = "running" if getattr(self, "_running", False) else "stopped"
+        level = getattr(getattr(self, "_level", None), "value", "?")
+        return f"<{type(self).__name__} {getattr(self, '_name', '?')!r} {level} {state}>"
 
     def _reset_state(self) -> None:
         """Create fresh locks and forget run history: at construction, and in a forked child
         (whose inherited lock may be held by a thread that is gone, and counters are the parent's).
         """
-        self._lock = threading.Lock()
+        # Reentrant, like LMCache's: a subclass may read this thread's properties while it
+        # holds ``self._lock`` for its own state.
+        self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        # Set while a stop is pending, for subclasses that wait on it as LMCache's do.
+        self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
         self._stop_requested = False
@@ -142,6 +132,14 @@ class PeriodicThread:
         self._total_runs = 0
         self._failed_runs = 0
         self._last_summary: ThreadRunSummary | None = None
+
+    def _execute(self) -> object:
+        """One run of the work: LMCache subclasses override this to return a
+        :class:`ThreadRunSummary`; by default it calls ``execute_fn``. May also return None
+        (success), a bool, or anything else (success, its ``str()`` as the message)."""
+        if self._execute_fn is None:  # pragma: no cover - refused by __init__
+            raise TypeError("no execute_fn")
+        return self._execute_fn()
 
     @property
     def name(self) -> str:
@@ -176,10 +174,17 @@ class PeriodicThread:
             return self._is_active_locked(time.monotonic())
 
     @property
-    def last_run_time(self) -> float | None:
-        """Wall-clock time (``time.time()``) at which the last run began, or None."""
+    def stop_requested(self) -> bool:
+        """True once :meth:`stop` was asked and the loop has not ended yet: a long run can
+        check it and return early."""
         with self._lock:
-            return self._last_run_time
+            return self._running and self._stop_requested
+
+    @property
+    def last_run_time(self) -> float:
+        """Wall-clock time (``time.time()``) at which the last run began; 0.0 before the first."""
+        with self._lock:
+            return self._last_run_time or 0.0
 
     @property
     def total_runs(self) -> int:
@@ -195,7 +200,7 @@ class PeriodicThread:
 
     @property
     def last_summary(self) -> ThreadRunSummary | None:
-        """The outcome of the last completed run, or None before the first."""
+        """The outcome of the last completed run (timing filled in), or None before the first."""
         with self._lock:
             return self._last_summary
 
@@ -210,20 +215,24 @@ class PeriodicThread:
             return now - last < limit
         return now - self._started_mono < self._init_wait + limit
 
-    def start(self) -> bool:
-        """Start the loop; return False (doing nothing) if it is already running.
+    def start(self) -> threading.Thread | None:
+        """Start the loop and return its ``threading.Thread``; None (doing nothing) if it is
+        already running.
 
-        A loop asked to stop whose run has not finished yet is told to carry on instead, so
-        two runs of ``execute_fn`` never overlap.
+        A loop asked to stop whose run has not finished yet is told to carry on instead (its
+        thread is returned), so two runs of the work never overlap.
         """
         with self._lock:
             if self._running:
                 if not self._stop_requested:
-                    return False
+                    logger.debug("Periodic thread %s is already running", self._name)
+                    return None
                 self._stop_requested = False
-                return True
+                self._stop_event.clear()
+                return self._thread
             thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._running, self._stop_requested, self._wake_requested = True, False, False
+            self._stop_event.clear()
             self._started_mono = time.monotonic()
             self._thread = thread
             try:
@@ -231,13 +240,13 @@ class PeriodicThread:
             except BaseException:
                 self._running, self._thread = False, None
                 raise
-        return True
+        return thread
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Ask the loop to end and wait up to ``timeout`` seconds; True if it has ended.
 
         Waiting is interrupted at once, but a run in progress is finished first. Called from
-        inside ``execute_fn`` it only asks (joining itself would deadlock) and returns False;
+        inside the work it only asks (joining itself would deadlock) and returns False;
         the thread ends when that run returns.
         """
         with self._lock:
@@ -245,11 +254,16 @@ class PeriodicThread:
             if not self._running or thread is None:
                 return True
             self._stop_requested = True
+            self._stop_event.set()
             self._cond.notify_all()
         if thread is threading.current_thread():
             return False
         thread.join(timeout)
-        return not thread.is_alive()
+        if thread.is_alive():
+            logger.warning("Periodic thread %s did not stop within %.1f s (a run is in progress)",
+                           self._name, timeout)
+            return False
+        return True
 
     def wake(self) -> None:
         """Run now instead of waiting out the interval or init_wait (or right after this run)."""
@@ -258,8 +272,10 @@ class PeriodicThread:
                 self._wake_requested = True
                 self._cond.notify_all()
 
-    def status(self) -> dict[str, Any]:
-        """Return a JSON-ready snapshot for the ``/periodic-threads`` endpoints."""
+    def get_status(self) -> dict[str, Any]:
+        """LMCache's status dict, one consistent snapshot: ``last_run_time`` in epoch seconds
+        (0.0 before the first run), ``success_rate`` a percentage (None before the first run).
+        The HTTP endpoints render it with ISO-8601 times (``services.periodic_status``)."""
         with self._lock:
             now = time.monotonic()
             running, active = self._running, self._is_active_locked(now)
@@ -268,22 +284,31 @@ class PeriodicThread:
         return {
             "name": self._name,
             "level": self._level.value,
-            "is_running": running,
-            "is_active": active,
-            "last_run_time": None if wall is None else datetime.fromtimestamp(wall).isoformat(),
             "interval": self._interval,
             "init_wait": self._init_wait,
-            "last_run_ago": None if mono is None else round(now - mono, 3),
+            "is_running": running,
+            "is_active": active,
+            "last_run_time": wall or 0.0,
+            "last_run_ago": None if mono is None else now - mono,
             "total_runs": total,
             "failed_runs": failed,
-            "success_rate": round((total - failed) / total, 4) if total else None,
+            "success_rate": (total - failed) / total * 100 if total else None,
             "last_summary": None if summary is None else summary.to_dict(),
         }
+
+    def status(self) -> dict[str, Any]:
+        """The status as the HTTP endpoints render it (``last_run_time`` in ISO-8601); kept for
+        code written against this package before :meth:`get_status`."""
+        from common_api.services.periodic_status import thread_status
+
+        return thread_status(self)
 
     def _loop(self) -> None:
         """Body of the OS thread: init_wait, then run and sleep until told to stop."""
         try:
-            if not self._sleep(self._init_wait):
+            # Without init_wait a wake() that came before the first run carries over to the
+            # first interval, as in LMCache (it has no wait to cut short).
+            if not (self._sleep(self._init_wait) if self._init_wait > 0 else self._carry_on()):
                 return
             while True:
                 began = time.monotonic()
@@ -292,10 +317,18 @@ class PeriodicThread:
                 if not self._sleep(self._interval - (time.monotonic() - began)):
                     return
         finally:
-            # For a BaseException escaping execute_fn; a newer loop may own the state by now.
+            # For a BaseException escaping the work; a newer loop may own the state by now.
             with self._lock:
                 if self._thread is threading.current_thread():
                     self._running = False
+
+    def _carry_on(self) -> bool:
+        """False (marking the loop ended, under the lock) if a stop is pending."""
+        with self._lock:
+            if self._stop_requested:
+                self._running = self._stop_requested = False
+                return False
+            return True
 
     def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless woken; on stop return False, marking the loop ended under
@@ -309,18 +342,16 @@ class PeriodicThread:
                     break
                 self._cond.wait(remaining)
             self._wake_requested = False
-            if self._stop_requested:
-                self._running = self._stop_requested = False
-                return False
-            return True
+            return self._carry_on()
 
     def _run_once(self, began: float) -> bool:
-        """Run ``execute_fn`` once and record the outcome; False when the thread must end."""
+        """Run the work once and record the outcome; False when the thread must end."""
+        wall = time.time()
         with self._lock:
-            self._last_run_time, self._last_run_mono = time.time(), began
+            self._last_run_time, self._last_run_mono = wall, began
         irrecoverable = False
         try:
-            summary = _to_summary(self._execute_fn())
+            summary = _to_summary(self._execute())
         except IrrecoverableException as exc:
             irrecoverable = True
             summary = ThreadRunSummary(success=False, message=f"{type(exc).__name__}: {exc}")
@@ -332,6 +363,7 @@ class PeriodicThread:
         else:
             if not summary.success:
                 logger.warning("Periodic thread %s run failed: %s", self._name, summary.message)
+        summary = summary._stamped(wall, (time.monotonic() - began) * 1000.0)
         with self._lock:
             self._total_runs += 1
             self._failed_runs += 0 if summary.success else 1
@@ -348,98 +380,12 @@ class PeriodicThread:
             self.start()
 
 
-class PeriodicThreadRegistry:
-    """The process-wide set of periodic threads the endpoints report on, by unique name."""
-
-    _instance: ClassVar[PeriodicThreadRegistry | None] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._threads: dict[str, PeriodicThread] = {}
-
-    @classmethod
-    def get_instance(cls) -> PeriodicThreadRegistry:
-        """Return the process-wide registry, creating it on first use."""
-        with cls._instance_lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
-
-    def register(self, thread: PeriodicThread) -> None:
-        """Add ``thread``, replacing a stopped one of the same name; again is a no-op.
-
-        A running thread keeps its name: two live threads under one name would be ambiguous.
-        """
-        if not isinstance(thread, PeriodicThread):
-            raise TypeError(f"thread must be a PeriodicThread, got {type(thread).__name__}")
-        with self._lock:
-            existing = self._threads.get(thread.name)
-            if existing is thread:
-                return
-            if existing is not None and existing.is_running:
-                raise ValueError("Periodic thread name already in use by a running thread: "
-                                 f"{thread.name}")
-            self._threads[thread.name] = thread
-
-    def unregister(self, name: str) -> PeriodicThread | None:
-        """Remove and return the thread called ``name`` (None if absent); it is not stopped."""
-        with self._lock:
-            return self._threads.pop(name, None)
-
-    def get(self, name: str) -> PeriodicThread | None:
-        """Return the thread called ``name``, or None."""
-        with self._lock:
-            return self._threads.get(name)
-
-    def threads(self) -> list[PeriodicThread]:
-        """Return the registered threads sorted by name."""
-        with self._lock:
-            return [self._threads[name] for name in sorted(self._threads)]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._threads)
-
-    def __contains__(self, item: object) -> bool:
-        """Accept a name, or a thread object (True only if that very object is registered)."""
-        with self._lock:
-            if isinstance(item, PeriodicThread):
-                return self._threads.get(item.name) is item
-            return item in self._threads
-
-    @classmethod
-    def _after_fork_in_child(cls) -> None:
-        """Replace locks that a thread of the parent may have held at fork time."""
-        cls._instance_lock = threading.Lock()
-        if cls._instance is not None:
-            cls._instance._lock = threading.Lock()
-
-
-def create_periodic_thread(name: str, interval: float, execute_fn: Callable[[], object],
-                           level: ThreadLevel | str = ThreadLevel.MEDIUM, init_wait: float = 0.0,
-                           auto_register: bool = True) -> PeriodicThread:
-    """Create a thread (not started) and, unless ``auto_register`` is False, register it."""
-    thread = PeriodicThread(name, interval, execute_fn, level=level, init_wait=init_wait)
-    if auto_register:
-        PeriodicThreadRegistry.get_instance().register(thread)
-    return thread
-
-
 def _after_fork_in_child() -> None:
-    """Make a forked child (a gunicorn worker) run the threads its parent ran, on new locks.
-
-    Only the forking thread survives a fork. Runs after ``threading``'s own fork handler.
-    """
+    """Restart, on new locks, the threads that ran in the parent when it forked."""
     global _INSTANCES_LOCK
     _INSTANCES_LOCK = threading.Lock()
-    PeriodicThreadRegistry._after_fork_in_child()
     for thread in list(_INSTANCES):
         try:
             thread._after_fork_in_child()
         except Exception:
             logger.exception("Could not restart periodic thread %s after fork", thread.name)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -108,8 +108,8 @@ def test_idle_false_drops_the_samples_of_waiting_threads() -> None:
     with background("sleeper", _sleeper), background("waiter", _event_waiter), \
             background("reader", _queue_reader), \
             background("spinner", spin_for_the_profile_test):
-        everything = Sampler(100).run(1.0)
-        busy_only = Sampler(100, drop_idle=True).run(1.0)
+        everything = Sampler(100).run(0.6)
+        busy_only = Sampler(100, drop_idle=True).run(0.6)
     seen = {names[0] for names, _ in everything.named_stacks()}
     assert {"sleeper", "waiter", "reader", "spinner"} <= seen
     kept = {names[0]: count for names, count in busy_only.named_stacks()}

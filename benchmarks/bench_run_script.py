@@ -1,10 +1,16 @@
-"""What the sandbox costs a CPU-bound script: POST /run_script against plain exec.
+"""What the sandbox costs a script: POST /run_script against plain exec.
 
 Starts a real gunicorn server (one worker, the package's gunicorn config) whose app
 registers the blueprint plus one extra route, ``POST /bench/plain-exec``, that runs
-the same script with a bare ``exec`` in the worker. Then it posts a 300,000-
-iteration loop to both, alternating (so drift of the shared machine hits both
-sides alike), and prints the medians, their ratio and the command. Bar: 2.5.
+the same script with a bare ``exec`` in the worker (with the same ``app``). Then it
+posts, alternating (so drift of the shared machine hits both sides alike):
+
+* a 300,000-iteration loop (bar: 1.5x plain exec);
+* a script making 1,000 calls of a live host object's method under ``app.state``
+  (each a round trip to the worker in the sandbox), and a trivial script, so the
+  cost of one host call is (1,000-call script - trivial script) / 1,000;
+
+and prints the medians, their ratios and the command.
 
     python benchmarks/bench_run_script.py [--rounds N]
 
@@ -27,7 +33,17 @@ from _procs import stop_process_group
 
 LOOP = "total = 0\nfor i in range(300000):\n    total += i\nresult = total\n"
 EXPECTED = str(sum(range(300000)))
+HOST_CALLS = ("rank = app.state.metadata.is_first_rank\nfirst = 0\n"
+              "for i in range(1000):\n    first += rank()\nresult = first\n")
+TRIVIAL = "result = 1000\n"
 HERE = Path(__file__).resolve().parent
+
+
+class Metadata:
+    """A host object (this module is the app's package, so it is host code)."""
+
+    def is_first_rank(self) -> bool:
+        return True
 
 
 def create_app() -> object:
@@ -38,11 +54,12 @@ def create_app() -> object:
 
     app = Flask("bench_run_script")
     app.register_blueprint(bp)
+    app.state.metadata = Metadata()  # type: ignore[attr-defined]
 
     @app.post("/bench/plain-exec")
     def plain_exec() -> tuple[str, int, dict[str, str]]:
         source = request.files["script"].read().decode("utf-8")
-        namespace: dict[str, object] = {}
+        namespace: dict[str, object] = {"app": app}
         exec(compile(source, "<script>", "exec"), namespace)
         return str(namespace.get("result")), 200, {"Content-Type": "text/plain"}
 
@@ -72,11 +89,11 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None
     raise SystemExit("server did not become ready")
 
 
-def _post(session: object, url: str) -> float:
+def _post(session: object, url: str, script: str = LOOP, expected: str = EXPECTED) -> float:
     started = time.perf_counter()
-    response = session.post(url, files={"script": ("loop.py", LOOP)}, timeout=60)  # type: ignore[attr-defined]
+    response = session.post(url, files={"script": ("s.py", script)}, timeout=60)  # type: ignore[attr-defined]
     elapsed = time.perf_counter() - started
-    if response.status_code != 200 or response.text != EXPECTED:
+    if response.status_code != 200 or response.text != expected:
         raise SystemExit(f"{url}: {response.status_code} {response.text[:200]!r}")
     return elapsed
 
@@ -106,20 +123,31 @@ def main() -> None:
         for _ in range(3):  # warm-up: the fork server starts on the first script
             _post(session, url + "/run_script")
             _post(session, url + "/bench/plain-exec")
-        sandboxed, plain = [], []
+        runs: dict[str, list[float]] = {key: [] for key in (
+            "loop", "loop-plain", "calls", "calls-plain", "trivial", "trivial-plain")}
         for _ in range(args.rounds):
-            sandboxed.append(_post(session, url + "/run_script"))
-            plain.append(_post(session, url + "/bench/plain-exec"))
+            for key, script, expected in (("loop", LOOP, EXPECTED),
+                                          ("calls", HOST_CALLS, "1000"),
+                                          ("trivial", TRIVIAL, "1000")):
+                runs[key].append(_post(session, url + "/run_script", script, expected))
+                runs[key + "-plain"].append(
+                    _post(session, url + "/bench/plain-exec", script, expected))
     finally:
         stop_process_group(proc)
-    sandbox_ms = statistics.median(sandboxed) * 1000
-    plain_ms = statistics.median(plain) * 1000
+    ms = {key: statistics.median(values) * 1000 for key, values in runs.items()}
+    per_call_us = (ms["calls"] - ms["trivial"]) / 1000 * 1000
     print(f"server:            {shlex.join(command)}")
     print(f"benchmark:         {shlex.join([sys.executable, *sys.argv])}")
     print(f"rounds:            {args.rounds} (alternating, after 3 warm-up rounds)")
-    print(f"POST /run_script:  median {sandbox_ms:.1f} ms")
-    print(f"plain exec route:  median {plain_ms:.1f} ms")
-    print(f"ratio of medians:  {sandbox_ms / plain_ms:.2f} (bar: 2.5)")
+    print("300,000-iteration loop:")
+    print(f"  POST /run_script:  median {ms['loop']:.1f} ms")
+    print(f"  plain exec route:  median {ms['loop-plain']:.1f} ms")
+    print(f"  ratio of medians:  {ms['loop'] / ms['loop-plain']:.2f} (bar: 1.5)")
+    print("1,000 host calls (app.state.metadata.is_first_rank()):")
+    print(f"  POST /run_script:  median {ms['calls']:.1f} ms")
+    print(f"  plain exec route:  median {ms['calls-plain']:.1f} ms")
+    print(f"  trivial script:    median {ms['trivial']:.1f} ms (plain {ms['trivial-plain']:.1f})")
+    print(f"  one host call:     {per_call_us:.0f} us (round trip to the worker)")
 
 
 if __name__ == "__main__":

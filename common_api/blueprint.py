@@ -12,7 +12,12 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    default_exceptions,
+)
 
 from common_api import __version__, config
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
@@ -29,8 +34,15 @@ from common_api.services.loglevels import render_levels
 from common_api.services.profile_formats import render_collapsed, render_json, render_speedscope
 from common_api.services.profiler import PROFILE_FORMATS
 from common_api.services.profiling import Profile
-from common_api.services.threads import group_threads, render_dump, render_groups
-from common_api.workers.dumps import merge_workers, render_all_workers, render_all_workers_json
+from common_api.services.threads import (
+    AllWorkers,
+    group_threads,
+    render_all_workers,
+    render_all_workers_json,
+    render_dump,
+    render_groups,
+    select_threads,
+)
 
 bp = Blueprint("common_api", __name__)
 
@@ -123,6 +135,9 @@ def _authorize_and_limit() -> None:
 
 @bp.after_request
 def _common_headers(response: Response) -> Response:
+    if g.get("common_api_after_failed"):
+        return response  # the 500 answer to this hook's own failure: no second traceback
+    g.common_api_after_failed = True
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Worker-Pid"] = str(os.getpid())
     response.headers["X-Common-Api-Version"] = __version__
@@ -137,21 +152,49 @@ def _common_headers(response: Response) -> Response:
             AUDIT_EVENTS[view], client=request.remote_addr, status=response.status_code,
             token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
             **details)
+    g.common_api_after_failed = False
+    return response
+
+
+def _error_response(message: str, status: int) -> Response:
+    """An error in the endpoint's format: ``{"error": ...}`` or one line of plain text."""
+    try:
+        as_json = _view_name() in JSON_ENDPOINTS or _wants_json()
+    except InvalidInput:
+        as_json = False
+    response = _json({"error": message}, status) if as_json else _text(message, status)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError) -> Response:
-    message = str(error)
-    try:
-        as_json = _view_name() in JSON_ENDPOINTS or _wants_json()
-    except InvalidInput:
-        as_json = False
-    response = (_json({"error": message}, error.status) if as_json
-                else _text(message, error.status))
+    response = _error_response(str(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="common_api"'
     return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    """Never an HTML page. An unhandled exception reaches here as InternalServerError after
+    Flask has logged its traceback (once); the answer names only the exception's class."""
+    status = error.code or 500
+    if isinstance(error, InternalServerError):
+        original = error.original_exception
+        cause = f": {type(original).__name__}" if original is not None else ""
+        message = f"Internal error{cause} (the traceback is in the component's log)"
+    elif status in (404, 405):
+        reason = "Not found" if status == 404 else "Method not allowed"
+        message = f"{reason}: {request.method} {request.path}"
+    else:
+        message = f"{error.name}: {error.description}" if error.description else error.name
+    return _error_response(" ".join(message.split()), status)
+
+
+# by code too: a host's handler for a code (say 500) is found before any class handler
+for _code in default_exceptions:
+    bp.register_error_handler(_code, _http_error)
 
 
 @bp.get("/env")
@@ -174,6 +217,8 @@ def loglevel() -> Response:
             raise InvalidInput("The level parameter needs logger_name: "
                                "/loglevel?logger_name=NAME&level=LEVEL")
         change = service.set_level(name, level, duration)
+        if change.unacknowledged:
+            g.audit_details = {"unacknowledged_workers": list(change.unacknowledged)}
         return _json(change.to_dict()) if as_json else _text(change.render())
     if name is not None:
         entry = service.get_level(name)
@@ -214,18 +259,22 @@ def threads() -> Response:
     grouped = _flag("group")
     state = _state()
     dump = state.threads.dump(name=name, ident=ident)
-    peers = state.runtime.peer_dumps() if scope == "all" and state.runtime is not None else {}
+    every = None
+    if scope == "all":
+        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        every = AllWorkers(os.getpid(), dump, peers).filtered(
+            lambda threads: select_threads(threads, name, ident))
     if grouped:
-        members = merge_workers(os.getpid(), dump, peers) if scope == "all" else dump
+        members = every.merged() if every is not None else dump
         groups = group_threads(members)
         if as_json:
             return _json({"pid": os.getpid(), "total": len(members),
                           "groups": [group.to_dict() for group in groups]})
         return _text(render_groups(groups))
-    if scope == "all":
+    if every is not None:
         if as_json:
-            return _json(render_all_workers_json(os.getpid(), dump, peers))
-        return _text(render_all_workers(os.getpid(), dump, peers))
+            return _json(render_all_workers_json(every))
+        return _text(render_all_workers(every))
     if as_json:
         return _json({"pid": os.getpid(), "total": len(dump),
                       "threads": [info.to_dict() for info in dump]})
@@ -280,9 +329,12 @@ def run_script() -> Response:
     from common_api.sandbox import ScriptBusy, ScriptError
 
     started = time.monotonic()
+    writes: list[dict[str, str]] = []  # host attributes the script changed, for the audit
+    g.audit_details["writes"] = writes
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        outcome = state.scripts.run(source, app, client=request.remote_addr or "")
+        outcome = state.scripts.run(source, app, client=request.remote_addr or "",
+                                    writes=writes)
     except ScriptBusy as exc:
         return _text(str(exc), 429)
     except ScriptError as exc:

@@ -22,6 +22,7 @@ SCRIPT_MAX_BYTES = "COMMON_API_SCRIPT_MAX_BYTES"
 SCRIPT_MAX_RESULT_BYTES = "COMMON_API_SCRIPT_MAX_RESULT_BYTES"
 SCRIPT_MAX_CONCURRENT = "COMMON_API_SCRIPT_MAX_CONCURRENT"
 SCRIPT_MEMORY_LIMIT = "COMMON_API_SCRIPT_MEMORY_LIMIT"
+SCRIPT_HOST_PACKAGES = "COMMON_API_SCRIPT_HOST_PACKAGES"
 TOKEN = "COMMON_API_TOKEN"
 TOKEN_FILE = "COMMON_API_TOKEN_FILE"
 HEALTH_PUBLIC = "COMMON_API_HEALTH_PUBLIC"
@@ -88,6 +89,17 @@ def _text_list(key: str, value: Any) -> tuple[str, ...]:
     return names
 
 
+def _host_packages(key: str, value: Any) -> tuple[str, ...]:
+    from common_api.sandbox.policy import never_host
+
+    names = _text_list(key, value)
+    for name in names:
+        if never_host(name):
+            raise ValueError(f"{key}: {name!r} is a framework or standard-library package, "
+                             "never host code")
+    return names
+
+
 def _positive_number(key: str, value: Any) -> float:
     try:
         number = float(value)
@@ -149,6 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int),
     Setting(SCRIPT_MEMORY_LIMIT, 512 * 1024 * 1024, "address-space limit of a script, bytes",
             _positive_int),
+    Setting(SCRIPT_HOST_PACKAGES, (), "packages whose objects under app.state scripts may "
+            "use, besides the app's own package", _host_packages),
     Setting(TOKEN, None, "when set, every request needs 'Authorization: Bearer <token>'",
             _optional_text),
     Setting(TOKEN_FILE, None, "file holding the token (read once at start), instead of "

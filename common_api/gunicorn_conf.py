@@ -22,6 +22,7 @@ from typing import Any
 
 # names only: gunicorn reads every module-level name here, and 'config' is one of its settings
 from common_api.config import STATE_DIR
+from common_api.workers.level_sync import DIRECTORY as LEVEL_SYNC
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 bind = os.environ.get("COMMON_API_BIND", "127.0.0.1:7000")
@@ -46,7 +47,7 @@ def _prepare_state_dir() -> tuple[StateDir, bool]:
     root = given or tempfile.mkdtemp(prefix="common-api-state-")
     state = StateDir(root)
     # a server starts as a fresh component: no counts, levels or workers of an earlier run
-    for stale in (state.prometheus, state.workers, state.dumps):
+    for stale in (state.prometheus, state.workers, state.dumps, state.root / LEVEL_SYNC):
         shutil.rmtree(stale, ignore_errors=True)
     for stale_file in (state.metrics_baseline, state.loglevels):
         stale_file.unlink(missing_ok=True)
@@ -68,6 +69,7 @@ def post_worker_init(worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     from common_api.workers.dumps import WorkerDumps
+    from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_worker
     from common_api.workers.status_board import StatusBoard
 
@@ -75,6 +77,7 @@ def child_exit(server: Any, worker: Any) -> None:
         fold_dead_worker(STATE, worker.pid)
         StatusBoard(STATE).withdraw(worker.pid)
         WorkerDumps(STATE).withdraw(worker.pid)
+        LevelSync(STATE.root).withdraw(worker.pid)
     except Exception:
         log.exception("common_api could not clean up after worker %s", worker.pid)
 

@@ -165,6 +165,10 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
             f"Set {answer.get('logger_name')} level to {answer.get('level')} (including all "
             f"handlers) for {float(revert.get('in_seconds', 0)):.0f} seconds, then "
             f"{revert.get('level')}\n")
+        late = answer.get("unacknowledged_workers") or []
+        if late:
+            console.out.write(f"Not yet applied by worker(s) {', '.join(map(str, late))}: no "
+                              "acknowledgement in time (stopped or stuck?)\n")
     return 0
 
 

@@ -17,6 +17,8 @@ class ScriptSettings:
     max_result_bytes: int = 1_000_000
     max_concurrent: int = 1
     memory_limit_bytes: int = 512 * 1024 * 1024
+    #: Packages whose objects count as host code, besides the app's own package.
+    host_packages: frozenset[str] = frozenset()
 
 
 class ScriptError(Exception):

@@ -40,7 +40,10 @@ class Channel:
         self.write_fd = write_fd
 
     def send(self, message: dict[str, Any]) -> None:
-        data = memoryview(protocol.dump_frame(message))
+        self.send_frame(protocol.dump_frame(message))
+
+    def send_frame(self, frame: bytes) -> None:
+        data = memoryview(frame)
         while data:
             written = os.write(self.write_fd, data)
             data = data[written:]
@@ -128,9 +131,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def _clip(text: str, limit: int) -> tuple[str, bool]:
-    data = text.encode("utf-8", "replace")
+    cut = len(text) > limit  # every character is at least one byte: clip it first
+    text = protocol.escape(text[:limit] if cut else text)
+    data = text.encode("utf-8")
     if len(data) <= limit:
-        return text, False
+        return text, cut
     return data[:limit].decode("utf-8", "ignore"), True
 
 
@@ -205,6 +210,18 @@ def fork_server_main() -> None:
             control.sendall(_REPLY.pack(-1))
 
 
+def _report(channel: Channel, report: dict[str, Any]) -> None:
+    """Send the final report; a result and its output follow as raw UTF-8 frames."""
+    if report.get("op") != "done":
+        report["reason"] = protocol.escape(str(report.get("reason", "")))
+        channel.send(report)
+        return
+    result, output = str(report.pop("result")), str(report.pop("output"))
+    channel.send(report)
+    channel.send_frame(protocol.raw_frame(result.encode("utf-8")))
+    channel.send_frame(protocol.raw_frame(output.encode("utf-8")))
+
+
 def _reap(pid: int) -> int:
     try:
         _, status = os.waitpid(pid, 0)
@@ -236,7 +253,7 @@ def _script_child(fd: int, config: dict[str, Any], allowed: list[str]) -> None:
             report = {"op": "fail", "reason": reason, "lineno": None}
         sys.stdout = sys.__stdout__
         try:
-            channel.send(report)
+            _report(channel, report)
         except MemoryError:
             channel.send({"op": "fail", "reason": MEMORY_REASON, "lineno": None})
     finally:

@@ -18,6 +18,9 @@ and item reads through ``_getitem_``. What this module changes:
 * a class may define the dunder methods of :data:`policy.SCRIPT_DUNDERS`, and a
   script may read them (``Base.__init__(self)``): the runtime guard allows that on
   the script's own classes and on exception classes only;
+* annotated assignments are allowed (their parts are checked like any other);
+* ``__import__(name)`` may be called (read, never assigned): it is the same
+  guarded import as the ``import`` statement;
 * errors are collected with their line numbers.
 
 This module runs in the script's child process (see :mod:`.child`), so a hostile
@@ -72,6 +75,8 @@ class SandboxTransformer(RestrictingNodeTransformer):
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
             self.used_names[node.id] = True
+            if node.id == "__import__":  # the same guarded import as ``import``
+                return node
         self.check_name(node, node.id)
         return node
 
@@ -100,6 +105,11 @@ class SandboxTransformer(RestrictingNodeTransformer):
         return self.node_contents_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        return self.node_contents_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        # ``x: int = 3`` (``from __future__ import annotations`` scripts): the target
+        # and the annotation are checked and rewritten like any other expression.
         return self.node_contents_visit(node)
 
     def visit_With(self, node: ast.With) -> ast.AST:

@@ -18,6 +18,7 @@ This module runs in the child only.
 """
 
 from __future__ import annotations
+import __future__
 
 import builtins
 import importlib
@@ -26,7 +27,8 @@ from types import BuiltinFunctionType, FunctionType, GeneratorType, MethodType, 
 from typing import Any
 
 from . import policy
-from .remote import Remote, remote_getattr
+from .protocol import escape
+from .remote import Remote, RemoteWriter, remote_getattr
 
 
 class ImportBlocked(ImportError):
@@ -83,7 +85,8 @@ class OutputCapture:
             raise TypeError("write() argument must be str")
         if self.truncated:
             return len(text)
-        data = text.encode("utf-8", "replace")
+        text = escape(text)
+        data = text.encode("utf-8")
         room = self.limit - self.size
         if len(data) > room:
             data = data[:max(room, 0)]
@@ -223,7 +226,7 @@ class Guards:
         if tp in self.writable or tp in self.script_classes or obj in self.script_classes:
             return obj
         if tp is Remote:
-            raise TypeError("host objects are read-only to scripts: call their methods")
+            return RemoteWriter(obj)  # type: ignore[arg-type]
         kind = obj.__name__ if isinstance(obj, type) else tp.__name__
         raise TypeError(f"{kind!r} objects cannot be modified by a script")
 
@@ -256,7 +259,7 @@ class Guards:
         if level != 0 or type(name) is not str:
             raise ImportBlocked("Relative imports are not allowed")
         if name == "__future__":
-            return ModuleFacade(name, {})
+            return ModuleFacade(name, {f: f for f in __future__.all_feature_names})
         if name not in self.allowed:
             raise ImportBlocked(f"Import of {name!r} is not allowed")
         facade = self.facade(name)

@@ -12,8 +12,9 @@ Reading guide:
 * :data:`NEVER_IMPORTABLE` / :data:`DENIED_EXPORTS` - modules and module members
   that are refused even when an operator allows the module.
 * :data:`APP_ATTRIBUTES` - what ``app`` exposes to a script.
-* :data:`HOST_DENIED_ORIGINS` - packages whose objects are never handed to a
-  script from ``app.state`` (frameworks and the standard library).
+* :data:`NEVER_HOST` - packages that are never host code (frameworks, the standard
+  library); host code is the app's own package plus COMMON_API_SCRIPT_HOST_PACKAGES.
+* :data:`WRITABLE_SCALARS` - what a script may assign to an attribute of a host object.
 * Limits of the worker <-> child channel.
 """
 
@@ -288,34 +289,52 @@ WRITABLE_VETTED: frozenset[tuple[str, str]] = frozenset(
 #: host puts the objects scripts may reach; ``name`` is the app's import name.
 APP_ATTRIBUTES: frozenset[str] = frozenset({"state", "name"})
 
-#: Objects defined by these packages (and by the standard library, apart from
-#: :class:`types.SimpleNamespace`) are never handed to a script from app.state,
-#: even when a host object refers to them: a Flask app, its config, a logger, a
-#: thread, a lock or a file all lead back to the operating system or to secrets.
-HOST_DENIED_ORIGINS: frozenset[str] = frozenset(
+#: Packages that are never host code, whatever COMMON_API_SCRIPT_HOST_PACKAGES says:
+#: the standard library, the web framework and its helpers, the server, the metrics
+#: libraries and this package itself. Their objects lead back to the operating
+#: system, the app's config or its secrets.
+NEVER_HOST: frozenset[str] = frozenset(
     set(sys.stdlib_module_names)
     | {
         "builtins", "flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous",
         "click", "blinker", "gunicorn", "prometheus_client",
         "prometheus_flask_exporter", "RestrictedPython", "common_api", "pytest",
         "_pytest", "pluggy", "setuptools", "pkg_resources", "importlib_metadata",
-        "requests", "urllib3",
     }
 )
 
-#: Modules that are host code although their package is listed above: the demo
-#: component's objects are what the seed's example script reads.
-HOST_ALLOWED_MODULES: frozenset[str] = frozenset({"common_api.demo"})
+#: Modules of this package that are host code all the same: the bundled demo
+#: component (``Flask("common_api.demo")``) is what the seed's example reads.
+HOST_EXCEPTIONS: frozenset[str] = frozenset({"common_api.demo"})
 
 
-def host_module(module: object) -> bool:
-    """Whether a class or function defined in ``module`` counts as host code."""
-    if not isinstance(module, str) or not module:
+def never_host(package: str) -> bool:
+    """Whether ``package`` (a dotted module prefix) may never count as host code."""
+    if package in HOST_EXCEPTIONS or any(package.startswith(m + ".") for m in HOST_EXCEPTIONS):
         return False
-    parts = module.split(".")
-    if any(".".join(parts[:i]) in HOST_ALLOWED_MODULES for i in range(1, len(parts) + 1)):
-        return True
-    return parts[0] not in HOST_DENIED_ORIGINS
+    top = package.split(".")[0]
+    return top in NEVER_HOST or top.lstrip("_") in NEVER_HOST
+
+
+def app_package(import_name: object) -> str | None:
+    """The host package derived from an app's import name (``mypkg.app`` -> ``mypkg``).
+
+    ``__main__`` stays ``__main__``; an app of this package (the demo) is its own
+    module; a name under a package that is never host code gives nothing.
+    """
+    if not isinstance(import_name, str) or not import_name:
+        return None
+    top = import_name.split(".")[0]
+    if not never_host(top):
+        return top
+    return None if never_host(import_name) else import_name
+
+
+#: Attribute values a script may assign to a host attribute, and the bounds of a
+#: tuple value: reconfiguring a setting, not handing the host new objects.
+WRITABLE_SCALARS: tuple[type, ...] = (type(None), bool, int, float, str)
+MAX_WRITE_ITEMS = 1_000
+MAX_WRITE_CHARS = 65_536
 
 
 # --------------------------------------------------------------------------------------
@@ -326,11 +345,28 @@ def host_module(module: object) -> bool:
 MAX_HOST_CALLS = 10_000
 #: Bytes one script may exchange with the worker, both directions together.
 MAX_CHANNEL_BYTES = 64 * 1024 * 1024
-#: Largest single message from the child, not counting the final result.
-MAX_MESSAGE_BYTES = 1024 * 1024
-#: Items and nesting depth of plain data copied between the processes.
+#: Largest single request from the child (the final result and output travel as
+#: raw bytes, never parsed as JSON): what one json.loads call in the worker may cost.
+MAX_MESSAGE_BYTES = 256 * 1024
+#: Largest single reply of the worker, estimated before it is serialized.
+MAX_REPLY_BYTES = 1024 * 1024
+#: Items and nesting depth of plain data copied between the processes. Every visit
+#: counts, so data that refers to the same list many times counts each time.
 MAX_DATA_ITEMS = 100_000
 MAX_DATA_DEPTH = 32
+#: Items of one request's arguments (decoded by the worker, then usually answered):
+#: half the above, so decoding and answering one request stay within ~50 ms.
+MAX_REQUEST_ITEMS = 50_000
+#: Hash containers (sets, frozensets, dicts) the worker rebuilds from a request.
+#: Keys whose hashing is not randomised (ints, floats, tuples...) can be chosen to
+#: collide, which makes building the container quadratic in one C call: such a
+#: container may hold at most MAX_HASHED_ITEMS keys, and the sum of n*n over one
+#: request's containers is at most MAX_HASH_WORK. str/bytes keys hash randomly.
+MAX_HASHED_ITEMS = 1_024
+MAX_HASH_WORK = 2_000_000
+#: Most digits of an integer in a request (an int beyond 4096 bits is refused
+#: anyway): parsing an integer is quadratic in its digits, in one C call.
+MAX_DIGITS = 1_300
 #: Longest exception message passed between the processes.
 MAX_ERROR_CHARS = 500
 #: Seconds a freshly spawned child may take to become ready.

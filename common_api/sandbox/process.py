@@ -213,6 +213,14 @@ class ChildProcess:
         self.bytes_moved += size + protocol.HEADER.size
         return protocol.load_body(body)
 
+    def recv_raw(self, deadline: float, max_bytes: int) -> bytes:
+        """One raw frame (the final result or output), at most ``max_bytes``."""
+        (size,) = protocol.HEADER.unpack(self._read_exact(protocol.HEADER.size, deadline))
+        if size > max_bytes:
+            raise FrameTooLarge(size)
+        self.bytes_moved += size + protocol.HEADER.size
+        return self._read_exact(size, deadline)
+
     def _read_exact(self, size: int, deadline: float) -> bytes:
         while len(self.buffer) < size:
             _wait_fd(self.fd, select.POLLIN, deadline)

@@ -2,21 +2,23 @@
 
 The child holds handles (small integers) that index this run's table of host
 objects. Every request names a handle and an operation; the bridge checks the
-handle is one it issued in this run, applies the host policy and answers plain
-data (copied, size-capped) or a new handle. Nothing the child sends is
-unpickled or evaluated: requests are tagged JSON (:mod:`.protocol`).
+handle is one it issued in this run, applies the host policy *before* decoding
+anything else of the request, decodes arguments under a budget, performs the
+operation and answers plain data (copied, size-checked before serializing) or a
+new handle. Nothing the child sends is unpickled or evaluated (:mod:`.protocol`).
 
-Host policy, decided by type:
+Host policy (:mod:`.origin` decides what is host code):
 
-* ``app`` itself exposes only :data:`policy.APP_ATTRIBUTES` (``state``, ``name``):
-  never its config, secrets, routes, hooks, extensions or Jinja environment;
-* ``app.state`` (a :class:`types.SimpleNamespace`) and objects whose class is
-  defined by the host (not by the standard library or a framework in
-  :data:`policy.HOST_DENIED_ORIGINS`) can be read: their public attributes, when
-  the class that defines the attribute is itself a host class, and their methods
-  can be called;
-* modules, classes, framework and standard-library objects (a Flask app, its
-  config, loggers, threads, locks, files...) are never handed out;
+* ``app`` itself exposes only :data:`policy.APP_ATTRIBUTES` (``state``, ``name``);
+* ``app.state`` (a :class:`types.SimpleNamespace`) and host objects can be read:
+  instance attributes and attributes defined by a host class, never through a
+  ``__getattr__`` (which could delegate anywhere), never attributes a host class
+  inherits from a builtin (``dict.update``, ``list.sort``: not host API);
+* modules, classes, builtin methods, framework, third-party and standard-library
+  objects (a Flask app or subclass, its config, loggers, threads, locks...) are
+  never handed out, and framework containers are not copied by value;
+* a script may assign plain data to an existing plain-data public attribute of a
+  host object (:meth:`HostBridge._setattr`); each write is recorded;
 * an exception raised by the host reaches the script as a builtin exception
   class carrying only a message.
 """
@@ -29,12 +31,20 @@ import decimal
 import enum
 import fractions
 import itertools
+import sys
+import time
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import policy, protocol
+from .origin import PLAIN_BASES, HostOrigin
+from .render import SafeRepr, definer
+
+#: Special operations of builtin plain-data bases that a host subclass may use:
+#: each is one bounded step (no loop over script-supplied data).
+_BOUNDED_SPECIALS = frozenset({"__len__", "__iter__", "__getitem__", "__contains__"})
 
 
 class Refused(Exception):
@@ -54,58 +64,12 @@ class AppView:
         self.app = app
 
 
-def _origin_ok(cls: type) -> bool:
-    if cls is types.SimpleNamespace:
-        return True
-    return policy.host_module(getattr(cls, "__module__", None))
-
-
-def host_object_ok(value: object) -> bool:
-    """Whether ``value`` may be handed to a script as a handle."""
-    if isinstance(value, (type, types.ModuleType)):
-        return False
-    if isinstance(value, types.MethodType):
-        return host_object_ok(value.__self__) and _defined_by_host(value.__func__)
-    if isinstance(value, types.BuiltinMethodType):
-        owner = value.__self__
-        return not isinstance(owner, types.ModuleType) and host_object_ok(owner)
-    if isinstance(value, types.FunctionType):
-        return _defined_by_host(value)
-    return _origin_ok(type(value))
-
-
-def _defined_by_host(func: object) -> bool:
-    return policy.host_module(getattr(func, "__module__", None))
-
-
 def _instance_dict(obj: object) -> dict[str, Any] | None:
     try:
         found = object.__getattribute__(obj, "__dict__")
     except (AttributeError, TypeError):
         return None
     return found if isinstance(found, dict) else None
-
-
-def attribute_allowed(obj: object, name: str) -> bool:
-    """Whether the attribute ``name`` of host object ``obj`` may be read."""
-    if name.startswith("_"):
-        return False
-    instance_dict = _instance_dict(obj)
-    if instance_dict is not None and name in instance_dict:
-        return True
-    for klass in type(obj).__mro__:
-        if name in vars(klass):
-            data = policy.DATA_ATTRS.get(klass)
-            return _origin_ok(klass) or (data is not None and name in data)
-    return special_allowed(obj, "__getattr__")
-
-
-def special_allowed(obj: object, dunder: str) -> bool:
-    """Whether the special method ``dunder`` of ``obj`` comes from a host class."""
-    for klass in type(obj).__mro__:
-        if dunder in vars(klass):
-            return _origin_ok(klass) or klass in policy.DATA_ATTRS
-    return False
 
 
 def _exception_kind(exc: BaseException) -> str:
@@ -117,72 +81,82 @@ def _exception_kind(exc: BaseException) -> str:
 
 _AS_TEXT = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal,
             fractions.Fraction, uuid.UUID, enum.Enum)
-_AS_SEQUENCE: tuple[tuple[type, type], ...] = (
-    (tuple, tuple), (list, list), (frozenset, frozenset), (set, set),
-    (collections.deque, list),
-)
+#: Standard-library containers copied by value (their contents are checked too).
+_STDLIB_CONTAINERS: dict[type, type] = {
+    collections.OrderedDict: dict, collections.defaultdict: dict,
+    collections.Counter: dict, collections.deque: list,
+}
 
 
-def _plain(value: object) -> object:
-    """Turn standard-library data into plain data; anything else is returned as is.
+def _is_plain_value(value: object, budget: list[int], depth: int = 0) -> bool:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 4:
+        return False
+    tp = type(value)
+    if tp in policy.WRITABLE_SCALARS:
+        return tp is not str or len(value) <= policy.MAX_WRITE_CHARS  # type: ignore[arg-type]
+    return tp is tuple and all(_is_plain_value(v, budget, depth + 1) for v in value)  # type: ignore[attr-defined]
 
-    Subclasses of plain scalars (IntEnum, StrEnum...) travel as their base value;
-    standard-library containers (OrderedDict, defaultdict, deque, named tuples) as
-    plain containers; dates, decimals, UUIDs and enum members as their text.
-    """
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return "".join((value,))
-    if isinstance(value, _AS_TEXT):
-        return str(value)
-    if _origin_ok(type(value)):
-        return value  # a host class: handed out as a handle
-    if isinstance(value, dict):
-        return dict(value)
-    for base, build in _AS_SEQUENCE:
-        if isinstance(value, base):
-            return build(value)
-    return value
+
+def is_plain_setting(value: object) -> bool:
+    """Whether ``value`` is data a script may assign to a host attribute."""
+    return _is_plain_value(value, [policy.MAX_WRITE_ITEMS])
 
 
 class HostBridge:
     """The handle table and request dispatcher of one script run."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, host_packages: Iterable[str] = ()) -> None:
+        self.origin = HostOrigin.for_app(app, host_packages)
+        self.renderer = SafeRepr(self.origin)
         self.objects: list[object] = [AppView(app)]
+        self.paths: list[str] = ["app"]
         self.index: dict[int, int] = {id(app): 0}
         self.calls = 0
-        self._ops: dict[str, Callable[[object, dict[str, Any]], object]] = {
+        self.writes: list[dict[str, str]] = []
+        self._deadline: float | None = None
+        self._arguments = protocol.Budget(None, None, policy.MAX_REQUEST_ITEMS)
+        self._ops: dict[str, Callable[[object, int, dict[str, Any]], object]] = {
             "getattr": self._getattr,
+            "setattr": self._setattr,
             "call": self._call,
             "getitem": self._getitem,
-            "len": lambda obj, _m: self._special(obj, "__len__", len),
-            "bool": lambda obj, _m: self._special(obj, "__bool__", bool, default=True),
+            "len": self._len,
+            "bool": self._bool,
             "contains": self._contains,
             "iter": self._iter,
-            "str": self._str,
-            "repr": self._str,
+            "str": self._render,
+            "repr": self._render,
         }
 
     # -- entry point ---------------------------------------------------------------------
-    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Answer one request: ``{"ok": value}`` or ``{"err": [kind, message]}``."""
+    def handle(self, message: dict[str, Any], deadline: float | None = None
+               ) -> dict[str, Any]:
+        """Answer one request: ``{"ok": value}`` or ``{"err": [kind, message]}``.
+
+        Raises :class:`protocol.Expired` when ``deadline`` passes meanwhile.
+        """
         self.calls += 1
+        self._deadline = deadline
+        # one budget for all the arguments of this request (items and hash work)
+        self._arguments = protocol.Budget(None, deadline, policy.MAX_REQUEST_ITEMS)
+        if deadline is not None and time.monotonic() > deadline:
+            raise protocol.Expired()
         try:
             op = self._ops.get(message.get("op"))  # type: ignore[arg-type]
             if op is None:
                 raise Refused("TypeError", "unknown operation")
-            target = self._resolve(message.get("h"))
-            reply = {"ok": self.encode(op(target, message))}
+            handle = message.get("h")
+            target = self._resolve(handle)
+            assert type(handle) is int
+            result = op(target, handle, message)
+            reply = {"ok": self.encode(result, self._child_path(handle, message))}
         except Refused as exc:
             return {"err": [exc.kind, str(exc)[:policy.MAX_ERROR_CHARS]]}
         except protocol.DataLimit as exc:
             return {"err": ["ValueError", str(exc)]}
+        except protocol.Expired:
+            raise
         except Exception as exc:  # the host raised: message only, never a traceback
             return {"err": [_exception_kind(exc), _message(exc)]}
         return reply
@@ -193,8 +167,17 @@ class HostBridge:
             raise Refused("TypeError", "invalid handle")
         return self.objects[handle]
 
-    def _handle_of(self, value: object) -> int:
-        if not host_object_ok(value):
+    def _child_path(self, handle: int, message: dict[str, Any]) -> str:
+        base = self.paths[handle]
+        op = message.get("op")
+        if op == "getattr":
+            return f"{base}.{message.get('name')}"
+        if op == "call":
+            return f"{base}()"
+        return f"{base}[...]"
+
+    def _handle_of(self, value: object, path: str) -> int:
+        if not self.origin.object_ok(value):
             raise Refused(
                 "AttributeError",
                 f"{type(value).__name__!r} objects are not accessible from scripts",
@@ -203,15 +186,46 @@ class HostBridge:
         if handle is None or self.objects[handle] is not value:
             handle = len(self.objects)
             self.objects.append(value)
+            self.paths.append(path)
             self.index[id(value)] = handle
         return handle
 
-    def encode(self, value: object) -> object:
-        return protocol.encode(value, self._handle_of, _plain)
+    def encode(self, value: object, path: str = "app.?") -> object:
+        budget = protocol.Budget(policy.MAX_REPLY_BYTES, self._deadline)
+        return protocol.encode(value, lambda v: self._handle_of(v, path), self._plain, budget)
+
+    def _plain(self, value: object) -> object:
+        """Standard-library data as plain data; host objects and the rest unchanged.
+
+        The origin is checked first: a framework container (``flask.Config``, a dict
+        subclass) is never copied, it is refused as an object.
+        """
+        tp = type(value)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)  # an IntEnum member travels as its value
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, str):
+            return "".join((value,))
+        if isinstance(value, _AS_TEXT):
+            return str(value)
+        if self.origin.class_ok(tp):
+            return value  # a host object: a handle
+        build = _STDLIB_CONTAINERS.get(tp)
+        if build is not None:
+            return build(value)
+        if isinstance(value, tuple) and _stdlib(tp):
+            return tuple(value)  # struct_time, a standard-library named tuple
+        return value
 
     def decode(self, data: object) -> Any:
         try:
-            return protocol.decode(data, self._resolve_argument)
+            return protocol.decode(data, self._resolve_argument, budget=self._arguments,
+                                   untrusted=True)
+        except protocol.DataLimit:
+            raise
         except (ValueError, TypeError) as exc:
             raise Refused("TypeError", f"bad argument: {exc}") from None
 
@@ -221,33 +235,105 @@ class HostBridge:
             raise Refused("TypeError", "app cannot be passed to the host")
         return value
 
-    # -- operations ----------------------------------------------------------------------
-    def _getattr(self, obj: object, message: dict[str, Any]) -> object:
+    # -- attribute policy ----------------------------------------------------------------
+    def _read(self, obj: object, name: str) -> object:
+        """The value of public attribute ``name`` of host object ``obj``, or refuse."""
+        kind = type(obj).__name__
+        if name.startswith("_"):
+            raise Refused("AttributeError",
+                          f"access to attribute {name!r} of {kind!r} objects is not allowed")
+        klass, found = definer(obj, name)
+        instance = _instance_dict(obj)
+        data_descriptor = klass is not None and hasattr(type(found), "__set__")
+        if instance is not None and name in instance and not data_descriptor:
+            return instance[name]
+        if klass is None or klass is object:
+            raise Refused("AttributeError", f"{kind!r} object has no attribute {name!r}")
+        if not self.origin.defines(klass):
+            raise self._inherited(obj, klass, name)
+        return getattr(obj, name)
+
+    def _inherited(self, obj: object, klass: type, name: str) -> Refused:
+        return Refused(
+            "AttributeError",
+            f"{name!r} of {type(obj).__name__!r} objects comes from {klass.__name__!r}, "
+            "which is not host code: it is not accessible from scripts")
+
+    def _special_ok(self, obj: object, dunder: str) -> bool:
+        """Whether ``dunder`` of ``obj`` is host code or a bounded builtin operation."""
+        if isinstance(obj, AppView):
+            return False
+        klass, _ = definer(obj, dunder)
+        if klass is None or klass is object:
+            return False
+        if klass in PLAIN_BASES:
+            return dunder in _BOUNDED_SPECIALS
+        return self.origin.defines(klass)
+
+    def _refuse_special(self, obj: object, what: str) -> Refused:
+        kind = "app" if isinstance(obj, AppView) else f"{type(obj).__name__!r} object"
+        return Refused("TypeError", f"{kind} {what}")
+
+    # -- operations (each checks its policy before decoding any argument) ----------------
+    def _getattr(self, obj: object, handle: int, message: dict[str, Any]) -> object:
         name = message.get("name")
-        if type(name) is not str:
-            raise Refused("TypeError", "attribute name must be a string")
+        if type(name) is not str or len(name) > 200:
+            raise Refused("TypeError", "attribute name must be a short string")
         if isinstance(obj, AppView):
             if name not in policy.APP_ATTRIBUTES:
                 raise Refused("AttributeError", f"app attribute {name!r} is not accessible")
             return getattr(obj.app, name)
-        if not attribute_allowed(obj, name):
-            raise Refused(
-                "AttributeError",
-                f"access to attribute {name!r} of {type(obj).__name__!r} objects "
-                "is not allowed",
-            )
-        return getattr(obj, name)
+        return self._read(obj, name)
 
-    def _call(self, obj: object, message: dict[str, Any]) -> object:
+    def _setattr(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        """Assign plain data to an existing plain-data public attribute of a host object."""
+        name = message.get("name")
+        if type(name) is not str or len(name) > 200:
+            raise Refused("TypeError", "attribute name must be a short string")
+        path = f"{self.paths[handle]}.{name}"
+        if isinstance(obj, AppView):
+            raise Refused("AttributeError", f"cannot set {path}: app is read-only")
+        if name.startswith("_"):
+            raise Refused("AttributeError", f"cannot set {path}: names starting with '_' "
+                          "are not accessible")
+        if not self.origin.class_ok(type(obj)):
+            raise Refused("AttributeError", f"cannot set {path}: not a host object")
+        try:
+            old = self._read(obj, name)
+        except Refused as exc:
+            if "has no attribute" in str(exc):
+                raise Refused("AttributeError",
+                              f"cannot set {path}: scripts may only change existing "
+                              "attributes") from None
+            raise Refused("AttributeError", f"cannot set {path}: {exc}") from None
+        if not is_plain_setting(old):
+            raise Refused("TypeError", f"cannot set {path}: it holds a "
+                          f"{type(old).__name__!r} object, not a plain setting")
+        raw = message.get("value")
+        refusal = Refused("TypeError", f"cannot set {path}: only None, bool, int, float, str "
+                          f"(up to {policy.MAX_WRITE_CHARS} characters) and tuples of them "
+                          f"(up to {policy.MAX_WRITE_ITEMS} items) can be assigned")
+        if isinstance(raw, dict) and raw.get("t") != "tuple":
+            raise refusal
+        value = self.decode(raw)
+        if not is_plain_setting(value):
+            raise refusal
+        setattr(obj, name, value)
+        self.writes.append({"path": path, "old": type(old).__name__,
+                            "new": type(value).__name__})
+        return None
+
+    def _call(self, obj: object, handle: int, message: dict[str, Any]) -> object:
         if isinstance(obj, AppView) or not callable(obj):
-            raise Refused("TypeError", f"{type(obj).__name__!r} object is not callable")
-        if not isinstance(obj, (types.MethodType, types.FunctionType,
-                                types.BuiltinMethodType)) and not special_allowed(obj, "__call__"):
-            raise Refused("TypeError", f"{type(obj).__name__!r} object is not callable")
+            raise self._refuse_special(obj, "is not callable")
+        if not isinstance(obj, (types.MethodType, types.FunctionType)) and not (
+            self._special_ok(obj, "__call__")
+        ):
+            raise self._refuse_special(obj, "is not callable")
         raw_args, kwargs = message.get("args", []), message.get("kwargs", [])
         if not isinstance(raw_args, list) or not isinstance(kwargs, list):
             raise Refused("TypeError", "bad call")
-        args = [self.decode(a) for a in raw_args]
+        args = self.decode({"t": "list", "v": raw_args})
         named: dict[str, object] = {}
         for pair in kwargs:
             if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is str):
@@ -255,43 +341,46 @@ class HostBridge:
             named[pair[0]] = self.decode(pair[1])
         return obj(*args, **named)
 
-    def _getitem(self, obj: object, message: dict[str, Any]) -> object:
-        if isinstance(obj, AppView) or not special_allowed(obj, "__getitem__"):
-            raise Refused("TypeError", f"{type(obj).__name__!r} object is not subscriptable")
+    def _getitem(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        if not self._special_ok(obj, "__getitem__"):
+            raise self._refuse_special(obj, "is not subscriptable")
         return obj[self.decode(message.get("key"))]  # type: ignore[index]
 
-    def _contains(self, obj: object, message: dict[str, Any]) -> object:
-        item = self.decode(message.get("item"))
-        return self._special(obj, "__contains__", lambda o: item in o)
+    def _contains(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        if not self._special_ok(obj, "__contains__"):
+            raise self._refuse_special(obj, "does not support 'in'")
+        return self.decode(message.get("item")) in obj  # type: ignore[operator]
 
-    def _iter(self, obj: object, message: dict[str, Any]) -> object:
-        def materialize(o: Any) -> list[object]:
-            items = list(itertools.islice(iter(o), policy.MAX_DATA_ITEMS + 1))
-            if len(items) > policy.MAX_DATA_ITEMS:
-                raise Refused("ValueError", "too many items to iterate from the host")
-            return items
+    def _len(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        if not self._special_ok(obj, "__len__"):
+            raise self._refuse_special(obj, "has no len()")
+        return len(obj)  # type: ignore[arg-type]
 
-        return self._special(obj, "__iter__", materialize)
+    def _bool(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        if self._special_ok(obj, "__bool__"):
+            return bool(obj)
+        if self._special_ok(obj, "__len__"):
+            return len(obj) != 0  # type: ignore[arg-type]
+        return True
 
-    def _str(self, obj: object, message: dict[str, Any]) -> object:
-        op = message.get("op")
+    def _iter(self, obj: object, handle: int, message: dict[str, Any]) -> object:
+        if not self._special_ok(obj, "__iter__"):
+            raise self._refuse_special(obj, "is not iterable")
+        items = list(itertools.islice(iter(obj), policy.MAX_DATA_ITEMS + 1))  # type: ignore[call-overload]
+        if len(items) > policy.MAX_DATA_ITEMS:
+            raise Refused("ValueError", "too many items to iterate from the host")
+        return items
+
+    # -- str() and repr() ----------------------------------------------------------------
+    def _render(self, obj: object, handle: int, message: dict[str, Any]) -> object:
         if isinstance(obj, AppView):
             return f"<app {getattr(obj.app, 'name', '?')!r}>"
-        dunder = "__str__" if op == "str" else "__repr__"
-        for klass in type(obj).__mro__:
-            if dunder in vars(klass) and klass is not object:
-                if _origin_ok(klass):
-                    return str(obj) if op == "str" else repr(obj)
-                break
-        return f"<{type(obj).__name__} object>"
+        return self.renderer.render(obj, as_str=message.get("op") == "str")
 
-    def _special(self, obj: object, dunder: str, action: Callable[[Any], object],
-                 default: object = None) -> object:
-        if not isinstance(obj, AppView) and special_allowed(obj, dunder):
-            return action(obj)
-        if default is not None:
-            return default
-        raise Refused("TypeError", f"{type(obj).__name__!r} object does not support this")
+
+def _stdlib(cls: type) -> bool:
+    module = getattr(cls, "__module__", None)
+    return isinstance(module, str) and module.split(".")[0] in sys.stdlib_module_names
 
 
 def _message(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import protocol
+from .policy import MAX_REQUEST_ITEMS
 
 #: Sends one request to the worker and returns its decoded reply; set by the child.
 Transport = Callable[[dict[str, Any]], Any]
@@ -52,7 +53,8 @@ def remote_for(handle: int) -> Remote:
 
 def encode_arg(value: object) -> object:
     """Encode a value a script passes to the host: plain data and remotes only."""
-    return protocol.encode(value, _handle_of)
+    budget = protocol.Budget(max_items=MAX_REQUEST_ITEMS)
+    return protocol.encode(value, _handle_of, budget=budget)
 
 
 def _handle_of(value: object) -> int:
@@ -102,3 +104,48 @@ class Remote:
 def remote_getattr(remote: Remote, name: str) -> object:
     """Read attribute ``name`` of the host object behind ``remote``."""
     return _request("getattr", remote._handle, name=name)
+
+
+_SETTING_TYPES = (type(None), bool, int, float, str)
+
+
+def _setting(value: object) -> bool:
+    if type(value) in _SETTING_TYPES:
+        return True
+    return type(value) is tuple and all(_setting(v) for v in value)
+
+
+class RemoteWriter:
+    """What ``_write_`` gives for a host object: ``obj.attr = value`` becomes a request.
+
+    The worker decides (:meth:`.proxy.HostBridge._setattr`): plain data to an
+    existing plain-data public attribute of a host object, recorded; anything else
+    is refused there and changes nothing. Reads (``obj.attr += 1``) are forwarded.
+    """
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Remote) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str) -> object:
+        return remote_getattr(object.__getattribute__(self, "_target"), name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if not _setting(value):
+            kind = "host" if type(value) is Remote else repr(type(value).__name__)
+            raise TypeError(
+                f"cannot set {name!r} to a {kind} object: only None, bool, "
+                "int, float, str and tuples of them can be assigned to host attributes")
+        target: Remote = object.__getattribute__(self, "_target")
+        _request("setattr", target._handle, name=name, value=encode_arg(value))
+
+    def __delattr__(self, name: str) -> None:
+        raise TypeError("scripts cannot delete attributes of host objects")
+
+    def __setitem__(self, key: object, value: object) -> None:
+        raise TypeError("scripts cannot store items in host objects: set an attribute "
+                        "or call a method")
+
+    def __delitem__(self, key: object) -> None:
+        raise TypeError("scripts cannot delete items of host objects")

@@ -24,7 +24,7 @@ from typing import Any
 from . import protocol
 from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
 from .guards import importable
-from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES
+from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
     ChildGone,
     ChildProcess,
@@ -73,11 +73,13 @@ class ScriptRunner:
         self._server_lock = threading.Lock()
         self._server: ForkServer | None = None
         self._closed = False
-        self._max_frame = max(MAX_MESSAGE_BYTES, 6 * settings.max_result_bytes + 65536)
         _runners.add(self)
 
     # -- public API ----------------------------------------------------------------------
-    def run(self, source: str, app: object, *, client: str = "") -> ScriptOutcome:
+    def run(self, source: str, app: object, *, client: str = "",
+            writes: list[dict[str, str]] | None = None) -> ScriptOutcome:
+        """Run ``source`` against ``app``; ``writes`` receives the host attribute writes
+        the script made (path, old and new value type), whether it succeeded or not."""
         started = time.monotonic()
         digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         size = len(source.encode("utf-8", "surrogatepass"))
@@ -89,13 +91,18 @@ class ScriptRunner:
                 "try again later"
             )
         try:
-            outcome = self._run(source, app)
+            bridge = HostBridge(app, self.settings.host_packages)
+            try:
+                outcome = self._run(source, bridge)
+            finally:
+                if writes is not None:
+                    writes.extend(bridge.writes)
         except ScriptError as exc:
-            self._log_script(digest, size, f"error: {exc}", started, client)
+            self._log_script(digest, size, f"error: {exc}", started, client, bridge.writes)
             raise
         finally:
             self._slots.release()
-        self._log_script(digest, size, "ok", started, client)
+        self._log_script(digest, size, "ok", started, client, bridge.writes)
         return outcome
 
     def close(self) -> None:
@@ -106,14 +113,14 @@ class ScriptRunner:
             server.close()
 
     # -- internals -----------------------------------------------------------------------
-    def _run(self, source: str, app: object) -> ScriptOutcome:
+    def _run(self, source: str, bridge: HostBridge) -> ScriptOutcome:
         child = self._spawn()
         timeout = self.settings.timeout
         try:
             deadline = time.monotonic() + timeout
             child.send({"op": "run", "source": source}, deadline)
-            return self._serve(child, HostBridge(app), deadline)
-        except Deadline:
+            return self._serve(child, bridge, deadline)
+        except (Deadline, protocol.Expired):
             raise ScriptError(f"Script timed out after {timeout:g} seconds") from None
         except ChildGone:
             pass  # it died without reporting: its exit status says why
@@ -146,10 +153,13 @@ class ScriptRunner:
     def _serve(self, child: ChildProcess, bridge: HostBridge, deadline: float
                ) -> ScriptOutcome:
         while True:
-            message = child.recv(deadline, self._max_frame)
+            message = child.recv(deadline, MAX_MESSAGE_BYTES)
             op = message.get("op")
             if op == "done":
-                return self._outcome(message)
+                limit = self.settings.max_result_bytes
+                result = child.recv_raw(deadline, limit)
+                output = child.recv_raw(deadline, limit)
+                return self._outcome(message, result, output)
             if op == "fail":
                 lineno = message.get("lineno")
                 raise ScriptError(str(message.get("reason", "Script failed"))[:1000],
@@ -162,20 +172,21 @@ class ScriptRunner:
                 raise ScriptError(
                     f"Script exceeded the host data limit ({MAX_CHANNEL_BYTES} bytes)"
                 )
-            frame = protocol.dump_frame(bridge.handle(message))
-            if len(frame) > MAX_MESSAGE_BYTES:
+            frame = protocol.dump_frame(bridge.handle(message, deadline))
+            if len(frame) > 4 * MAX_REPLY_BYTES:
                 frame = protocol.dump_frame(
                     {"err": ["ValueError", "value is too large to pass to the script"]}
                 )
             child.send_frame(frame, deadline)
 
-    def _outcome(self, message: dict[str, Any]) -> ScriptOutcome:
-        result, output = message.get("result"), message.get("output")
-        if not isinstance(result, str) or not isinstance(output, str):
-            raise ValueError("malformed report")
+    def _outcome(self, message: dict[str, Any], raw_result: bytes, raw_output: bytes
+                 ) -> ScriptOutcome:
+        # Raw UTF-8, never parsed as JSON; whatever a lying child sends is made text.
+        result = raw_result.decode("utf-8", "backslashreplace")
+        output = raw_output.decode("utf-8", "backslashreplace")
         limit = self.settings.max_result_bytes
         truncated = bool(message.get("truncated"))
-        if len(result.encode()) + len(output.encode()) > limit:  # a lying child
+        if len(raw_result) + len(raw_output) > limit:  # a lying child
             result, output, truncated = result[:limit], "", True
         if truncated:
             marker = TRUNCATION_MARKER.format(limit=limit)
@@ -194,14 +205,15 @@ class ScriptRunner:
             self._server = None
 
     def _log_script(self, digest: str, size: int, outcome: str, started: float,
-               client: str) -> None:
+                    client: str, writes: list[dict[str, str]] | None = None) -> None:
         duration = time.monotonic() - started
+        changed = ",".join(f"{w['path']}:{w['old']}->{w['new']}" for w in writes or ())
         script_log.info(
-            "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s",
-            digest, size, outcome, duration, client or "-",
+            "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s writes=%s",
+            digest, size, outcome, duration, client or "-", changed or "-",
             extra={"script_sha256": digest, "script_size": size,
                    "script_outcome": outcome, "script_duration": duration,
-                   "script_client": client},
+                   "script_client": client, "script_writes": list(writes or ())},
         )
 
     def __del__(self) -> None:

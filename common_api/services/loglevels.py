@@ -62,20 +62,32 @@ class LoggerLevel:
 
 @dataclass(frozen=True)
 class LevelChange:
+    """A level set that every worker applies, except ``unacknowledged``: the workers that
+    did not confirm it in time (stopped or stuck), which apply it when they run again."""
+
     name: str
     level: str
     revert: Revert | None
+    unacknowledged: tuple[int, ...] = ()
 
     def render(self) -> str:
         text = f"Set {self.name} level to {self.level} (including all handlers)"
         if self.revert is not None:
             seconds = max(0.0, self.revert.at - time.time())
             text += f" for {seconds:.0f} seconds, then {self.revert.level}"
+        if self.unacknowledged:
+            pids = ", ".join(map(str, self.unacknowledged))
+            who, they, run = (("workers", "they apply", "they run")
+                              if len(self.unacknowledged) > 1 else
+                              ("worker", "it applies", "it runs"))
+            text += (f"\nNot yet applied by {who} {pids}: no acknowledgement in time "
+                     f"(stopped or stuck?); {they} it as soon as {run} again")
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"logger_name": self.name, "level": self.level, "handlers_updated": True,
-                "revert": self.revert.to_dict() if self.revert else None}
+                "revert": self.revert.to_dict() if self.revert else None,
+                "unacknowledged_workers": list(self.unacknowledged)}
 
 
 def parse_level(text: str) -> int:
@@ -130,7 +142,10 @@ def apply_level(name: str, levelno: int) -> None:
 class LevelPublisher(Protocol):
     """Keeps levels and pending reverts for this process, or for every worker of a server."""
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> None: ...
+    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+        """Apply the level here and in every peer (all or nothing: Unavailable when it
+        cannot be shared); the pids of the peers that did not acknowledge it in time."""
+        ...
 
     def sync(self) -> bool: ...
 
@@ -148,13 +163,15 @@ class LocalLevels:
         self._timer = PeriodicThread("common-api-level-reverts", REVERT_CHECK_INTERVAL,
                                      lambda: self.apply_due(time.time()), level=ThreadLevel.LOW)
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> None:
+    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+        apply_level(name, parse_level(level))
         with self._lock:
             if revert is None:
                 self._reverts.pop(name, None)
-                return
+                return ()
             self._reverts[name] = revert
         self._timer.start()
+        return ()
 
     def sync(self) -> bool:
         return False
@@ -208,7 +225,8 @@ class LogLevelService:
         return self._describe(name, logger, self._publisher.pending())
 
     def set_level(self, name: str, level: str, duration: str | None = None) -> LevelChange:
-        """Set the level (for ``duration`` seconds, if given) in every process."""
+        """Set the level (for ``duration`` seconds, if given) in every process, or in none
+        (Unavailable) when it cannot be shared."""
         check_logger_name(name)
         levelno = parse_level(level)
         revert = None
@@ -220,9 +238,8 @@ class LogLevelService:
             previous = earlier.level if earlier is not None else level_name(
                 logger.level if logger is not None else logging.NOTSET)
             revert = Revert(previous, time.time() + seconds)
-        apply_level(name, levelno)
-        self._publisher.publish(name, level_name(levelno), revert)
-        return LevelChange(name, level_name(levelno), revert)
+        unacknowledged = self._publisher.publish(name, level_name(levelno), revert)
+        return LevelChange(name, level_name(levelno), revert, unacknowledged)
 
 
 def render_levels(levels: list[LoggerLevel]) -> str:

@@ -1,11 +1,13 @@
-"""Thread dumps of this process: every thread's identity and stack, as text or data."""
+"""Thread dumps: every thread's identity and stack, as text or data, of this process and
+(``AllWorkers``, filled by ``common_api.workers.dumps``) of every worker of the server."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
@@ -111,6 +113,15 @@ def render_threads(threads: list[ThreadInfo]) -> list[str]:
     return [_stack_block(f"Thread: {info.description}", info) for info in threads]
 
 
+def select_threads(threads: list[ThreadInfo], name: str | None = None,
+                   ident: int | None = None) -> list[ThreadInfo]:
+    """The threads whose name contains ``name`` (any case) and whose ident is ``ident``."""
+    needle = name.lower() if name is not None else None
+    return [info for info in threads
+            if (ident is None or info.ident == ident)
+            and (needle is None or needle in info.name.lower())]
+
+
 def render_dump(threads: list[ThreadInfo]) -> str:
     """The text form: one block per thread, blank lines between, then the summary."""
     summary = f"=== Thread Summary ===\nTotal threads: {len(threads)}\n"
@@ -155,3 +166,91 @@ def render_groups(groups: list[ThreadGroup]) -> str:
     summary = (f"=== Thread Summary ===\nTotal threads: {total}\n"
                f"Distinct stacks: {len(groups)}\n")
     return "\n\n".join([*blocks, summary])
+
+
+PYTHON, FAULTHANDLER, STOPPED, UNANSWERED = "python", "faulthandler", "stopped", "unanswered"
+
+
+@dataclass(frozen=True)
+class PeerDump:
+    """Another worker's threads at the moment of the call.
+
+    ``source`` says how they were read: ``python`` (``threads`` is the whole dump, as the
+    worker's own ``/threads`` gives it), ``faulthandler`` (``text`` is its C-level dump;
+    ``threads`` parsed from it, without source lines or daemon flags), ``stopped`` or
+    ``unanswered`` (no stacks; ``note`` says why). ``total`` is the worker's true thread
+    count (from ``/proc`` where faulthandler's 100-thread cap or a stopped worker leaves
+    no full list); None when unknown.
+    """
+
+    pid: int
+    source: str
+    threads: tuple[ThreadInfo, ...] = ()
+    total: int | None = None
+    text: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AllWorkers:
+    """``/threads?scope=all``: the answering worker's threads and every other worker's."""
+
+    own_pid: int
+    own: list[ThreadInfo]
+    peers: list[PeerDump] = field(default_factory=list)
+
+    def filtered(self, select: Callable[[list[ThreadInfo]], list[ThreadInfo]]) -> AllWorkers:
+        """``select`` applied to this worker and every worker dumped under the GIL (a
+        faulthandler dump is kept whole)."""
+        return replace(self, own=select(self.own), peers=[
+            replace(dump, threads=tuple(select(list(dump.threads))),
+                    total=len(select(list(dump.threads))))
+            if dump.source == PYTHON else dump for dump in self.peers])
+
+    def total(self) -> int:
+        return len(self.own) + sum(dump.total or 0 for dump in self.peers)
+
+    def merged(self) -> list[ThreadInfo]:
+        """Every thread read, each named ``name@pid`` (to group across workers)."""
+        threads = [replace(info, name=f"{info.name}@{self.own_pid}") for info in self.own]
+        for dump in self.peers:
+            threads.extend(replace(info, name=f"{info.name}@{dump.pid}")
+                           for info in dump.threads)
+        return threads
+
+
+def _peer_section(dump: PeerDump) -> str:
+    heading = f"=== Worker {dump.pid} ({dump.source}) ==="
+    if dump.source == PYTHON:
+        return "\n\n".join([heading, *render_threads(list(dump.threads))])
+    lines = [heading]
+    if dump.note:
+        lines.append(f"({dump.note})")
+    if dump.text:
+        lines.append(dump.text.rstrip())
+    return "\n".join(lines)
+
+
+def render_all_workers(dump: AllWorkers) -> str:
+    """Text: this worker's blocks, then each other worker's, then the summary over all."""
+    sections = ["\n\n".join([f"=== Worker {dump.own_pid} (answering) ===",
+                              *render_threads(dump.own)])]
+    sections.extend(_peer_section(peer) for peer in dump.peers)
+    summary = (f"=== Thread Summary ===\nWorkers: {1 + len(dump.peers)}\n"
+               f"Total threads: {dump.total()}\n")
+    return "\n\n".join([*sections, summary])
+
+
+def render_all_workers_json(dump: AllWorkers) -> dict[str, Any]:
+    workers: list[dict[str, Any]] = [
+        {"pid": dump.own_pid, "source": PYTHON, "total": len(dump.own),
+         "threads": [info.to_dict() for info in dump.own]}]
+    for peer in dump.peers:
+        entry: dict[str, Any] = {"pid": peer.pid, "source": peer.source, "total": peer.total}
+        if peer.source == PYTHON:
+            entry["threads"] = [info.to_dict() for info in peer.threads]
+        else:
+            entry["dump"] = peer.text
+            entry["note"] = peer.note
+        workers.append(entry)
+    return {"workers": workers, "total": dump.total()}

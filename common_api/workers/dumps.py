@@ -1,68 +1,267 @@
-"""Stacks of every worker, even one whose Python threads are all blocked.
+"""Stacks of every worker of the server, read so that no worker can be harmed by it.
 
-Each worker registers ``faulthandler`` on a real-time signal, writing to its own
-``dumps/<pid>.txt``. faulthandler's handler is C code that runs in the signal handler
-itself, so it needs nothing from the target's Python threads: a worker stuck in a lock
-or a long C call still answers. The collecting worker signals the others and reads what
-each appended.
+Normal path, under the GIL: each worker catches ``WORKER_SIGNAL`` with a Python handler
+that only puts a token on a queue (reentrant-safe, whatever the main thread was doing),
+and its ``common-api-dumper`` thread formats ``sys._current_frames()`` of every thread
+with names and idents, like the worker's own ``/threads``, into ``dumps/<pid>.json``
+(replaced atomically, so one file per worker, whatever the number of calls). It first
+writes a "working" mark, so the collector knows the worker is answering even when a dump
+of thousands of threads takes a while.
+
+Fallback, for a worker that does not even mark within ``ANSWER_SECONDS`` (a thread holds
+the GIL in a C call, so no Python code of that worker can run): ``FALLBACK_SIGNAL``, on
+which faulthandler is registered, writes the stacks from C inside the signal handler to
+``dumps/<pid>.txt`` (truncated by the collector first, so it too holds one dump). Only
+this path reads frames without the GIL; used on busy workers it crashed them (SIGSEGV),
+which is why it is the last resort. A stopped worker (SIGSTOP, a debugger) cannot run any
+handler: it is listed as stopped and not signalled (real-time signals would queue up).
+
+Workers are found and signalled through ``workers/peers.py`` (pid and start time, from
+the master's children), never from the files here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import json
+import logging
 import os
+import queue
 import re
 import signal
+import threading
 import time
-from dataclasses import replace
-from typing import IO
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
-from common_api.services.threads import Frame, ThreadInfo, render_threads
-from common_api.workers.state_dir import StateDir, file_lock, live_peer_pids
+from common_api.services.threads import (
+    FAULTHANDLER,
+    PYTHON,
+    STOPPED,
+    UNANSWERED,
+    Frame,
+    PeerDump,
+    ThreadDumpService,
+    ThreadInfo,
+)
+from common_api.workers import peers
+from common_api.workers.peers import WORKER_SIGNAL, Worker
+from common_api.workers.state_dir import StateDir, file_lock, write_json_atomically
 
-DUMP_SIGNAL = signal.SIGRTMIN + 6
+log = logging.getLogger(__name__)
+
+DUMP_SIGNAL = WORKER_SIGNAL
+FALLBACK_SIGNAL = signal.SIGRTMIN + 7
+ANSWER_SECONDS = 2.0  # to mark "working": longer means no Python code of the worker runs
+FINISH_SECONDS = 20.0  # to finish once marked (thousands of threads take a while)
+FALLBACK_SECONDS = 3.0
 SETTLE_SECONDS = 0.05
+POLL_SECONDS = 0.01
 _THREAD_LINE = re.compile(r"^(Current thread|Thread) (0x[0-9a-f]+)(.*)$")
 _FRAME_LINE = re.compile(r'^\s+File "(.*)", line (\d+) in (.*)$')
 
+def _thread_to_json(info: ThreadInfo) -> dict[str, Any]:
+    return {**info.to_dict(), "description": info.description}
+
+
+def _thread_from_json(data: dict[str, Any]) -> ThreadInfo:
+    frames = tuple(Frame(str(f["file"]), int(f["line"]), str(f["function"]), str(f["code"]))
+                   for f in data["frames"])
+    return ThreadInfo(str(data["name"]), int(data["ident"]), data.get("native_id"),
+                      data.get("daemon"), str(data["description"]), frames,
+                      int(data.get("frames_omitted", 0)))
+
+
+def _os_thread_count(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return None
+
 
 class WorkerDumps:
-    def __init__(self, state: StateDir) -> None:
+    def __init__(self, state: StateDir,
+                 capture: Callable[[], list[ThreadInfo]] | None = None) -> None:
         self._state = state
-        self._file: IO[bytes] | None = None
+        self._capture = capture or ThreadDumpService().dump
+        self._requests: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._fallback_file: IO[bytes] | None = None
+        self._dumper: threading.Thread | None = None
 
-    def install(self) -> None:
-        """Make this process answer DUMP_SIGNAL by writing its stacks to its dump file."""
-        if self._file is not None:
-            self._file.close()
-        self._file = self._state.worker_dump(os.getpid()).open("ab")
-        faulthandler.register(DUMP_SIGNAL, file=self._file, all_threads=True, chain=False)
+    def answer_path(self, pid: int) -> Path:
+        return self._state.dumps / f"{pid}.json"
+
+    def fallback_path(self, pid: int) -> Path:
+        return self._state.worker_dump(pid)
+
+    # ------------------------------------------------------------------ worker side
+
+    def install(self) -> bool:
+        """Make this process answer dump requests; False (and a warning) when it cannot,
+        because signal handlers can only be installed from the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("common_api: worker runtime of %d started outside the main thread "
+                        "(gunicorn without common_api.gunicorn_conf?): other workers' "
+                        "/threads?scope=all will not list this worker", os.getpid())
+            return False
+        self._state.dumps.mkdir(parents=True, exist_ok=True)
+        if self._fallback_file is not None:
+            self._fallback_file.close()
+        # append mode: after the collector truncates the file, C writes land at offset 0
+        self._fallback_file = self.fallback_path(os.getpid()).open("ab")
+        faulthandler.register(FALLBACK_SIGNAL, file=self._fallback_file, all_threads=True,
+                              chain=False)
+        self._requests = queue.SimpleQueue()
+        if self._dumper is None or not self._dumper.is_alive():
+            self._dumper = threading.Thread(target=self._serve, name="common-api-dumper",
+                                            daemon=True)
+            self._dumper.start()
+        signal.signal(DUMP_SIGNAL, self._on_signal)
+        return True
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._requests.put(None)  # SimpleQueue.put is safe in a signal handler
+
+    def _serve(self) -> None:
+        requests = self._requests
+        while True:
+            requests.get()
+            while not requests.empty():  # requests that arrived meanwhile share this dump
+                requests.get_nowait()
+            try:
+                self._answer()
+            except Exception:
+                log.exception("common_api: could not write this worker's thread dump")
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        path = self.answer_path(os.getpid())
+        try:
+            write_json_atomically(path, payload)
+        except FileNotFoundError:  # the directory was removed: make it again
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(path, payload)
+
+    def _answer(self) -> None:
+        pid = os.getpid()
+        started = time.monotonic()
+        self._write({"pid": pid, "requested_by": started, "state": "working"})
+        threads = self._capture()
+        self._write({"pid": pid, "requested_by": started, "state": "done",
+                     "threads": [_thread_to_json(info) for info in threads]})
 
     def withdraw(self, pid: int) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._state.worker_dump(pid).unlink()
+        for path in (self.answer_path(pid), self.fallback_path(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
-    def peers(self) -> list[int]:
-        """Pids of the other live workers that can be dumped."""
-        return live_peer_pids(self._state.dumps, "*.txt")
+    # ------------------------------------------------------------------ collector side
 
-    def collect(self, pids: list[int], timeout: float = 3.0) -> dict[int, str | None]:
-        """Signal each worker and return what it wrote (None if it wrote nothing in time)."""
-        with file_lock(self._state.dumps_lock, exclusive=True):
-            offsets: dict[int, int] = {}
-            for pid in pids:
-                path = self._state.worker_dump(pid)
-                try:
-                    offsets[pid] = path.stat().st_size
-                    os.kill(pid, DUMP_SIGNAL)
-                except (FileNotFoundError, ProcessLookupError):
+    def collect(self, workers: list[Worker],
+                names: Callable[[int], dict[str, str]] = lambda pid: {}) -> list[PeerDump]:
+        """Every listed worker's threads, by pid; ``names`` gives a worker's published
+        thread names by ident (used to label a faulthandler dump)."""
+        asked_at = time.monotonic()
+        results: dict[int, PeerDump] = {}
+        waiting: dict[int, Worker] = {}
+        for worker in workers:
+            now = peers.current(worker)
+            if now is None:
+                continue  # exited since it was listed
+            if now.stopped:
+                results[worker.pid] = PeerDump(
+                    worker.pid, STOPPED, total=_os_thread_count(worker.pid),
+                    note="stopped (SIGSTOP or a debugger): no stacks until it runs again")
+            elif peers.send_signal(worker, DUMP_SIGNAL):
+                waiting[worker.pid] = worker
+        unanswered = self._await_answers(waiting, asked_at, results)
+        if unanswered:
+            self._fallback(unanswered, names, results)
+        return [results[pid] for pid in sorted(results)]
+
+    def _await_answers(self, waiting: dict[int, Worker], asked_at: float,
+                       results: dict[int, PeerDump]) -> list[Worker]:
+        answer_by = asked_at + ANSWER_SECONDS
+        finish_by = asked_at + FINISH_SECONDS
+        marked: set[int] = set()
+        while waiting:
+            for pid in list(waiting):
+                payload = self._read_answer(pid, asked_at)
+                if payload is None:
                     continue
-            return {pid: self._read_when_settled(pid, offset, timeout)
-                    for pid, offset in offsets.items()}
+                if payload.get("state") == "done":
+                    threads = tuple(_thread_from_json(t) for t in payload["threads"])
+                    results[pid] = PeerDump(pid, PYTHON, threads, total=len(threads))
+                    del waiting[pid]
+                else:
+                    marked.add(pid)
+            now = time.monotonic()
+            if now > finish_by:
+                break
+            if now > answer_by and not set(waiting) <= marked:
+                break
+            time.sleep(POLL_SECONDS)
+        late = [worker for pid, worker in waiting.items() if pid not in marked]
+        for pid in waiting:
+            if pid in marked:
+                results[pid] = PeerDump(pid, UNANSWERED, total=_os_thread_count(pid),
+                                        note="answering, but not finished within "
+                                             f"{FINISH_SECONDS:g} s")
+        return late
 
-    def _read_when_settled(self, pid: int, offset: int, timeout: float) -> str | None:
-        path = self._state.worker_dump(pid)
+    def _read_answer(self, pid: int, asked_at: float) -> dict[str, Any] | None:
+        try:
+            with self.answer_path(pid).open() as handle:
+                payload = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(payload, dict):
+            return None
+        requested_by = payload.get("requested_by")
+        if not isinstance(requested_by, (int, float)) or requested_by < asked_at:
+            return None  # an answer to an earlier call
+        if payload.get("state") == "done" and not isinstance(payload.get("threads"), list):
+            return None
+        return payload
+
+    def _fallback(self, workers: list[Worker], names: Callable[[int], dict[str, str]],
+                  results: dict[int, PeerDump]) -> None:
+        self._state.dumps.mkdir(parents=True, exist_ok=True)
+        with file_lock(self._state.dumps_lock, exclusive=True):
+            sent = []
+            for worker in workers:
+                path = self.fallback_path(worker.pid)
+                try:
+                    os.truncate(path, 0)
+                except FileNotFoundError:
+                    continue
+                if peers.send_signal(worker, FALLBACK_SIGNAL):
+                    sent.append(worker.pid)
+            for pid in sent:
+                text = self._read_when_settled(self.fallback_path(pid), FALLBACK_SECONDS)
+                results[pid] = self._fallback_dump(pid, text, names(pid))
+        for worker in workers:
+            results.setdefault(worker.pid, PeerDump(
+                worker.pid, UNANSWERED, total=_os_thread_count(worker.pid),
+                note=f"no answer within {ANSWER_SECONDS + FALLBACK_SECONDS:g} s"))
+
+    @staticmethod
+    def _fallback_dump(pid: int, text: str | None, names: dict[str, str]) -> PeerDump:
+        if text is None:
+            return PeerDump(pid, UNANSWERED, total=_os_thread_count(pid),
+                            note=f"no answer within {ANSWER_SECONDS + FALLBACK_SECONDS:g} s")
+        labelled = label_threads(text, names)
+        threads = tuple(parse_dump(text, names, pid))
+        total: int | None = len(threads)
+        note = "did not answer under the GIL; dumped by faulthandler from C"
+        if "..." in text.splitlines() or total == 0:  # faulthandler stops at 100 threads
+            total = _os_thread_count(pid)
+            note += f"; faulthandler shows {len(threads)} of {total} threads"
+        return PeerDump(pid, FAULTHANDLER, threads, total=total, text=labelled, note=note)
+
+    @staticmethod
+    def _read_when_settled(path: Path, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
         last_size, stable_since = -1, 0.0
         while time.monotonic() < deadline:
@@ -73,11 +272,10 @@ class WorkerDumps:
             now = time.monotonic()
             if size != last_size:
                 last_size, stable_since = size, now
-            elif size > offset and now - stable_since >= SETTLE_SECONDS:
+            elif size > 0 and now - stable_since >= SETTLE_SECONDS:
                 with path.open("rb") as handle:
-                    handle.seek(offset)
-                    return handle.read(size - offset).decode("utf-8", "replace")
-            time.sleep(0.01)
+                    return handle.read(size).decode("utf-8", "replace")
+            time.sleep(POLL_SECONDS)
         return None
 
 
@@ -94,50 +292,8 @@ def label_threads(dump: str, names: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _peer_block(pid: int, text: str | None, names: dict[str, str]) -> str:
-    if text is None:
-        return f"=== Worker {pid} ===\n(no dump within the deadline)"
-    return f"=== Worker {pid} (faulthandler) ===\n{label_threads(text, names).rstrip()}"
-
-
-def count_threads(dump: str | None) -> int:
-    return sum(1 for line in (dump or "").splitlines() if _THREAD_LINE.match(line))
-
-
-def render_all_workers(own_pid: int, own: list[ThreadInfo], peers: PeerDumps) -> str:
-    """``/threads?scope=all`` as text: this worker's full dump, then each other worker's."""
-    own_blocks = render_threads(own)
-    sections = ["\n\n".join([f"=== Worker {own_pid} (answering) ===", *own_blocks])]
-    sections.extend(_peer_block(pid, text, names) for pid, (text, names) in sorted(peers.items()))
-    total = len(own_blocks) + sum(count_threads(text) for text, _ in peers.values())
-    summary = f"=== Thread Summary ===\nWorkers: {1 + len(peers)}\nTotal threads: {total}\n"
-    return "\n\n".join([*sections, summary])
-
-
-def render_all_workers_json(own_pid: int, own: list[ThreadInfo], peers: PeerDumps
-                            ) -> dict[str, object]:
-    workers: list[dict[str, object]] = [
-        {"pid": own_pid, "source": "python", "threads": [info.to_dict() for info in own]}]
-    for pid, (text, names) in sorted(peers.items()):
-        workers.append({"pid": pid, "source": "faulthandler",
-                        "dump": None if text is None else label_threads(text, names)})
-    return {"workers": workers}
-
-
-PeerDumps = dict[int, tuple[str | None, dict[str, str]]]
-
-
-def merge_workers(own_pid: int, own: list[ThreadInfo], peers: PeerDumps) -> list[ThreadInfo]:
-    """This worker's threads and every peer's parsed dump, each named ``name@pid``."""
-    threads = [replace(info, name=f"{info.name}@{own_pid}") for info in own]
-    for pid, (text, names) in sorted(peers.items()):
-        threads.extend(parse_dump(text or "", names, pid))
-    return threads
-
-
 def parse_dump(dump: str, names: dict[str, str], pid: int) -> list[ThreadInfo]:
-    """faulthandler's text as ThreadInfo records (frames outermost first), named
-    ``name@pid`` so that threads of several workers can be grouped together."""
+    """faulthandler's text as ThreadInfo records (frames outermost first)."""
     threads: list[ThreadInfo] = []
     ident: int | None = None
     frames: list[Frame] = []
@@ -145,8 +301,8 @@ def parse_dump(dump: str, names: dict[str, str], pid: int) -> list[ThreadInfo]:
     def close() -> None:
         if ident is not None:
             name = names.get(str(ident), hex(ident))
-            threads.append(ThreadInfo(f"{name}@{pid}", ident, None, None,
-                                      f"{name} (worker {pid})", tuple(reversed(frames))))
+            threads.append(ThreadInfo(name, ident, None, None, f"{name} (worker {pid})",
+                                      tuple(reversed(frames))))
 
     for line in dump.splitlines():
         thread = _THREAD_LINE.match(line)

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from common_api.periodic import PeriodicThread, ThreadLevel
+from common_api.services.threads import PeerDump
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_profiles import PeerWindows
+from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
@@ -41,7 +43,7 @@ class WorkerRuntime:
         self.dumps = WorkerDumps(state)
         self.metrics_source = LockedMultiProcessCollector(state)
         self.baseline = FileBaselineStore(state.metrics_baseline)
-        self.peer_windows = PeerWindows(state, self.board.peers)
+        self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self._pid: int | None = None
         self._ticks = 0
         self._lock = threading.Lock()
@@ -73,19 +75,16 @@ class WorkerRuntime:
                 return
             self.state.create()
             self.dumps.install()
-            self.levels.forget_applied()
-            self.levels.sync()
+            self.levels.listen()
             self.board.publish()
             self.peer_windows.listen()
             self._sync.start()
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
 
-    def peer_dumps(self) -> dict[int, tuple[str | None, dict[str, str]]]:
-        """Every other live worker's faulthandler dump (None if none came in time) and its
-        published thread names, by pid."""
-        dumps = self.dumps.collect(self.dumps.peers())
-        return {pid: (text, self.board.thread_names(pid)) for pid, text in dumps.items()}
+    def peer_dumps(self) -> list[PeerDump]:
+        """Every other live worker's threads, by pid (``workers/dumps.py``)."""
+        return self.dumps.collect(server_workers(), names=self.board.thread_names)
 
     def _tick(self) -> None:
         self.peer_windows.poll()

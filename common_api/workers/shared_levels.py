@@ -1,20 +1,31 @@
 """Log levels that hold in every worker of a server, timed ones included.
 
 A level set through any worker is written to ``loglevels.json`` (read-modify-write under
-``loglevels.lock``, replaced atomically), with its pending revert if it is timed. Every
-worker applies the file when it changes: before it answers ``/loglevel`` and, in the
-background, every quarter second, so a worker that gets no request follows within a
-second and a new worker starts with the levels. The same background tick carries out due
-reverts: the first worker to see one rewrites the file, and every worker then applies it.
+``loglevels.lock``, replaced atomically) with its pending revert if it is timed, and a
+``generation`` that grows with every write. A set is all or nothing: if the file cannot
+be written, nothing is applied anywhere and the set is ``Unavailable`` (503). Once it is
+written, the setter applies the file, wakes every other worker and waits (about a second
+at most) until each acknowledges that it applies that generation (``level_sync``), so
+when the set answers, every live worker's own code already logs at the new level; the
+workers that did not answer in time are named, and apply it as soon as they run again.
+
+Every worker's listener also wakes at the time of the earliest pending revert, so each
+carries out a timed level's revert at its time; the first to do so rewrites the file.
+The runtime's background tick re-applies the file whenever it changed (one ``stat``), a
+fallback for a worker that could not be woken.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from common_api.errors import Unavailable
 from common_api.services.loglevels import Revert, apply_level
+from common_api.workers.level_sync import LevelSync
 from common_api.workers.state_dir import (
     ParsedFile,
     StateDir,
@@ -26,11 +37,21 @@ from common_api.workers.state_dir import (
 log = logging.getLogger(__name__)
 
 
-def _parse(data: Any) -> tuple[dict[str, str], dict[str, Revert]]:
+@dataclass(frozen=True)
+class SharedLevels:
+    """The content of the levels file."""
+
+    generation: int = 0
+    levels: dict[str, str] = field(default_factory=dict)
+    reverts: dict[str, Revert] = field(default_factory=dict)
+
+
+def _parse(data: Any) -> SharedLevels:
     if not isinstance(data, dict):
-        return {}, {}
+        return SharedLevels()
     levels = data.get("levels")
     reverts = data.get("reverts")
+    generation = data.get("generation")
     parsed: dict[str, Revert] = {}
     if isinstance(reverts, dict):
         for name, entry in reverts.items():
@@ -38,75 +59,138 @@ def _parse(data: Any) -> tuple[dict[str, str], dict[str, Revert]]:
                 parsed[name] = Revert(str(entry["level"]), float(entry["at"]))
             except (KeyError, TypeError, ValueError):
                 log.warning("Ignoring malformed shared revert for logger %r", name)
-    return (dict(levels) if isinstance(levels, dict) else {}), parsed
+    return SharedLevels(generation if isinstance(generation, int) else 0,
+                        dict(levels) if isinstance(levels, dict) else {}, parsed)
+
+
+def _unpublishable(exc: OSError) -> Unavailable:
+    reason = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    return Unavailable(f"Log level not changed in any worker: it cannot be shared through "
+                       f"the state directory: {reason}{where}")
 
 
 class SharedLogLevels:
     def __init__(self, state: StateDir) -> None:
         self._state = state
-        self._applied: tuple[int, int, int] | None = None
+        self._applied_generation: int | None = None
+        self._applied_signature: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._file = ParsedFile(state.loglevels, _parse)
+        self.sync_channel = LevelSync(state.root)
+        self._revert_errors: set[int | None] = set()
 
-    def _read(self) -> tuple[dict[str, str], dict[str, Revert]]:
-        """The file's levels and reverts (copies), parsed again only when the file changed."""
-        levels, reverts = self._file.get()
-        return dict(levels), dict(reverts)
+    def _read(self) -> SharedLevels:
+        return self._file.get()
 
-    def _write(self, levels: dict[str, str], reverts: dict[str, Revert]) -> None:
+    def _write(self, previous: SharedLevels, levels: dict[str, str],
+               reverts: dict[str, Revert]) -> int:
+        """Write the file under the lock; its generation also grows across a file lost and
+        recreated (it follows the clock)."""
+        generation = max(previous.generation + 1, time.time_ns())
         write_json_atomically(self._state.loglevels, {
+            "generation": generation,
             "levels": levels,
             "reverts": {name: {"level": r.level, "at": r.at} for name, r in reverts.items()},
         })
+        return generation
 
     def levels(self) -> dict[str, str]:
-        return self._read()[0]
+        return dict(self._read().levels)
 
     def pending(self) -> dict[str, Revert]:
-        return self._read()[1]
+        return dict(self._read().reverts)
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> None:
-        """Record that logger ``name`` is at ``level`` for every worker (until ``revert``)."""
-        with file_lock(self._state.loglevels_lock, exclusive=True):
-            levels, reverts = self._read()
-            levels[name] = level
-            if revert is None:
-                reverts.pop(name, None)
-            else:
-                reverts[name] = revert
-            self._write(levels, reverts)
+    def next_due(self) -> float | None:
+        """When the earliest pending revert is due (Unix time), if any."""
+        return min((r.at for r in self._read().reverts.values()), default=None)
+
+    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+        """Set logger ``name`` to ``level`` (until ``revert``) in every worker; the pids of
+        the workers that did not acknowledge in time. Unavailable if it cannot be shared."""
+        try:
+            with file_lock(self._state.loglevels_lock, exclusive=True):
+                current = self._read()
+                levels, reverts = dict(current.levels), dict(current.reverts)
+                levels[name] = level
+                if revert is None:
+                    reverts.pop(name, None)
+                else:
+                    reverts[name] = revert
+                generation = self._write(current, levels, reverts)
+        except OSError as exc:
+            raise _unpublishable(exc) from None
+        self.sync()
+        return tuple(self.sync_channel.wait_for(generation, wake_self=revert is not None))
 
     def apply_due(self, now: float) -> list[str]:
         """Carry out the reverts that are due; every worker then applies them."""
-        if not any(r.at <= now for r in self.pending().values()):
+        if not any(r.at <= now for r in self._read().reverts.values()):
             return []
-        with file_lock(self._state.loglevels_lock, exclusive=True):
-            levels, reverts = self._read()
-            due = sorted(name for name, r in reverts.items() if r.at <= now)
-            for name in due:
-                levels[name] = reverts.pop(name).level
-            if due:
-                self._write(levels, reverts)
+        try:
+            with file_lock(self._state.loglevels_lock, exclusive=True):
+                current = self._read()
+                levels, reverts = dict(current.levels), dict(current.reverts)
+                due = sorted(name for name, r in reverts.items() if r.at <= now)
+                for name in due:
+                    levels[name] = reverts.pop(name).level
+                if due:
+                    self._write(current, levels, reverts)
+        except OSError as exc:
+            # all or nothing: the timed level stays everywhere until the revert can be shared
+            if exc.errno not in self._revert_errors:
+                self._revert_errors.add(exc.errno)
+                log.warning("Cannot carry out a due log level revert yet (it is retried, "
+                            "and the timed level holds in every worker meanwhile): %s", exc)
+            return []
+        self._revert_errors.clear()
         self.sync()
+        if due:
+            self.sync_channel.wake_all()
         return due
 
     def sync(self) -> bool:
-        """Apply the shared levels if the file changed since the last apply."""
+        """Apply the shared levels if the file holds a newer generation than the last one
+        applied, and acknowledge it."""
         signature = file_signature(self._state.loglevels)
-        if signature is None or signature == self._applied:
+        if signature is not None and signature == self._applied_signature:
             return False
         with self._lock:
-            if signature == self._applied:
-                return False
-            for name, level in self.levels().items():
-                levelno = logging.getLevelNamesMapping().get(str(level))
-                if levelno is None:
-                    log.warning("Ignoring unknown shared level %r for logger %r", level, name)
-                    continue
-                apply_level(name, levelno)
-            self._applied = signature
-        return True
+            current = self._read()
+            changed = self._applied_generation is None or \
+                current.generation > self._applied_generation
+            if changed:
+                for name, level in current.levels.items():
+                    levelno = logging.getLevelNamesMapping().get(str(level))
+                    if levelno is None:
+                        log.warning("Ignoring unknown shared level %r for logger %r", level,
+                                    name)
+                        continue
+                    apply_level(name, levelno)
+                self._applied_generation = current.generation
+                self.sync_channel.acknowledge(current.generation)
+            self._applied_signature = signature
+        return changed
+
+    def listen(self) -> None:
+        """Take part in read-your-writes: be woken by setters, acknowledge what is applied,
+        and carry out reverts at their time (once per process, after it started)."""
+        self.forget_applied()
+        try:
+            self.sync_channel.listen(self._on_wake, self.next_due)
+        except OSError as exc:
+            log.warning("common_api cannot listen for log level changes (%s): this worker "
+                        "follows them within its background tick, and level sets do not "
+                        "wait for it", exc)
+        self.sync()
+
+    def _on_wake(self) -> None:
+        self.apply_due(time.time())
+        self.sync()
 
     def forget_applied(self) -> None:
-        """Make the next sync apply the file again (a new process has its own loggers)."""
-        self._applied = None
+        """Make the next sync apply the file again (a new process has its own loggers, and
+        a fresh lock: the parent's may have been held by a thread the fork left behind)."""
+        self._lock = threading.Lock()
+        self._applied_generation = None
+        self._applied_signature = None

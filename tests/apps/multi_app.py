@@ -10,9 +10,12 @@ PYTHONPATH). Each worker imports it, so each worker has its own copies of what i
   ``multi.app`` at DEBUG and reports the logger's effective level and how many DEBUG records
   reached its handler, so a worker's background behaviour is visible through
   ``/periodic-threads`` without a request to it;
+- ``/pid`` answers the level ``multi.app`` has in this worker's host code (it applies
+  nothing), ``/level-history`` when each level was set here (wall clock);
 - ``/stall`` makes this worker's next heartbeat run block (the thread turns stale);
 - ``/block`` holds the GIL in a C call, so every thread of the worker is stuck and it
-  accepts no connection: only a signal handler (faulthandler) can still answer for it.
+  accepts no connection: only a signal handler (faulthandler) can still answer for it;
+- ``/spawn?n=N`` starts N idle threads (``idle-<i>``) in this worker.
 """
 
 from __future__ import annotations
@@ -42,11 +45,17 @@ app_log.propagate = False
 
 
 class CountingHandler(logging.Handler):
-    """Counts the DEBUG records that get through the logger and this handler's levels."""
+    """Counts the DEBUG records that get through the logger and this handler's levels, and
+    records when its level was set (setting a logger's level sets its handlers' too)."""
 
     def __init__(self) -> None:
+        self.level_changes: list[tuple[float, str]] = []
         super().__init__()
         self.debug_records = 0
+
+    def setLevel(self, level: int | str) -> None:
+        super().setLevel(level)
+        self.level_changes.append((time.time(), logging.getLevelName(self.level)))
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno == logging.DEBUG:
@@ -118,6 +127,11 @@ def create_app() -> Flask:
         level = logging.getLevelName(app_log.getEffectiveLevel())
         return jsonify(pid=os.getpid(), level=level)
 
+    @app.get("/level-history")
+    def level_history() -> Any:
+        """When this worker set the level of ``multi.app``'s handler, and to what."""
+        return jsonify(pid=os.getpid(), changes=records.level_changes[-100:])
+
     @app.get("/state-dir")
     def state_dir() -> Any:
         return jsonify(pid=os.getpid(), state_dir=os.environ.get("COMMON_API_STATE_DIR"),
@@ -145,7 +159,14 @@ def create_app() -> Flask:
         hold_gil(min(float(request.args.get("s", "10")), MAX_BLOCK_SECONDS))
         return jsonify(pid=os.getpid())
 
+    @app.get("/spawn")
+    def spawn() -> Any:
+        for index in range(int(request.args.get("n", "1"))):
+            threading.Thread(target=_idle.wait, name=f"idle-{index}", daemon=True).start()
+        return jsonify(pid=os.getpid(), threads=threading.active_count())
+
     return app
 
 
+_idle = threading.Event()
 app = create_app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -27,6 +28,12 @@ class Engine:
 @dataclass
 class Adapter:
     lmcache_engine: Engine = field(default_factory=Engine)
+
+
+@pytest.fixture(autouse=True)
+def host_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The classes above are host code: this module's package is a host package."""
+    monkeypatch.setenv("COMMON_API_SCRIPT_HOST_PACKAGES", __name__.split(".")[0])
 
 
 SEED_SCRIPT = b"""lmcache_engine = app.state.lmcache_adapter.lmcache_engine

@@ -77,6 +77,19 @@ def test_loglevel_for_sends_duration_in_seconds(stub: StubServer,
         0, "Set app.db level to DEBUG (including all handlers) for 90 seconds, then INFO\n")
 
 
+def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
+        stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    def answer(seen: Seen) -> Answer:
+        body = {**json.loads(_revert_answer(seen).body), "unacknowledged_workers": [4242]}
+        return Answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    stub.answer = answer
+    result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG", "--for", "90")
+    first, note = result.out.splitlines()
+    assert first == "Set app.db level to DEBUG (including all handlers) for 90 seconds, then INFO"
+    assert note.startswith("Not yet applied by worker(s) 4242:")
+
+
 def test_loglevel_for_fails_when_the_server_schedules_no_revert(
         stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
     stub.answer = lambda _: Answer(200, b'{"logger_name": "app.db", "level": "DEBUG"}',

@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 from flask import Flask
+from sandbox.hosts.lmcache_host import HOST_CANARIES, ComponentApp, install
 
 HERE = Path(__file__).resolve().parent
 CORPUS_DIR = HERE / "corpus"
@@ -17,7 +18,7 @@ CONFIG_CANARY = "cfg-canary-5e1d09"
 TOKEN_CANARY = "tok-canary-a83c21"
 ENV_CANARY = "env-canary-77f0b2"
 ENV_CANARY_NAME = "HOST_TEST_DB_PASSWORD"
-CANARIES = (CONFIG_CANARY, TOKEN_CANARY, ENV_CANARY)
+CANARIES = (CONFIG_CANARY, TOKEN_CANARY, ENV_CANARY, *HOST_CANARIES)
 
 #: Modules both the runner and the naive harness allow in the corpus runs.
 CORPUS_IMPORTS = frozenset(
@@ -81,7 +82,10 @@ class Gate:
 
 
 def make_app() -> Flask:
-    app = Flask("sandbox_target")
+    """The host subclasses Flask; its import name ("sandbox.helpers") makes the
+    ``sandbox`` package host code. ``app.state`` holds the seed's objects and the
+    realistic host's (:mod:`sandbox.hosts.lmcache_host`)."""
+    app = ComponentApp(__name__)
     app.config.update(SECRET_KEY=CONFIG_CANARY, COMMON_API_TOKEN=TOKEN_CANARY)
     engine = Engine(app)
     app.state = types.SimpleNamespace(  # type: ignore[attr-defined]
@@ -89,6 +93,7 @@ def make_app() -> Flask:
         gate=Gate(),
         counter=0,
     )
+    install(app)
     return app
 
 

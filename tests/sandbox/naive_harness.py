@@ -2,7 +2,8 @@
 
 It is what public "run a script" endpoints typically do: ``exec`` with a
 restricted builtins dict (shared by every run, built once) and an import
-allowlist, against a live Flask app that holds secrets. Run as::
+allowlist, against a live Flask app that holds secrets (a host ``Flask``
+subclass with the realistic host's objects under ``app.state``). Run as::
 
     python naive_harness.py <corpus file> <allowed,imports>
 
@@ -19,6 +20,7 @@ import sys
 import types
 
 from flask import Flask
+from hosts.lmcache_host import ComponentApp, install
 
 CONFIG_CANARY = "cfg-canary-5e1d09"
 TOKEN_CANARY = "tok-canary-a83c21"
@@ -55,10 +57,11 @@ class Metadata:
 
 
 def make_app() -> Flask:
-    app = Flask("naive_target")
+    app = ComponentApp("naive_target")
     app.config.update(SECRET_KEY=CONFIG_CANARY, COMMON_API_TOKEN=TOKEN_CANARY)
     engine = types.SimpleNamespace(metadata=Metadata(), app=app, module=os)
     app.state = types.SimpleNamespace(lmcache_adapter=types.SimpleNamespace(lmcache_engine=engine))
+    install(app)  # the realistic host's objects (sandbox/hosts/lmcache_host.py)
     return app
 
 

@@ -271,7 +271,7 @@ result = (engine.settings, engine.lookup("model"), engine.lookup(key="x", defaul
 """
     assert run(runner, app, source) == (
         "({'model': 'demo', 'layers': (1, 2)}, 'demo', 5, [0, 1, 2, 3], 4, 0, "
-        "(((27, 1, 64, 1, 576),), {'flag': True}), 'sandbox_target')"
+        "(((27, 1, 64, 1, 576),), {'flag': True}), 'sandbox.helpers')"
     )
 
 
@@ -279,11 +279,6 @@ result = (engine.settings, engine.lookup("model"), engine.lookup(key="x", defaul
 def test_host_refuses_framework_objects(runner: ScriptRunner, app: Flask, path: str) -> None:
     source = f"result = getattr(app.state.lmcache_adapter.lmcache_engine, {path!r})"
     assert error_of(runner, app, source).startswith("AttributeError:")
-
-
-def test_host_objects_are_read_only(runner: ScriptRunner, app: Flask) -> None:
-    assert "read-only" in error_of(runner, app, "app.state.counter = 5")
-    assert app.state.counter == 0
 
 
 def test_functions_see_top_level_names(runner: ScriptRunner, app: Flask) -> None:

@@ -38,7 +38,7 @@ def test_app_exposes_only_its_allowlist() -> None:
     for name in ("config", "secret_key", "jinja_env", "view_functions", "extensions",
                  "open_resource", "_got_first_request"):
         assert _get(bridge, 0, name)["err"][0] == "AttributeError"  # type: ignore[index]
-    assert _get(bridge, 0, "name") == {"ok": "sandbox_target"}
+    assert _get(bridge, 0, "name") == {"ok": "sandbox.helpers"}
 
 
 def test_host_policy_by_type() -> None:

@@ -7,7 +7,6 @@ server's workers would share.
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import logging
 import os
@@ -22,11 +21,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
-from support import wait_until
 
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.services.metrics import Baseline, MetricsService
-from common_api.workers.dumps import WorkerDumps, label_threads
 from common_api.workers.metrics_files import (
     FileBaselineStore,
     LockedMultiProcessCollector,
@@ -224,7 +221,9 @@ def test_published_level_is_applied_by_sync_once_per_change(state: StateDir,
     logger.addHandler(handler)
     try:
         publisher.publish(logger_name, "DEBUG", None)
-        assert logger.level == logging.NOTSET  # publishing alone applies nothing
+        assert (logger.level, handler.level) == (logging.DEBUG, logging.DEBUG)  # applied here
+        logger.setLevel(logging.NOTSET)
+        handler.setLevel(logging.NOTSET)
         assert follower.sync() is True
         assert (logger.level, handler.level) == (logging.DEBUG, logging.DEBUG)
         logger.setLevel(logging.ERROR)
@@ -242,7 +241,7 @@ def test_a_new_process_applies_the_levels_again_after_forget_applied(
         state: StateDir, logger_name: str) -> None:
     levels = SharedLogLevels(state)
     levels.publish(logger_name, "INFO", None)
-    assert levels.sync() is True
+    assert levels.sync() is False  # the publisher applied it already
     logging.getLogger(logger_name).setLevel(logging.CRITICAL)
     levels.forget_applied()
     assert levels.sync() is True
@@ -347,65 +346,3 @@ def test_publish_writes_this_process_threads_and_names(state: StateDir) -> None:
     assert board.thread_names(os.getpid()) == data["thread_names"]
     board.withdraw(os.getpid())
     assert not state.worker_status(os.getpid()).exists()
-
-
-# --------------------------------------------------------------------------- thread dumps
-
-
-def test_label_threads_names_faulthandler_threads_by_ident(tmp_path: Path) -> None:
-    release = threading.Event()
-    worker = threading.Thread(target=release.wait, name="units-sleeper", daemon=True)
-    worker.start()
-    try:
-        dump_path = tmp_path / "dump.txt"
-        with dump_path.open("w") as handle:
-            faulthandler.dump_traceback(handle, all_threads=True)
-        dump = dump_path.read_text()
-    finally:
-        release.set()
-        worker.join(10)
-    names = {str(threading.get_ident()): "MainThread-ish", str(worker.ident): "units-sleeper"}
-    labelled = label_threads(dump, names)
-    assert f"Current thread 0x{threading.get_ident():016x} [MainThread-ish]" in labelled
-    assert f"Thread 0x{worker.ident:016x} [units-sleeper] (most recent call first):" in labelled
-    assert len(labelled.splitlines()) == len(dump.splitlines())
-    assert label_threads(dump, {}) == dump.rstrip("\n")
-
-
-STUCK_SCRIPT = textwrap.dedent("""
-    import ctypes, sys, time
-    from pathlib import Path
-    from common_api.workers.dumps import WorkerDumps
-    from common_api.workers.state_dir import StateDir
-
-    WorkerDumps(StateDir(sys.argv[1])).install()
-
-    class Timespec(ctypes.Structure):
-        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-    def stuck_in_c_with_the_gil(seconds):
-        libc = ctypes.PyDLL(None)
-        mutex = ctypes.create_string_buffer(128)
-        libc.pthread_mutex_lock(mutex)
-        until = time.time() + seconds
-        Path(sys.argv[2]).write_text("ready")
-        libc.pthread_mutex_timedlock(mutex, ctypes.byref(Timespec(int(until), 0)))
-
-    stuck_in_c_with_the_gil(30)
-""")
-
-
-def test_dumps_collect_a_process_whose_threads_are_all_stuck(state: StateDir,
-                                                             tmp_path: Path) -> None:
-    ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", STUCK_SCRIPT, str(state.root), str(ready)])
-    try:
-        wait_until(ready.exists, 30, message="the stuck process")
-        dumps = WorkerDumps(state)
-        assert dumps.peers() == [proc.pid]
-        text = dumps.collect([proc.pid])[proc.pid]
-        assert text is not None and "in stuck_in_c_with_the_gil" in text
-        assert proc.poll() is None
-    finally:
-        proc.kill()
-        proc.wait(10)

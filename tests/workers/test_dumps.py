@@ -1,0 +1,191 @@
+"""Dumps of other processes (common_api.workers.dumps), on real processes without gunicorn.
+
+Each "worker" is a child process that installs the dump side exactly as a worker does;
+the collector is this test process, handed the worker records that ``workers.peers``
+would list.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import wait_until
+
+from common_api.services.threads import FAULTHANDLER, PYTHON, STOPPED
+from common_api.workers import peers
+from common_api.workers.dumps import ANSWER_SECONDS, WorkerDumps, label_threads
+from common_api.workers.state_dir import StateDir
+
+# argv: state dir, ready marker, number of idle threads, then "gil" to hold the GIL
+WORKER = textwrap.dedent("""
+    import ctypes, sys, threading, time
+    from pathlib import Path
+    from common_api.workers.dumps import WorkerDumps
+    from common_api.workers.state_dir import StateDir
+
+    assert WorkerDumps(StateDir(sys.argv[1]).create()).install()
+    release = threading.Event()
+    for index in range(int(sys.argv[3])):
+        threading.Thread(target=release.wait, name=f"idle-{index}", daemon=True).start()
+
+    def spin():
+        while True:
+            sum(range(1000))
+
+    threading.Thread(target=spin, name="spinner", daemon=True).start()
+
+    class Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    def stuck_in_c_with_the_gil(seconds):
+        libc = ctypes.PyDLL(None)
+        mutex = ctypes.create_string_buffer(128)
+        libc.pthread_mutex_lock(mutex)
+        until = time.time() + seconds
+        Path(sys.argv[2]).write_text("ready")
+        libc.pthread_mutex_timedlock(mutex, ctypes.byref(Timespec(int(until), 0)))
+
+    if sys.argv[4:] == ["gil"]:
+        stuck_in_c_with_the_gil(60)
+    Path(sys.argv[2]).write_text("ready")
+    time.sleep(120)
+""")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StateDir:
+    return StateDir(tmp_path / "state").create()
+
+
+@pytest.fixture
+def spawn(state: StateDir, tmp_path: Path) -> Iterator[object]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(threads: int = 3, gil: bool = False) -> peers.Worker:
+        ready = tmp_path / f"ready-{len(started)}"
+        script = tmp_path / "dumped_worker.py"
+        script.write_text(WORKER)
+        args = [sys.executable, str(script), str(state.root), str(ready), str(threads)]
+        proc = subprocess.Popen([*args, "gil"] if gil else args)
+        started.append(proc)
+        wait_until(ready.exists, 60, message="the worker process")
+        stat = peers._stat(proc.pid)
+        assert stat is not None
+        return peers.Worker(proc.pid, stat.start_time)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+        proc.wait(10)
+
+
+def test_a_busy_worker_answers_under_the_gil_with_every_thread_named(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=3)
+    [dump] = WorkerDumps(state).collect([worker])
+    assert dump.source == PYTHON
+    names = {info.name for info in dump.threads}
+    assert {"MainThread", "spinner", "idle-0", "idle-2", "common-api-dumper"} <= names
+    assert dump.total == len(dump.threads) == 6
+    main = next(info for info in dump.threads if info.name == "MainThread")
+    assert main.frames[-1].function == "<module>"
+    assert main.frames[-1].code == "time.sleep(120)"
+
+
+def test_more_than_100_threads_are_all_listed_and_counted(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=150)
+    [dump] = WorkerDumps(state).collect([worker])
+    assert dump.source == PYTHON
+    assert dump.total == len(dump.threads) == 153
+    assert sum(info.name.startswith("idle-") for info in dump.threads) == 150
+
+
+def test_a_worker_holding_the_gil_is_still_dumped_by_faulthandler(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=3, gil=True)
+    started = time.monotonic()
+    [dump] = WorkerDumps(state).collect([worker])
+    assert dump.source == FAULTHANDLER
+    assert dump.text is not None and "in stuck_in_c_with_the_gil" in dump.text
+    assert dump.total == 6
+    assert ANSWER_SECONDS <= time.monotonic() - started < ANSWER_SECONDS + 5
+    assert peers.is_running(worker)
+
+
+def test_a_faulthandler_dump_cut_at_100_threads_still_counts_every_thread(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=120, gil=True)
+    [dump] = WorkerDumps(state).collect([worker])
+    assert dump.source == FAULTHANDLER
+    assert len(dump.threads) == 100
+    assert dump.total == 123
+    assert "shows 100 of 123 threads" in dump.note
+
+
+def test_a_stopped_worker_is_listed_as_stopped_at_once_and_not_signalled(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=2)
+    os.kill(worker.pid, signal.SIGSTOP)
+    wait_until(lambda: (peers.current(worker) or worker).stopped, 10, message="stopped")
+    started = time.monotonic()
+    [dump] = WorkerDumps(state).collect([worker])
+    assert dump.source == STOPPED and dump.total == 5
+    assert time.monotonic() - started < ANSWER_SECONDS
+    status = Path(f"/proc/{worker.pid}/status").read_text()
+    pending = int(next(line for line in status.splitlines()
+                       if line.startswith("ShdPnd:")).split()[1], 16)
+    assert pending == 0, "a stopped worker was sent a signal that would queue up"
+
+
+def test_repeated_dumps_keep_one_bounded_file_per_worker(
+        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=3)
+    dumps = WorkerDumps(state)
+    dumps.collect([worker])
+    first = sum(path.stat().st_size for path in state.dumps.iterdir())
+    for _ in range(20):
+        [dump] = dumps.collect([worker])
+        assert dump.source == PYTHON
+    files = sorted(path.name for path in state.dumps.iterdir())
+    assert files == [f"{worker.pid}.json", f"{worker.pid}.txt"]
+    assert sum(path.stat().st_size for path in state.dumps.iterdir()) < 2 * first
+
+
+def test_an_exited_worker_is_left_out(state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+    worker = spawn(threads=1)
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_until(lambda: not peers.is_running(worker), 10, message="exit")
+    assert WorkerDumps(state).collect([worker]) == []
+
+
+def test_label_threads_names_faulthandler_threads_by_ident(tmp_path: Path) -> None:
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, name="units-sleeper", daemon=True)
+    worker.start()
+    try:
+        dump_path = tmp_path / "dump.txt"
+        with dump_path.open("w") as handle:
+            faulthandler.dump_traceback(handle, all_threads=True)
+        dump = dump_path.read_text()
+    finally:
+        release.set()
+        worker.join(10)
+    names = {str(threading.get_ident()): "MainThread-ish", str(worker.ident): "units-sleeper"}
+    labelled = label_threads(dump, names)
+    assert f"Current thread 0x{threading.get_ident():016x} [MainThread-ish]" in labelled
+    assert f"Thread 0x{worker.ident:016x} [units-sleeper] (most recent call first):" in labelled
+    assert len(labelled.splitlines()) == len(dump.splitlines())
+    assert label_threads(dump, {}) == dump.rstrip("\n")

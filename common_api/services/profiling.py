@@ -51,7 +51,8 @@ WAIT_FUNCTIONS: frozenset[tuple[str, str]] = frozenset({
 })
 BLOCKING_CALL = re.compile(
     r"\bsleep\(|\bselect\(|\.(poll|accept|recv|recv_into|recvfrom|readinto|acquire|wait"
-    r"|waitpid|join)\(|\w*queue\.get\(|\bgetaddrinfo\(|\bos\.read\(")
+    r"|waitpid|join)\(|\w*queue\.get\(|\.get\(\)|\.get\((block|timeout)=|\bgetaddrinfo\("
+    r"|\bos\.read\(")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,11 @@ pytestmark = pytest.mark.server
 # waits, written out here rather than taken from the code under test
 WAITING_LEAVES = ("threading:Condition.wait", "threading:Thread._wait_for_tstate_lock",
                   "selectors:EpollSelector.select", "selectors:PollSelector.select",
-                  "concurrent.futures.thread:_worker", "threading:Event.wait")
+                  "concurrent.futures.thread:_worker", "threading:Event.wait",
+                  # common_api's own background threads, blocked on a queue, select or read
+                  "common_api.workers.dumps:WorkerDumps._serve",
+                  "common_api.workers.level_sync:LevelSync._listen",
+                  "common_api.workers.peer_profiles:PeerWindows._listen")
 
 
 def get(server: LiveServer, path: str, **params: str) -> requests.Response:

@@ -129,8 +129,7 @@ def _authorize_and_limit() -> None:
         if (request.content_length or 0) > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
         request.max_content_length = limit
-    if state.runtime is not None:
-        state.runtime.ensure_started()
+    state.backend.ensure_started()
 
 
 @bp.after_request
@@ -261,7 +260,7 @@ def threads() -> Response:
     dump = state.threads.dump(name=name, ident=ident)
     every = None
     if scope == "all":
-        peers = state.runtime.peer_dumps() if state.runtime is not None else []
+        peers = state.backend.peer_dumps()
         every = AllWorkers(os.getpid(), dump, peers).filtered(
             lambda threads: select_threads(threads, name, ident))
     if grouped:

@@ -11,7 +11,6 @@ import atexit
 import copy
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
 from flask.sansio.blueprints import BlueprintSetupState
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from common_api import __version__, config
-from common_api.periodic import PeriodicThreadRegistry
+from common_api.backend import Coordination, coordination_for
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -37,11 +36,9 @@ from common_api.services.http_metrics import (
 from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
-from common_api.services.periodic_status import PeriodicStatusService, Status, thread_status
+from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.profiler import Profiler
 from common_api.services.threads import ThreadDumpService
-from common_api.workers.runtime import WorkerRuntime
-from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
@@ -77,11 +74,6 @@ def _packaged_openapi() -> dict[str, Any]:
     return document
 
 
-def local_statuses() -> list[Status]:
-    """Status snapshots of this process's registered periodic threads."""
-    return [thread_status(thread) for thread in PeriodicThreadRegistry.get_instance().threads()]
-
-
 @dataclass
 class CommonApiState:
     """The services of one app, built once when the blueprint is registered."""
@@ -95,7 +87,7 @@ class CommonApiState:
     metrics: MetricsService
     exporter: PrometheusMetrics
     registry: CollectorRegistry
-    runtime: WorkerRuntime | None = None
+    backend: Coordination
     profiler: Profiler = field(default_factory=lambda: Profiler(60.0, config.PROFILE_MAX_SECONDS))
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
@@ -151,25 +143,6 @@ def _state_window_limit(document: dict[str, Any], max_seconds: float) -> None:
                                                      max_seconds)
 
 
-def _multiprocess_runtime(state_dir: str) -> WorkerRuntime:
-    """The worker runtime for ``state_dir``, after checking metrics really are shared."""
-    from prometheus_client import values
-
-    expected = StateDir(state_dir).prometheus.resolve()
-    configured = os.environ.get(PROMETHEUS_ENV)
-    if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
-            os.path.realpath(configured) != str(expected):
-        raise RuntimeError(
-            f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
-            f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is first "
-            "imported. Serve with 'common-api serve' or 'gunicorn -c "
-            "python:common_api.gunicorn_conf', which set both.")
-    runtime = WorkerRuntime.for_directory(state_dir)
-    # threads the app starts at import then log at the server's levels from their first run
-    runtime.levels.sync()
-    return runtime
-
-
 def _mask_secrets(settings: dict[str, Any]) -> bool:
     """Secrets are shown only when asked for and only to token holders."""
     if settings[config.ENV_MASK_SECRETS]:
@@ -214,9 +187,7 @@ def setup_app(app: Flask) -> CommonApiState:
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
 
-    runtime = _multiprocess_runtime(settings[config.STATE_DIR]) \
-        if settings[config.STATE_DIR] else None
-    statuses = runtime.board.statuses if runtime is not None else local_statuses
+    backend = coordination_for(settings[config.STATE_DIR])
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
@@ -226,15 +197,11 @@ def setup_app(app: Flask) -> CommonApiState:
     if settings[config.METRICS_INSTRUMENT_REQUESTS]:
         _instrument_requests(app, registry)
 
-    workers = ((lambda: 1 + len(runtime.board.peers())) if runtime is not None
-               else (lambda: 1))
-    periodic = PeriodicStatusService(statuses, workers)
+    periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
+                                     backend.worker_problems)
     periodic_series = PeriodicThreadCollector(periodic)
-    if runtime is not None:
-        # every metric object's values are in the shared files, whatever its registry
-        metrics = MetricsService([runtime.metrics_source, periodic_series], runtime.baseline)
-    else:
-        metrics = MetricsService([REGISTRY, registry, periodic_series])
+    metrics = MetricsService([*backend.metric_sources(registry), periodic_series],
+                             backend.baseline_store())
 
     state = CommonApiState(
         settings=settings,
@@ -242,16 +209,15 @@ def setup_app(app: Flask) -> CommonApiState:
                             settings[config.HEALTH_PUBLIC]),
         environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
                                        _mask_secrets(settings)),
-        loglevels=LogLevelService(runtime.levels if runtime is not None else None),
+        loglevels=LogLevelService(backend.level_publisher()),
         threads=ThreadDumpService(),
         periodic=periodic,
         metrics=metrics,
         exporter=exporter,
         registry=registry,
-        runtime=runtime,
+        backend=backend,
         profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
-                          runtime.state.root if runtime is not None else None,
-                          runtime.peer_windows if runtime is not None else None),
+                          backend.window_lock_dir(), backend.peer_windows()),
     )
     app.extensions[EXTENSION_KEY] = state
     return state

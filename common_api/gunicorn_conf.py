@@ -61,6 +61,12 @@ STATE, _OWNS_STATE_DIR = _prepare_state_dir()
 _MASTER_PID = os.getpid()
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    from common_api.workers.runtime import prepare_worker
+
+    prepare_worker()
+
+
 def post_worker_init(worker: Any) -> None:
     from common_api.workers.runtime import WorkerRuntime
 
@@ -68,18 +74,9 @@ def post_worker_init(worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from common_api.workers.dumps import WorkerDumps
-    from common_api.workers.level_sync import LevelSync
-    from common_api.workers.metrics_files import fold_dead_worker
-    from common_api.workers.status_board import StatusBoard
+    from common_api.workers.runtime import worker_exited
 
-    try:
-        fold_dead_worker(STATE, worker.pid)
-        StatusBoard(STATE).withdraw(worker.pid)
-        WorkerDumps(STATE).withdraw(worker.pid)
-        LevelSync(STATE.root).withdraw(worker.pid)
-    except Exception:
-        log.exception("common_api could not clean up after worker %s", worker.pid)
+    worker_exited(STATE, worker.pid)
 
 
 def on_exit(server: Any) -> None:

@@ -23,6 +23,7 @@ HEALTH_LEVELS = frozenset({ThreadLevel.CRITICAL.value, ThreadLevel.HIGH.value})
 
 Status = dict[str, Any]
 StatusSource = Callable[[], Iterable[Status]]
+ProblemSource = Callable[[], list[dict[str, Any]]]
 
 
 #: How much of a run's ``extra_info`` (and message) a status shows: nesting depth (deeper
@@ -145,12 +146,16 @@ def unhealthy_entry(status: Status) -> dict[str, Any]:
 class PeriodicStatusService:
     """Answers the three periodic-thread endpoints from a source of status snapshots.
 
-    ``workers`` counts the processes that serve the component (1 without a state dir).
+    ``workers`` counts the processes that serve the component (1 without a state dir);
+    ``problems`` lists the workers whose statuses are missing or old (``pid``, ``reason``,
+    ``unhealthy``: whether that makes the component unhealthy, as a stopped worker does).
     """
 
-    def __init__(self, source: StatusSource, workers: Callable[[], int] = lambda: 1) -> None:
+    def __init__(self, source: StatusSource, workers: Callable[[], int] = lambda: 1,
+                 problems: ProblemSource = lambda: []) -> None:
         self._source = source
         self._workers = workers
+        self._problems = problems
 
     def worker_count(self) -> int:
         return self._workers()
@@ -190,5 +195,10 @@ class PeriodicStatusService:
         current = self.statuses() if statuses is None else statuses
         unhealthy = [unhealthy_entry(s) for s in current
                      if s["level"] in HEALTH_LEVELS and not s["is_active"]]
-        return {"healthy": not unhealthy, "unhealthy_count": len(unhealthy),
-                "unhealthy_threads": unhealthy, "workers": self.worker_count()}
+        problems = self._problems()
+        healthy = not unhealthy and not any(p["unhealthy"] for p in problems)
+        answer = {"healthy": healthy, "unhealthy_count": len(unhealthy),
+                  "unhealthy_threads": unhealthy, "workers": self.worker_count()}
+        if problems:
+            answer["worker_problems"] = problems
+        return answer

@@ -5,25 +5,34 @@ from gunicorn's ``post_worker_init`` hook, or on the first request, whichever co
 starting twice in one process does nothing. It installs the dump signal, applies the
 shared log levels, and runs one background thread that re-applies levels when they
 change and publishes this worker's periodic-thread statuses.
+
+The same thread recovers the worker's side from state-directory faults by itself: it
+recreates a deleted directory, writes back value files that were detached, deleted or
+replaced (``metric_store.reattach``), keeps a last good copy of the shared files so a
+garbled one can be restored, and publishes again once the directory takes writes. No
+step of it can stop it: each failure is logged once per reason and retried next tick.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.services.threads import PeerDump
+from common_api.workers import metric_store, peers
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import SharedLogLevels
-from common_api.workers.state_dir import StateDir
+from common_api.workers.state_dir import StateDir, describe_error
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 
 log = logging.getLogger(__name__)
@@ -41,11 +50,12 @@ class WorkerRuntime:
         self.levels = SharedLogLevels(state)
         self.board = StatusBoard(state)
         self.dumps = WorkerDumps(state)
-        self.metrics_source = LockedMultiProcessCollector(state)
+        self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self._pid: int | None = None
         self._ticks = 0
+        self._failing: dict[str, str] = {}
         self._lock = threading.Lock()
         self._sync = PeriodicThread("common-api-state-sync", SYNC_INTERVAL, self._tick,
                                     level=ThreadLevel.LOW)
@@ -57,7 +67,13 @@ class WorkerRuntime:
         with cls._instances_lock:
             runtime = cls._instances.get(key)
             if runtime is None:
-                runtime = cls._instances[key] = cls(StateDir(key).create())
+                state = StateDir(key)
+                try:
+                    state.create()
+                except OSError as error:
+                    log.warning("common_api: state directory %s cannot be created now (%s); "
+                                "retrying in the background", key, describe_error(error))
+                runtime = cls._instances[key] = cls(state)
             return runtime
 
     @classmethod
@@ -73,9 +89,11 @@ class WorkerRuntime:
         with self._lock:
             if self._pid == pid:
                 return
-            self.state.create()
-            self.dumps.install()
-            self.levels.listen()
+            metric_store.install()
+            self._step("state directory", self.state.ensure)
+            if self._step("thread dumps", self.dumps.install) is _FAILED:
+                _catch_worker_signal()
+            self._step("log levels", self.levels.listen)
             self.board.publish()
             self.peer_windows.listen()
             self._sync.start()
@@ -87,12 +105,32 @@ class WorkerRuntime:
         return self.dumps.collect(server_workers(), names=self.board.thread_names)
 
     def _tick(self) -> None:
-        self.peer_windows.poll()
-        self.levels.apply_due(time.time())
-        self.levels.sync()
         self._ticks += 1
+        self._step("peer windows", self.peer_windows.poll)
+        self._step("log levels", lambda: self.levels.apply_due(time.time()))
+        self._step("log levels", self.levels.sync)
         if self._ticks % PUBLISH_EVERY == 0:
+            if self._step("state directory", self.state.ensure) is True:
+                log.warning("common_api: the state directory %s was missing; recreated",
+                            self.state.root)
+            self._step("reset baseline", self.baseline.refresh)
+            self._step("metric files", metric_store.reattach)
             self.board.publish()
+
+    def _step(self, what: str, action: Callable[[], object]) -> object:
+        """Run one part of the tick; a failure is logged once until it changes."""
+        try:
+            result = action()
+        except Exception as error:
+            reason = describe_error(error)
+            if self._failing.get(what) != reason:
+                log.warning("common_api: worker %d: %s: %s (retrying)", os.getpid(), what,
+                            reason)
+            self._failing[what] = reason
+            return _FAILED
+        if self._failing.pop(what, None) is not None:
+            log.warning("common_api: worker %d: %s recovered", os.getpid(), what)
+        return result
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -101,6 +139,51 @@ class WorkerRuntime:
             self.ensure_started()
         except Exception:
             log.exception("common_api worker runtime could not start after fork")
+
+
+_FAILED = object()
+
+
+def _catch_worker_signal() -> None:
+    """Without its dump file a worker still catches the worker signal, so its siblings
+    count it (``peers``) and a dump request cannot terminate it."""
+    try:
+        if signal.getsignal(peers.WORKER_SIGNAL) in (signal.SIG_DFL, None):
+            signal.signal(peers.WORKER_SIGNAL, lambda signum, frame: None)
+    except (ValueError, OSError) as error:  # not the main thread
+        log.warning("common_api: worker %d cannot catch the worker signal: %s", os.getpid(),
+                    describe_error(error))
+
+
+def live_pids() -> set[int]:
+    """Processes that may be writing metric files: this one, its sibling workers and
+    the master (with --preload, it created files before forking)."""
+    return {os.getpid(), os.getppid(), *(worker.pid for worker in peers.server_workers())}
+
+
+def prepare_worker() -> None:
+    """In a freshly forked worker, before the app is imported: metric files allocate
+    safely, and one that cannot be created (read-only, full or deleted directory) is kept
+    in memory instead of failing the worker's boot."""
+    metric_store.install()
+
+
+def worker_exited(state: StateDir, pid: int) -> None:
+    """In the master, after worker ``pid`` exited: fold its metric files (and any a failed
+    fold left) and remove its status and dump files. Never raises: a fault of the state
+    directory must not take the master down; what is left is folded next time."""
+    from common_api.workers.level_sync import LevelSync
+    from common_api.workers.metrics_files import fold_dead_workers
+
+    for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
+                         ("status file", lambda: StatusBoard(state).withdraw(pid)),
+                         ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
+                         ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):
+        try:
+            action()
+        except Exception as error:
+            log.warning("common_api could not clean up after worker %s (%s): %s", pid, what,
+                        describe_error(error))
 
 
 def _after_fork_in_child() -> None:

@@ -13,6 +13,10 @@ Every worker's listener also wakes at the time of the earliest pending revert, s
 carries out a timed level's revert at its time; the first to do so rewrites the file.
 The runtime's background tick re-applies the file whenever it changed (one ``stat``), a
 fallback for a worker that could not be woken.
+
+A garbled or misshapen file is set aside and written back from the last good levels a
+worker read (``state_dir.ParsedFile``), so replacement workers still start at the set
+levels and the next set keeps every other logger's level.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from common_api.errors import Unavailable
 from common_api.services.loglevels import Revert, apply_level
 from common_api.workers.level_sync import LevelSync
 from common_api.workers.state_dir import (
+    CorruptFile,
     ParsedFile,
     StateDir,
     file_lock,
     file_signature,
-    write_json_atomically,
 )
 
 log = logging.getLogger(__name__)
@@ -47,20 +51,29 @@ class SharedLevels:
 
 
 def _parse(data: Any) -> SharedLevels:
+    """The file's content; ValueError, TypeError or KeyError when it is misshapen (the
+    file is then set aside and restored, never taken for 'no levels')."""
     if not isinstance(data, dict):
-        return SharedLevels()
-    levels = data.get("levels")
-    reverts = data.get("reverts")
-    generation = data.get("generation")
-    parsed: dict[str, Revert] = {}
-    if isinstance(reverts, dict):
-        for name, entry in reverts.items():
-            try:
-                parsed[name] = Revert(str(entry["level"]), float(entry["at"]))
-            except (KeyError, TypeError, ValueError):
-                log.warning("Ignoring malformed shared revert for logger %r", name)
-    return SharedLevels(generation if isinstance(generation, int) else 0,
-                        dict(levels) if isinstance(levels, dict) else {}, parsed)
+        raise ValueError("expected an object with 'levels' and 'reverts'")
+    levels = data.get("levels", {})
+    reverts = data.get("reverts", {})
+    generation = data.get("generation", 0)
+    if not isinstance(levels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in levels.items()):
+        raise ValueError("'levels' is not an object of logger names to level names")
+    if not isinstance(reverts, dict):
+        raise ValueError("'reverts' is not an object")
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        raise ValueError("'generation' is not an integer")
+    parsed = {name: Revert(str(entry["level"]), float(entry["at"]))
+              for name, entry in reverts.items()}
+    return SharedLevels(generation, dict(levels), parsed)
+
+
+def _render(value: SharedLevels) -> Any:
+    return {"generation": value.generation, "levels": value.levels,
+            "reverts": {name: {"level": r.level, "at": r.at}
+                        for name, r in value.reverts.items()}}
 
 
 def _unpublishable(exc: OSError) -> Unavailable:
@@ -76,7 +89,8 @@ class SharedLogLevels:
         self._applied_generation: int | None = None
         self._applied_signature: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
-        self._file = ParsedFile(state.loglevels, _parse)
+        self._file = ParsedFile(state.loglevels, _parse, SharedLevels(), _render,
+                                state.loglevels_lock)
         self.sync_channel = LevelSync(state.root)
         self._revert_errors: set[int | None] = set()
 
@@ -88,11 +102,7 @@ class SharedLogLevels:
         """Write the file under the lock; its generation also grows across a file lost and
         recreated (it follows the clock)."""
         generation = max(previous.generation + 1, time.time_ns())
-        write_json_atomically(self._state.loglevels, {
-            "generation": generation,
-            "levels": levels,
-            "reverts": {name: {"level": r.level, "at": r.at} for name, r in reverts.items()},
-        })
+        self._file.write(SharedLevels(generation, levels, reverts))
         return generation
 
     def levels(self) -> dict[str, str]:
@@ -103,7 +113,10 @@ class SharedLogLevels:
 
     def next_due(self) -> float | None:
         """When the earliest pending revert is due (Unix time), if any."""
-        return min((r.at for r in self._read().reverts.values()), default=None)
+        try:
+            return min((r.at for r in self._read().reverts.values()), default=None)
+        except CorruptFile:
+            return None
 
     def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
         """Set logger ``name`` to ``level`` (until ``revert``) in every worker; the pids of
@@ -125,7 +138,10 @@ class SharedLogLevels:
 
     def apply_due(self, now: float) -> list[str]:
         """Carry out the reverts that are due; every worker then applies them."""
-        if not any(r.at <= now for r in self._read().reverts.values()):
+        try:
+            if not any(r.at <= now for r in self._read().reverts.values()):
+                return []
+        except CorruptFile:
             return []
         try:
             with file_lock(self._state.loglevels_lock, exclusive=True):
@@ -156,7 +172,10 @@ class SharedLogLevels:
         if signature is not None and signature == self._applied_signature:
             return False
         with self._lock:
-            current = self._read()
+            try:
+                current = self._read()
+            except CorruptFile:
+                return False  # keep the levels in force; logged when it was set aside
             changed = self._applied_generation is None or \
                 current.generation > self._applied_generation
             if changed:

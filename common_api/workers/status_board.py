@@ -1,35 +1,68 @@
 """Periodic-thread statuses of every worker, published to ``workers/<pid>.json``.
 
 Each worker rewrites its own file twice a second. A reader takes its own statuses live
-and the others' from their files, skipping pids that no longer exist, and re-judges
-activity by the wall clock: a thread whose last run is older than 3 intervals is inactive
-even if its worker is too stuck to publish, so health sees a stalled worker.
+and the others' from their files, for the server's live workers only (``workers.peers``:
+the master's children, by pid and start time), and re-judges activity by the wall clock:
+a thread whose last run is older than 3 intervals is inactive even if its worker is too
+stuck to publish, so health sees a stalled worker.
+
+Health stays truthful when the directory fails. A worker whose file cannot be had is
+reported under ``worker_problems`` with the reason, and counts against health only when
+that means the worker itself is in trouble: it is stopped (SIGSTOP, a debugger), or it
+stopped publishing while this worker can still publish. When this worker cannot publish
+either (a full, read-only or deleted directory), the silence is the directory's, not the
+workers': their last published judgement stands and each is reported as not publishing,
+with the reason, instead of every thread turning stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from common_api.periodic import PeriodicThread, PeriodicThreadRegistry
+from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
 from common_api.services.periodic_status import thread_status
+from common_api.workers.peers import Worker, server_workers
 from common_api.workers.state_dir import (
     StateDir,
-    live_peer_pids,
+    describe_error,
     read_json,
+    set_aside,
     write_json_atomically,
 )
+
+log = logging.getLogger(__name__)
 
 ACTIVITY_WINDOW = 3.0
 PUBLISH_PERIOD = 0.5
 # a worker that has missed three publications is taken to be stuck
 FRESH_FOR = 3 * PUBLISH_PERIOD
+# a worker this young may not have published its first file yet
+BOOT_GRACE = 5.0
+_LEVELS = frozenset(level.value for level in ThreadLevel)
 
 ThreadSource = Callable[[], list[PeriodicThread]]
+WorkerSource = Callable[[], list[Worker]]
+
+
+@dataclass(frozen=True)
+class WorkerProblem:
+    """Why a live worker's statuses are missing or old; ``unhealthy`` when it means the
+    worker itself is in trouble (rather than the shared directory)."""
+
+    pid: int
+    reason: str
+    unhealthy: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "reason": self.reason, "unhealthy": self.unhealthy}
 
 
 def _registered_threads() -> list[PeriodicThread]:
@@ -41,6 +74,45 @@ def _local_entry(thread: PeriodicThread, pid: int) -> dict[str, Any]:
     status["pid"] = pid
     status["last_run_timestamp"] = thread.last_run_time or None
     return status
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_entry(entry: Any) -> None:
+    """Raise ValueError unless ``entry`` has the fields readers rely on, rightly typed."""
+    if not isinstance(entry, dict):
+        raise ValueError("a thread entry is not an object")
+    if not isinstance(entry.get("name"), str) or entry.get("level") not in _LEVELS:
+        raise ValueError("a thread entry has no valid name or level")
+    for key in ("is_running", "is_active"):
+        if not isinstance(entry.get(key), bool):
+            raise ValueError(f"{key} is not a boolean")
+    if not _number(entry.get("interval")) or entry["interval"] < 0:
+        raise ValueError("interval is not a number of seconds")
+    for key in ("total_runs", "failed_runs"):
+        if not isinstance(entry.get(key), int) or isinstance(entry.get(key), bool):
+            raise ValueError(f"{key} is not an integer")
+    for key in ("last_run_timestamp", "last_run_ago"):
+        if entry.get(key) is not None and not _number(entry.get(key)):
+            raise ValueError(f"{key} is not a number")
+    if entry.get("last_run_time") is not None and not isinstance(entry["last_run_time"], str):
+        raise ValueError("last_run_time is not a string")
+
+
+def parse_board(data: Any) -> dict[str, Any]:
+    """A worker's published file, checked; ValueError says what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("threads"), list):
+        raise ValueError("expected an object with a 'threads' list")
+    if not _number(data.get("written_at")):
+        raise ValueError("'written_at' is not a number")
+    for entry in data["threads"]:
+        _check_entry(entry)
+    names = data.get("thread_names", {})
+    if not isinstance(names, dict):
+        raise ValueError("'thread_names' is not an object")
+    return data
 
 
 def _rejudge(entry: dict[str, Any], written_at: float, now: float) -> dict[str, Any]:
@@ -62,47 +134,136 @@ def _rejudge(entry: dict[str, Any], written_at: float, now: float) -> dict[str, 
     return entry
 
 
+def _age(worker: Worker) -> float:
+    """Seconds since ``worker`` started (a large number when /proc cannot say)."""
+    try:
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        return uptime - worker.start_time / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("inf")
+
+
 class StatusBoard:
-    def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads) -> None:
+    def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads,
+                 workers: WorkerSource = server_workers) -> None:
         self._state = state
         self._threads = threads
+        self._workers = workers
+        self.publish_error: str | None = None
+        self._last = threading.local()
+        # when this worker first found a live worker without a usable file (by pid)
+        self._missing_since: dict[int, float] = {}
 
     def local(self) -> list[dict[str, Any]]:
         pid = os.getpid()
         return [_local_entry(thread, pid) for thread in self._threads()]
 
-    def publish(self) -> None:
+    def publish(self) -> bool:
+        """Write this worker's file; on failure remember why (logged once per reason)."""
         pid = os.getpid()
         names = {str(t.ident): t.name for t in threading.enumerate() if t.ident is not None}
-        write_json_atomically(self._state.worker_status(pid), {
-            "pid": pid, "written_at": time.time(), "threads": self.local(),
-            "thread_names": names})
+        try:
+            write_json_atomically(self._state.worker_status(pid), {
+                "pid": pid, "written_at": time.time(), "threads": self.local(),
+                "thread_names": names})
+        except OSError as error:
+            reason = error.strerror or describe_error(error)  # not the temporary file's name
+            if reason != self.publish_error:
+                log.warning("common_api: worker %d cannot publish its status: %s", pid, reason)
+            self.publish_error = reason
+            return False
+        if self.publish_error is not None:
+            log.warning("common_api: worker %d publishes its status again", pid)
+        self.publish_error = None
+        return True
 
     def withdraw(self, pid: int) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self._state.worker_status(pid).unlink()
 
     def peers(self) -> list[int]:
-        """Pids of the other live workers that publish here."""
-        return live_peer_pids(self._state.workers, "*.json")
+        """Pids of the other live workers of this server."""
+        return [worker.pid for worker in self._workers()]
 
-    def published(self) -> dict[int, dict[str, Any]]:
-        """The files of every other live worker, by pid."""
-        boards: dict[int, dict[str, Any]] = {}
-        for pid in self.peers():
-            data = read_json(self._state.worker_status(pid))
-            if isinstance(data, dict) and isinstance(data.get("threads"), list):
-                boards[pid] = data
-        return boards
+    def _read(self, pid: int) -> tuple[dict[str, Any] | None, str | None]:
+        """A live worker's file, or None and why it cannot be used."""
+        path = self._state.worker_status(pid)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, "publishes no status file"
+        except OSError as error:
+            return None, f"its status file cannot be read ({describe_error(error)})"
+        try:
+            return parse_board(json.loads(raw)), None
+        except (ValueError, TypeError) as error:
+            reason = "empty file" if not raw else describe_error(error)
+            set_aside(path, reason)
+            return None, f"its status file was unusable ({reason})"
+
+    def _collect(self) -> tuple[list[dict[str, Any]], int, list[WorkerProblem]]:
+        now = time.time()
+        entries = self.local()
+        problems: list[WorkerProblem] = []
+        workers = self._workers()
+        own_problem = self.publish_error
+        for pid in set(self._missing_since) - {worker.pid for worker in workers}:
+            self._missing_since.pop(pid, None)
+        for worker in workers:
+            data, why = self._read(worker.pid)
+            if data is not None:
+                self._missing_since.pop(worker.pid, None)
+            if worker.stopped:
+                problems.append(WorkerProblem(worker.pid, "stopped (SIGSTOP or a debugger)",
+                                              True))
+            if data is None:
+                if not worker.stopped:
+                    problems.append(self._silent(worker, why or "", own_problem))
+                continue
+            written_at = float(data["written_at"])
+            stale = now - written_at >= FRESH_FOR
+            if stale and own_problem is not None and not worker.stopped:
+                # nobody can publish: its last judgement stands, reported as not publishing
+                problems.append(WorkerProblem(
+                    worker.pid, f"cannot publish ({own_problem})", False))
+                entries.extend(dict(entry) for entry in data["threads"])
+                continue
+            entries.extend(_rejudge(dict(entry), written_at, now) for entry in data["threads"])
+        self._last.snapshot = (time.monotonic(), 1 + len(workers), problems)
+        return entries, 1 + len(workers), problems
+
+    def _silent(self, worker: Worker, why: str, own_problem: str | None
+                ) -> WorkerProblem:
+        if own_problem is not None:
+            return WorkerProblem(worker.pid, f"cannot publish ({own_problem})", False)
+        if _age(worker) < BOOT_GRACE:
+            return WorkerProblem(worker.pid, f"starting: {why}", False)
+        since = self._missing_since.setdefault(worker.pid, time.monotonic())
+        if time.monotonic() - since < FRESH_FOR:
+            # its file may have been deleted with the directory: it republishes within 0.5 s
+            return WorkerProblem(worker.pid, why, False)
+        return WorkerProblem(worker.pid, f"{why} although the state directory takes "
+                                         "writes: stuck?", True)
+
+    def _recent(self) -> tuple[int, list[WorkerProblem]]:
+        snapshot = getattr(self._last, "snapshot", None)
+        if snapshot is None or time.monotonic() - snapshot[0] > 1.0:
+            _, count, problems = self._collect()
+            return count, problems
+        return snapshot[1], snapshot[2]
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every live worker's statuses, each entry carrying its ``pid``."""
-        now = time.time()
-        entries = self.local()
-        for data in self.published().values():
-            written_at = float(data.get("written_at", 0.0))
-            entries.extend(_rejudge(dict(entry), written_at, now) for entry in data["threads"])
-        return entries
+        return self._collect()[0]
+
+    def worker_count(self) -> int:
+        """This worker and its live siblings (as of this thread's last statuses read)."""
+        return self._recent()[0]
+
+    def problems(self) -> list[WorkerProblem]:
+        """Live workers whose statuses are missing or old, and why."""
+        return self._recent()[1]
 
     def thread_names(self, pid: int) -> dict[str, str]:
         data = read_json(self._state.worker_status(pid))

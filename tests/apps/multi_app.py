@@ -13,6 +13,8 @@ PYTHONPATH). Each worker imports it, so each worker has its own copies of what i
 - ``/pid`` answers the level ``multi.app`` has in this worker's host code (it applies
   nothing), ``/level-history`` when each level was set here (wall clock);
 - ``/stall`` makes this worker's next heartbeat run block (the thread turns stale);
+- ``/grow?n=N`` creates N new series of ``host_series`` (each worker numbers its own), so
+  the worker's metric files must grow (the fault tests fill the state directory first);
 - ``/block`` holds the GIL in a C call, so every thread of the worker is stuck and it
   accepts no connection: only a signal handler (faulthandler) can still answer for it;
 - ``/spawn?n=N`` starts N idle threads (``idle-<i>``) in this worker.
@@ -39,6 +41,8 @@ MAX_BLOCK_SECONDS = 60.0
 host_hits = Counter("host_hits", "Hits on /hit (and /sleep) in any worker")
 host_latency = Histogram("host_latency_seconds", "A host histogram that /hit observes")
 host_sizes = Summary("host_sizes_bytes", "A host summary that /hit observes")
+host_series = Counter("host_series", "Series that /grow creates", ["n"])
+_grown = [0]
 
 app_log = logging.getLogger(LOGGER_NAME)
 app_log.propagate = False
@@ -121,6 +125,13 @@ def create_app() -> Flask:
         host_latency.observe(0.01)
         host_sizes.observe(100)
         return jsonify(pid=os.getpid())
+
+    @app.get("/grow")
+    def grow() -> Any:
+        for _ in range(int(request.args.get("n", "100"))):
+            _grown[0] += 1
+            host_series.labels(f"{os.getpid()}-{_grown[0]}").inc()
+        return jsonify(pid=os.getpid(), series=_grown[0])
 
     @app.get("/pid")
     def pid() -> Any:

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from common_api.workers.metrics_files import (
     LockedMultiProcessCollector,
     fold_dead_worker,
 )
+from common_api.workers.peers import Worker
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir, write_json_atomically
 from common_api.workers.status_board import StatusBoard
@@ -295,10 +296,15 @@ def no_threads() -> list[PeriodicThread]:
     return []
 
 
+def workers_of(*pids: int) -> Callable[[], list[Worker]]:
+    """A stand-in for the process table's sibling workers (these tests have no master)."""
+    return lambda: [Worker(pid, 0) for pid in pids]
+
+
 def test_a_stale_published_entry_is_rejudged_inactive(state: StateDir, live_pid: int) -> None:
     now = time.time()
     publish_for(state, live_pid, now - 9.0, published_entry(1.0, now - 10.0))
-    (entry,) = StatusBoard(state, no_threads).statuses()
+    (entry,) = StatusBoard(state, no_threads, workers_of(live_pid)).statuses()
     assert (entry["pid"], entry["is_active"]) == (live_pid, False)
     assert entry["last_run_ago"] >= 10.0
 
@@ -307,14 +313,14 @@ def test_a_published_entry_before_its_first_run_goes_stale_from_the_publish_time
         state: StateDir, live_pid: int) -> None:
     now = time.time()
     publish_for(state, live_pid, now - 5.0, published_entry(1.0, None))
-    (entry,) = StatusBoard(state, no_threads).statuses()
+    (entry,) = StatusBoard(state, no_threads, workers_of(live_pid)).statuses()
     assert entry["is_active"] is False
 
 
 def test_a_recent_published_entry_stays_active(state: StateDir, live_pid: int) -> None:
     now = time.time()
     publish_for(state, live_pid, now - 0.2, published_entry(1.0, now - 0.5))
-    (entry,) = StatusBoard(state, no_threads).statuses()
+    (entry,) = StatusBoard(state, no_threads, workers_of(live_pid)).statuses()
     assert entry["is_active"] is True
 
 
@@ -323,7 +329,7 @@ def test_a_short_interval_thread_published_within_the_publish_period_stays_activ
     now = time.time()
     # published 0.45 s ago (workers publish every 0.5 s), last run 0.15 s before that
     publish_for(state, live_pid, now - 0.45, published_entry(0.2, now - 0.6))
-    (entry,) = StatusBoard(state, no_threads).statuses()
+    (entry,) = StatusBoard(state, no_threads, workers_of(live_pid)).statuses()
     assert entry["is_active"] is True
 
 
@@ -332,7 +338,7 @@ def test_dead_and_own_publications_are_skipped(state: StateDir) -> None:
     publish_for(state, dead_pid(), now, published_entry(1.0, now))
     publish_for(state, os.getpid(), now, published_entry(1.0, now))
     local = PeriodicThread("units-local", 5.0, lambda: None, level=ThreadLevel.HIGH)
-    statuses = StatusBoard(state, lambda: [local]).statuses()
+    statuses = StatusBoard(state, lambda: [local], workers_of()).statuses()
     assert [(s["name"], s["pid"]) for s in statuses] == [("units-local", os.getpid())]
 
 

@@ -1,0 +1,73 @@
+"""How one app's endpoints agree with the other workers of its server, if any.
+
+The views and services ask one ``Coordination`` object for what they share with other
+processes: the log-level publisher, the reset baseline, the metric sources, the
+periodic-thread statuses, the worker count and the workers' problems, and the other
+workers' thread dumps. ``LocalCoordination`` is a single process (no state directory);
+``SharedDirectoryCoordination`` is every worker of a gunicorn server through its state
+directory (``common_api.workers``), where all state-directory faults are met. Nothing
+above this package knows which one it has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from common_api.services.loglevels import LevelPublisher
+from common_api.services.metrics import BaselineStore
+from common_api.services.periodic_status import Status
+from common_api.services.profiler import PeerWindows
+from common_api.services.threads import PeerDump
+
+PeerDumps = list[PeerDump]
+
+
+class Coordination(Protocol):
+    """What the endpoints share with the other processes of their server."""
+
+    kind: str
+
+    def ensure_started(self) -> None:
+        """Start this process's side (cheap to call on every request)."""
+
+    def level_publisher(self) -> LevelPublisher | None:
+        """Where level changes go (None: this process only)."""
+
+    def baseline_store(self) -> BaselineStore:
+        """Where the reset baseline lives."""
+
+    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
+        """What a scrape collects, besides the periodic-thread series (``registry`` is
+        the app's own)."""
+
+    def statuses(self) -> list[Status]:
+        """Every periodic thread of every live worker."""
+
+    def worker_count(self) -> int:
+        """Live worker processes of the server."""
+
+    def worker_problems(self) -> list[dict[str, Any]]:
+        """Workers whose statuses are missing or old: ``pid``, ``reason``, ``unhealthy``."""
+
+    def peer_dumps(self) -> PeerDumps:
+        """The other workers' thread dumps (none for a single process)."""
+
+    def window_lock_dir(self) -> Path | None:
+        """Where /profile and /memory take their one-per-server lock (None: per process)."""
+
+    def peer_windows(self) -> PeerWindows | None:
+        """The other workers' part of a scope=all window (None: this process only)."""
+
+
+def coordination_for(state_dir: str | None) -> Coordination:
+    """The single-process backend without a state directory, else the shared one."""
+    if not state_dir:
+        from common_api.backend.local import LocalCoordination
+
+        return LocalCoordination()
+    from common_api.backend.shared import SharedDirectoryCoordination
+
+    return SharedDirectoryCoordination.for_directory(state_dir)

@@ -1,0 +1,56 @@
+"""One process serves the component: nothing to share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from common_api.periodic import PeriodicThreadRegistry
+from common_api.services.loglevels import LevelPublisher
+from common_api.services.metrics import BaselineStore, MemoryBaselineStore
+from common_api.services.periodic_status import Status, thread_status
+from common_api.services.profiler import PeerWindows
+from common_api.services.threads import PeerDump
+
+PeerDumps = list[PeerDump]
+
+
+class LocalCoordination:
+    kind = "local"
+
+    def __init__(self) -> None:
+        self._baseline = MemoryBaselineStore()
+
+    def ensure_started(self) -> None:
+        return None
+
+    def level_publisher(self) -> LevelPublisher | None:
+        return None
+
+    def baseline_store(self) -> BaselineStore:
+        return self._baseline
+
+    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
+        return [REGISTRY, registry]
+
+    def statuses(self) -> list[Status]:
+        return [thread_status(thread)
+                for thread in PeriodicThreadRegistry.get_instance().threads()]
+
+    def worker_count(self) -> int:
+        return 1
+
+    def worker_problems(self) -> list[dict[str, Any]]:
+        return []
+
+    def peer_dumps(self) -> PeerDumps:
+        return []
+
+    def window_lock_dir(self) -> Path | None:
+        return None
+
+    def peer_windows(self) -> PeerWindows | None:
+        return None

@@ -1,0 +1,80 @@
+"""Every worker of a gunicorn server, through the server's state directory.
+
+A thin face over ``WorkerRuntime``: the fault handling itself lives in
+``common_api.workers`` (state_dir, metric_store, metrics_files, status_board).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from common_api.services.loglevels import LevelPublisher
+from common_api.services.metrics import BaselineStore
+from common_api.services.periodic_status import Status
+from common_api.services.profiler import PeerWindows
+from common_api.services.threads import PeerDump
+from common_api.workers.runtime import WorkerRuntime
+from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
+
+PeerDumps = list[PeerDump]
+
+
+class SharedDirectoryCoordination:
+    kind = "shared-directory"
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def for_directory(cls, state_dir: str) -> SharedDirectoryCoordination:
+        """The backend of ``state_dir``, after checking metrics really are shared."""
+        from prometheus_client import values
+
+        expected = StateDir(state_dir).prometheus.resolve()
+        configured = os.environ.get(PROMETHEUS_ENV)
+        if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
+                os.path.realpath(configured) != str(expected):
+            raise RuntimeError(
+                f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
+                f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is "
+                "first imported. Serve with 'common-api serve' or 'gunicorn -c "
+                "python:common_api.gunicorn_conf', which set both.")
+        runtime = WorkerRuntime.for_directory(state_dir)
+        # threads the app starts at import then log at the server's levels from their first run
+        runtime.levels.sync()
+        return cls(runtime)
+
+    def ensure_started(self) -> None:
+        self.runtime.ensure_started()
+
+    def level_publisher(self) -> LevelPublisher | None:
+        return self.runtime.levels
+
+    def baseline_store(self) -> BaselineStore:
+        return self.runtime.baseline
+
+    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
+        # every metric object's values are in the shared files, whatever its registry
+        return [self.runtime.metrics_source]
+
+    def statuses(self) -> list[Status]:
+        return self.runtime.board.statuses()
+
+    def worker_count(self) -> int:
+        return self.runtime.board.worker_count()
+
+    def worker_problems(self) -> list[dict[str, Any]]:
+        return [problem.to_dict() for problem in self.runtime.board.problems()]
+
+    def peer_dumps(self) -> PeerDumps:
+        return self.runtime.peer_dumps()
+
+    def window_lock_dir(self) -> Path | None:
+        return self.runtime.state.root
+
+    def peer_windows(self) -> PeerWindows | None:
+        return self.runtime.peer_windows

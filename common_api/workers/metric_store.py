@@ -1,0 +1,248 @@
+"""A worker's own prometheus_client files, kept safe from the state directory's faults.
+
+prometheus_client keeps each metric value of a process in a memory-mapped file. On a full
+tmpfs a store into a page that was never allocated kills the process with SIGBUS (the
+kernel cannot back the page), and on a read-only or deleted directory the file cannot be
+created at all, which fails the app's import and with it the worker's boot. So, once per
+process, ``install`` changes how prometheus_client's ``MmapedDict`` allocates:
+
+- every byte a store will touch is reserved first with ``posix_fallocate``, so a full
+  file system is an ``OSError`` at allocation, never a SIGBUS at a store;
+- when a value file cannot be created or grown, it is *detached*: its content moves to
+  anonymous memory and the process keeps counting there (the host's code never sees an
+  error), with one warning naming the file and the reason. Such values are missing from
+  ``/metrics`` until the file is back;
+- ``reattach`` (the worker's state-sync thread calls it every half second) writes each
+  detached, deleted or replaced value file back to its path in the shared directory
+  with the current values and maps it again, so when the fault clears the worker's
+  counts reappear, none lost.
+
+Files that are not the process's own value files (the fold's archives) are never
+detached: their allocation failure is an ``OSError`` for the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import mmap
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import values
+from prometheus_client.mmap_dict import MmapedDict
+
+from common_api.workers.state_dir import describe_error
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("i")
+_ENTRY_TAIL = 16  # value and timestamp, two doubles
+_FIRST_CAPACITY = mmap.PAGESIZE
+_DETACHED = "_common_api_detached"
+_installed = threading.Lock()
+_state: dict[str, Any] = {"installed": False}
+
+
+class _NoFile:
+    """Stands in for the file of a value file that could not be created."""
+
+    def fileno(self) -> int:
+        raise OSError("no file")
+
+    def close(self) -> None:
+        return None
+
+
+def install() -> None:
+    """Make this process's prometheus_client files allocate safely (idempotent)."""
+    with _installed:
+        if _state["installed"]:
+            return
+        _state["original_init"] = MmapedDict.__init__
+        MmapedDict.__init__ = _guarded_init  # type: ignore[method-assign]
+        MmapedDict._init_value = _guarded_init_value  # type: ignore[method-assign]
+        _state["installed"] = True
+
+
+def _value_files() -> dict[str, MmapedDict]:
+    """prometheus_client's own per-process files (prefix -> file), {} if not found."""
+    found = _closure_of(values.ValueClass).get("files")
+    return found if isinstance(found, dict) else {}
+
+
+def _values_lock() -> Any:
+    lock = _closure_of(values.ValueClass).get("lock")
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+def _closure_of(cls: type) -> dict[str, Any]:
+    """The variables prometheus_client's value class closes over (its files and lock),
+    looked up once per class: the objects stay the same for the process's life."""
+    cached = _state.get("closure")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    names: dict[str, Any] = {}
+    for member in vars(cls).values():
+        if inspect.isfunction(member):
+            with contextlib.suppress(TypeError, ValueError):
+                names.update(inspect.getclosurevars(member).nonlocals)
+    _state["closure"] = (cls, names)
+    return names
+
+
+def _is_value_file(target: MmapedDict) -> bool:
+    return any(f is target for f in _value_files().values())
+
+
+def _guarded_init(self: MmapedDict, filename: str, read_mode: bool = False) -> None:
+    if read_mode:
+        _state["original_init"](self, filename, read_mode)
+        return
+    try:
+        with open(filename, "a+b") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                os.posix_fallocate(handle.fileno(), 0, _FIRST_CAPACITY)
+        _state["original_init"](self, filename, read_mode)
+    except OSError as error:
+        if not os.path.basename(filename).endswith(f"_{os.getpid()}.db"):
+            raise  # not this process's value file (an archive being written)
+        _open_detached(self, filename, describe_error(error))
+
+
+def _open_detached(target: MmapedDict, filename: str, reason: str) -> None:
+    target._fname = filename
+    target._f = _NoFile()  # type: ignore[assignment]
+    target._capacity = _FIRST_CAPACITY
+    target._m = mmap.mmap(-1, _FIRST_CAPACITY)
+    target._positions = {}
+    target._used = 8
+    target._m[0:4] = _HEADER.pack(8)
+    _mark_detached(target, reason)
+
+
+def _mark_detached(target: MmapedDict, reason: str) -> None:
+    setattr(target, _DETACHED, reason)
+    log.warning("common_api: worker %d keeps %s in memory, outside /metrics, because the "
+                "file cannot be written: %s (retried every half second)",
+                os.getpid(), os.path.basename(target._fname), reason)
+
+
+def _guarded_init_value(self: MmapedDict, key: str) -> None:
+    encoded = key.encode("utf-8")
+    padding = 8 - (len(encoded) + 4) % 8
+    entry = struct.pack(f"i{len(encoded) + padding}sdd", len(encoded),
+                        encoded + b" " * padding, 0.0, 0.0)
+    end = self._used + len(entry)
+    _reserve(self, end)
+    self._m[self._used:end] = entry
+    self._used = end
+    self._m[0:4] = _HEADER.pack(end)
+    self._positions[key] = end - _ENTRY_TAIL
+
+
+def _reserve(target: MmapedDict, end: int) -> None:
+    """Make bytes up to ``end`` storable without SIGBUS (file-backed or in memory)."""
+    capacity = target._capacity
+    while end > capacity:
+        capacity *= 2
+    if getattr(target, _DETACHED, None):
+        if capacity != target._capacity:
+            _grow_in_memory(target, capacity)
+        return
+    try:
+        fd = target._f.fileno()
+        os.posix_fallocate(fd, target._used, end - target._used)
+        if capacity != target._capacity:
+            os.ftruncate(fd, capacity)
+            target._m = mmap.mmap(fd, capacity)
+            target._capacity = capacity
+    except OSError as error:
+        if not _is_value_file(target):
+            raise
+        _grow_in_memory(target, capacity)
+        _mark_detached(target, describe_error(error))
+
+
+def _grow_in_memory(target: MmapedDict, capacity: int) -> None:
+    memory = mmap.mmap(-1, capacity)
+    memory[:target._used] = target._m[:target._used]
+    target._m = memory
+    target._capacity = capacity
+
+
+def detached() -> dict[str, str]:
+    """This process's value files that are not in the shared directory now, with why."""
+    problems: dict[str, str] = {}
+    for target in list(_value_files().values()):
+        reason = getattr(target, _DETACHED, None)
+        if reason:
+            problems[os.path.basename(target._fname)] = reason
+    return problems
+
+
+def _needs_reattach(target: MmapedDict) -> bool:
+    if getattr(target, _DETACHED, None):
+        return True
+    try:
+        on_disk = os.stat(target._fname).st_ino
+        return on_disk != os.fstat(target._f.fileno()).st_ino
+    except OSError:
+        return True
+
+
+def reattach() -> list[str]:
+    """Write detached, deleted or replaced value files back; the names that came back."""
+    if not _state["installed"]:
+        return []
+    restored = []
+    with _values_lock():
+        for target in list(_value_files().values()):
+            if target._m is None or not _needs_reattach(target):
+                continue
+            try:
+                _write_back(target)
+            except OSError as error:
+                if not getattr(target, _DETACHED, None):
+                    _mark_detached(target, describe_error(error))
+                continue
+            restored.append(os.path.basename(target._fname))
+    for name in restored:
+        log.warning("common_api: worker %d's %s is back in the shared directory",
+                    os.getpid(), name)
+    return restored
+
+
+def _write_back(target: MmapedDict) -> None:
+    """A fresh file at the target's path holding its current content, then mapped."""
+    path = target._fname
+    staging = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, target._capacity)
+        os.pwrite(fd, bytes(target._m[:target._used]), 0)
+        memory = mmap.mmap(fd, target._capacity)
+        os.replace(staging, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise
+    old_file, old_memory = target._f, target._m
+    target._f = os.fdopen(fd, "a+b")
+    target._m = memory
+    with contextlib.suppress(AttributeError):
+        delattr(target, _DETACHED)
+    with contextlib.suppress(Exception):
+        old_file.close()
+    del old_memory
+
+
+def value_files() -> Iterator[str]:
+    """Paths of this process's value files (for tests and diagnostics)."""
+    for target in list(_value_files().values()):
+        yield target._fname

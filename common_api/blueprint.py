@@ -115,10 +115,11 @@ def _guarded(view: str) -> bool:
 def _authorize_and_limit() -> None:
     state = _state()
     view = _view_name()
-    state.access.check(request.remote_addr, request.headers.get("Authorization"),
-                       guarded=_guarded(view),
-                       proxied=is_proxied(request.headers.keys()),
-                       health=view == "periodic_threads_health")
+    if view != "ui":  # the page holds no data: what it shows, it fetches under the policy
+        state.access.check(request.remote_addr, request.headers.get("Authorization"),
+                           guarded=_guarded(view),
+                           proxied=is_proxied(request.headers.keys()),
+                           health=view == "periodic_threads_health")
     max_query = state.settings[config.MAX_QUERY_LENGTH]
     for name, value in request.args.items(multi=True):
         if len(value) > max_query or len(name) > max_query:
@@ -404,6 +405,14 @@ def memory() -> Response:
     as_json = _wants_json()
     report = profiler.memory(profiler.parse_memory(request.args))
     return _json(report.to_dict()) if as_json else _text(report.render())
+
+
+@bp.get("/ui")
+def ui() -> Response:
+    from common_api.ui import HTML, PAGE_HEADERS, render_page
+
+    page = render_page(current_app.name, __version__)
+    return Response(page, content_type=HTML, headers=PAGE_HEADERS)
 
 
 # registered last: runs after every route above is on the app

@@ -53,7 +53,7 @@ class Setting:
 
 
 ENDPOINT_NAMES = ("env", "loglevel", "metrics", "reset_metrics", "threads", "periodic_threads",
-                  "periodic_thread", "periodic_threads_health", "run_script", "openapi",
+                  "periodic_thread", "periodic_threads_health", "run_script", "openapi", "ui",
                   "profile", "memory")
 _ENDPOINT_ALIASES = {"metrics/reset": "reset_metrics", "periodic_threads/": "periodic_thread",
                      "openapi.json": "openapi"}

@@ -46,14 +46,14 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "common_api"
 TEXT = "text/plain; charset=utf-8"
 OWN_PATHS = ("/env", "/loglevel", "/metrics", "/threads", "/periodic-threads", "/run_script",
-             "/openapi.json", "/profile", "/memory")
+             "/openapi.json", "/ui", "/profile", "/memory")
 JSON_PATHS = ("/env", "/periodic-threads", "/openapi.json")
 _PATH_OF_VIEW = {"env": "/env", "loglevel": "/loglevel", "metrics": "/metrics",
                  "reset_metrics": "/metrics/reset", "threads": "/threads",
                  "periodic_threads": "/periodic-threads",
                  "periodic_thread": "/periodic-threads/{thread_name}",
                  "periodic_threads_health": "/periodic-threads-health",
-                 "run_script": "/run_script", "openapi": "/openapi.json",
+                 "run_script": "/run_script", "openapi": "/openapi.json", "ui": "/ui",
                  "profile": "/profile", "memory": "/memory"}
 log = logging.getLogger(__name__)
 

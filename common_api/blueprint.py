@@ -40,6 +40,9 @@ from common_api.extension import (
 from common_api.services.access import Caller, bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.metrics import compress
+from common_api.services.profile_formats import render_collapsed, render_json, render_speedscope
+from common_api.services.profiler import PROFILE_FORMATS
+from common_api.services.profiling import Profile
 from common_api.services.threads import (
     AllWorkers,
     group_threads,
@@ -396,6 +399,62 @@ def run_script() -> Response:
 def openapi() -> Response:
     state = _state()
     return _json(state.openapi_document(request.script_root + state.url_prefix))
+
+
+_PROFILE_MEDIA = {"text/plain": "collapsed", "application/json": "json",
+                  "image/svg+xml": "svg"}
+
+
+def _profile_format() -> str:
+    fmt = request.args.get("format")
+    if fmt is None:
+        return _PROFILE_MEDIA.get(request.accept_mimetypes.best_match(list(_PROFILE_MEDIA)) or "",
+                                  "collapsed")
+    if fmt not in PROFILE_FORMATS:
+        raise InvalidInput(f"Invalid format: {fmt}. Valid values: {', '.join(PROFILE_FORMATS)}")
+    return fmt
+
+
+def _profile_response(result: Profile, fmt: str) -> Response:
+    workers = sum(1 for frame in result.frames if frame.kind == "worker")
+    whose = f"{workers} workers" if workers else f"pid {os.getpid()}"
+    title = (f"CPU profile of {whose}: {result.samples} samples over "
+             f"{result.duration:.1f} s at {result.rate:.1f} Hz")
+    if fmt == "json":
+        response = _json(render_json(result))
+    elif fmt == "speedscope":
+        response = _json(render_speedscope(result, title, f"common_api@{__version__}"))
+    elif fmt == "svg":
+        from common_api.services.flamegraph import render_svg
+
+        missing = "; ".join(f"{pid}: {why}" for pid, why in result.missing_workers.items())
+        response = Response(render_svg(result, title + (f" (missing: {missing})" if missing
+                                                        else "")),
+                            content_type="image/svg+xml; charset=utf-8")
+    else:
+        response = _text(render_collapsed(result))
+    response.headers["X-Profile-Samples"] = str(result.samples)
+    response.headers["X-Profile-Rate-Hz"] = f"{result.rate:.3f}"
+    response.headers["X-Profile-Duration-Seconds"] = f"{result.duration:.3f}"
+    if result.missing_workers:
+        response.headers["X-Profile-Missing-Workers"] = ", ".join(
+            f"{pid} ({why})" for pid, why in result.missing_workers.items())
+    return response
+
+
+@view("profile")
+def profile() -> Response:
+    profiler = _state().profiler
+    fmt = _profile_format()
+    return _profile_response(profiler.profile(profiler.parse_profile(request.args)), fmt)
+
+
+@view("memory")
+def memory() -> Response:
+    profiler = _state().profiler
+    as_json = _wants_json()
+    report = profiler.memory(profiler.parse_memory(request.args))
+    return _json(report.to_dict()) if as_json else _text(report.render())
 
 
 @view("ui")

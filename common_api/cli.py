@@ -116,6 +116,9 @@ def add_client_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     run.add_argument("url", metavar="URL")
     run.add_argument("script", metavar="SCRIPT.py", help="the script ('-' reads stdin)")
 
+    from common_api.client import profile
+    profile.add_commands(commands, _client_options, CLIENT_EPILOG)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="common-api",
@@ -171,11 +174,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def run_client(args: argparse.Namespace) -> int:
     """Run a client command; a usage error is one line on stderr and exit status 2."""
+    from common_api.client import profile
     from common_api.client.commands import run_command
     from common_api.client.http import UsageError
 
     try:
-        return run_command(args, sys.stdout, sys.stderr)
+        run = profile.run if args.command in profile.COMMANDS else run_command
+        return run(args, sys.stdout, sys.stderr)
     except UsageError as error:
         print(f"common-api {args.command}: error: {error}", file=sys.stderr)
         return 2

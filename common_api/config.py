@@ -37,6 +37,7 @@ STATE_DIR = "COMMON_API_STATE_DIR"
 ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
 ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
 METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
+PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
 
 DEFAULT_SECRET_PATTERN = (
     r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"
@@ -194,6 +195,8 @@ SETTINGS: tuple[Setting, ...] = (
             "case-insensitive regex: env keys it finds are secret", _regex),
     Setting(METRICS_INSTRUMENT_REQUESTS, True,
             "record request count and latency of every route on /metrics", _flag),
+    Setting(PROFILE_MAX_SECONDS, 60.0, "longest window of /profile and /memory, seconds "
+            "(400 above)", _positive_number),
 )
 
 

@@ -98,6 +98,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body_limit=config.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE),
     Endpoint("openapi", "/openapi.json", ("GET",), json=True),
     Endpoint("ui", "/ui", ("GET",), json=False, public=True),
+    Endpoint("profile", "/profile", ("GET",), json=False),
+    # guarded: a memory window slows the whole host while it runs
+    Endpoint("memory", "/memory", ("GET",), json=False, guarded=True),
 )
 BY_NAME: dict[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 

@@ -52,6 +52,7 @@ from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
+from common_api.services.profiler import Profiler
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.metrics_files import FileBaselineStore
 
@@ -106,6 +107,7 @@ class CommonApiState:
     exporter: PrometheusMetrics
     registry: CollectorRegistry
     backend: Coordination
+    profiler: Profiler = field(default_factory=lambda: Profiler(60.0, config.PROFILE_MAX_SECONDS))
     request_metrics: RequestMetrics | None = None
     middleware: RequestMetricsMiddleware | None = None
     host_exporter: HostExporter | None = None
@@ -153,7 +155,18 @@ class CommonApiState:
                 key: value for key, value in operations.items()
                 if key.upper() in endpoint.methods or key not in _HTTP_METHODS}
         document["paths"] = described
+        _state_window_limit(document, self.settings[config.PROFILE_MAX_SECONDS])
         return document
+
+
+def _state_window_limit(document: dict[str, Any], max_seconds: float) -> None:
+    """The ``seconds`` of /profile and /memory as this app bounds it."""
+    for path in ("/profile", "/memory"):
+        for parameter in document["paths"].get(path, {}).get("get", {}).get("parameters", []):
+            if parameter["name"] == "seconds":
+                parameter["schema"]["maximum"] = max_seconds
+                parameter["schema"]["default"] = min(parameter["schema"]["default"],
+                                                     max_seconds)
 
 
 def _mask_secrets(settings: dict[str, Any]) -> bool:
@@ -282,6 +295,8 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         backend=backend,
+        profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
+                          backend.window_lock_dir(), backend.peer_windows()),
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,

@@ -11,6 +11,7 @@ above this package knows which one it has.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
+from common_api.services.profiler import PeerWindows
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -52,6 +54,12 @@ class Coordination(Protocol):
 
     def peer_dumps(self) -> PeerDumps:
         """The other workers' thread dumps (none for a single process)."""
+
+    def window_lock_dir(self) -> Path | None:
+        """Where /profile and /memory take their one-per-server lock (None: per process)."""
+
+    def peer_windows(self) -> PeerWindows | None:
+        """The other workers' part of a scope=all window (None: this process only)."""
 
 
 def coordination_for(state_dir: str | None) -> Coordination:

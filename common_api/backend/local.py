@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -11,6 +12,7 @@ from common_api.periodic import PeriodicThreadRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
 from common_api.services.periodic_status import Status, thread_status
+from common_api.services.profiler import PeerWindows
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -46,3 +48,9 @@ class LocalCoordination:
 
     def peer_dumps(self) -> PeerDumps:
         return []
+
+    def window_lock_dir(self) -> Path | None:
+        return None
+
+    def peer_windows(self) -> PeerWindows | None:
+        return None

@@ -7,6 +7,7 @@ A thin face over ``WorkerRuntime``: the fault handling itself lives in
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -15,6 +16,7 @@ from common_api.errors import ConfigurationError
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
+from common_api.services.profiler import PeerWindows
 from common_api.services.threads import PeerDump
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
@@ -71,3 +73,9 @@ class SharedDirectoryCoordination:
 
     def peer_dumps(self) -> PeerDumps:
         return self.runtime.peer_dumps()
+
+    def window_lock_dir(self) -> Path | None:
+        return self.runtime.state.root
+
+    def peer_windows(self) -> PeerWindows | None:
+        return self.runtime.peer_windows

@@ -29,6 +29,7 @@ from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
+from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir, describe_error
@@ -51,6 +52,7 @@ class WorkerRuntime:
         self.dumps = WorkerDumps(state)
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
+        self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
@@ -93,6 +95,7 @@ class WorkerRuntime:
                 _catch_worker_signal()
             self._step("log levels", self.levels.listen)
             self.board.publish()
+            self.peer_windows.listen()
             self._sync.start()
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
@@ -103,6 +106,7 @@ class WorkerRuntime:
 
     def _tick(self) -> None:
         self._ticks += 1
+        self._step("peer windows", self.peer_windows.poll)
         self._step("log levels", lambda: self.levels.apply_due(time.time()))
         self._step("log levels", self.levels.sync)
         if self._ticks % PUBLISH_EVERY == 0:

@@ -212,7 +212,7 @@ def test_openapi_document_lists_every_endpoint(client: FlaskClient) -> None:
     assert set(document["paths"]) == {
         "/env", "/loglevel", "/metrics", "/metrics/reset", "/threads", "/periodic-threads",
         "/periodic-threads/{thread_name}", "/periodic-threads-health", "/run_script",
-        "/openapi.json", "/ui"}
+        "/openapi.json", "/ui", "/profile", "/memory"}
     prefixed = Flask("p")
     prefixed.register_blueprint(bp, url_prefix="/ops")
     servers = prefixed.test_client().get("/ops/openapi.json").get_json()["servers"]
@@ -276,6 +276,7 @@ GUARDED_CALLS: list[tuple[str, str, str, Callable[[], dict[str, object]]]] = [
     ("reset_metrics", "POST", "/metrics/reset",
      lambda: {"data": {"x": "1"}, "content_type": "multipart/form-data"}),
     ("run_script", "POST", "/run_script", script_upload),
+    ("memory", "GET", "/memory?seconds=0.05", dict),
 ]
 HITS = Counter("tests_browser_hits", "a host counter that a reset would zero")
 

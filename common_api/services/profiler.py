@@ -1,0 +1,192 @@
+"""``/profile`` and ``/memory`` as a service: their parameters, their limits, one window at
+a time per server, and (``scope=all``) the other workers' part of the same window."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from common_api.errors import InvalidInput
+from common_api.services.exclusive import ExclusiveWindow
+from common_api.services.memory import GROUPS, MemoryReport, MemoryWindow
+from common_api.services.profiling import Profile, Sampler, merge_profiles
+
+DEFAULT_SECONDS = 10.0
+DEFAULT_HZ = 100
+MAX_HZ = 1000
+DEFAULT_TOP = 25
+MAX_TOP = 1000
+PROFILE_FORMATS = ("collapsed", "speedscope", "svg", "json")
+MEMORY_FORMATS = ("text", "json")
+SCOPES = ("worker", "all")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _seconds(args: Mapping[str, str], limit: float, limit_key: str) -> float:
+    raw = args.get("seconds")
+    if raw is None:
+        return min(DEFAULT_SECONDS, limit)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"Invalid seconds: {raw} (a number of seconds more than 0)")
+    if value > limit:
+        raise InvalidInput(f"Invalid seconds: {raw} is over the limit of {limit:g} seconds "
+                           f"({limit_key})")
+    return value
+
+
+def _integer(args: Mapping[str, str], name: str, default: int, highest: int) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= highest:
+        raise InvalidInput(f"Invalid {name}: {raw} (an integer from 1 to {highest})")
+    return int(text)
+
+
+def _choice(args: Mapping[str, str], name: str, choices: tuple[str, ...],
+            default: str) -> str:
+    value = args.get(name, default)
+    if value not in choices:
+        raise InvalidInput(f"Invalid {name}: {value}. Valid values: {', '.join(choices)}")
+    return value
+
+
+def _flag(args: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE | _FALSE:
+        return lowered in _TRUE
+    raise InvalidInput(f"Invalid value for {name}: {raw}. Valid values: true, false, 1, 0, "
+                       "yes, no")
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    seconds: float
+    hz: int
+    name: str | None
+    drop_idle: bool
+    all_workers: bool
+
+    @classmethod
+    def parse(cls, args: Mapping[str, str], max_seconds: float, limit_key: str
+              ) -> ProfileRequest:
+        """From query parameters; ``InvalidInput`` naming the parameter otherwise."""
+        return cls(seconds=_seconds(args, max_seconds, limit_key),
+                   hz=_integer(args, "hz", DEFAULT_HZ, MAX_HZ),
+                   name=args.get("name"),
+                   drop_idle=not _flag(args, "idle", True),
+                   all_workers=_choice(args, "scope", SCOPES, "worker") == "all")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "hz": self.hz, "name": self.name,
+                "drop_idle": self.drop_idle}
+
+
+@dataclass(frozen=True)
+class MemoryRequest:
+    seconds: float
+    top: int
+    group: str
+    all_workers: bool
+
+    @classmethod
+    def parse(cls, args: Mapping[str, str], max_seconds: float, limit_key: str
+              ) -> MemoryRequest:
+        return cls(seconds=_seconds(args, max_seconds, limit_key),
+                   top=_integer(args, "top", DEFAULT_TOP, MAX_TOP),
+                   group=_choice(args, "group", GROUPS, "lineno"),
+                   all_workers=_choice(args, "scope", SCOPES, "worker") == "all")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "top": self.top, "group": self.group}
+
+
+class PeerWindows(Protocol):
+    """The other workers' share of a window (``workers/peer_profiles.py``)."""
+
+    def profiles(self, request: ProfileRequest, run_own: Callable[[], Profile]
+                 ) -> tuple[dict[int, Profile], dict[int, str]]: ...
+
+    def memory(self, request: MemoryRequest, run_own: Callable[[], MemoryReport]
+               ) -> tuple[dict[int, MemoryReport], dict[int, str]]: ...
+
+
+@dataclass(frozen=True)
+class WorkersMemory:
+    """``/memory?scope=all``: each worker's report, and the workers that took no part."""
+
+    reports: dict[int, MemoryReport]
+    missing: dict[int, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workers": [{"pid": pid, **report.to_dict()}
+                            for pid, report in sorted(self.reports.items())],
+                "missing_workers": {str(pid): why for pid, why in sorted(self.missing.items())}}
+
+    def render(self) -> str:
+        blocks = [f"=== Worker {pid} ===\n{report.render()}"
+                  for pid, report in sorted(self.reports.items())]
+        blocks += [f"=== Worker {pid}: no report ({why}) ===\n"
+                   for pid, why in sorted(self.missing.items())]
+        return "\n".join(blocks)
+
+
+class Profiler:
+    """Runs profile and memory windows for this worker (and, when asked, with its peers)."""
+
+    def __init__(self, max_seconds: float, limit_key: str, lock_dir: Path | None = None,
+                 peers: PeerWindows | None = None) -> None:
+        self.max_seconds = max_seconds
+        self.limit_key = limit_key
+        self.peers = peers
+        self._cpu = ExclusiveWindow("profile", lock_dir / "profile.lock" if lock_dir else None)
+        self._memory = ExclusiveWindow("memory window",
+                                       lock_dir / "memory.lock" if lock_dir else None)
+
+    def parse_profile(self, args: Mapping[str, str]) -> ProfileRequest:
+        return ProfileRequest.parse(args, self.max_seconds, self.limit_key)
+
+    def parse_memory(self, args: Mapping[str, str]) -> MemoryRequest:
+        return MemoryRequest.parse(args, self.max_seconds, self.limit_key)
+
+    def profile(self, request: ProfileRequest) -> Profile:
+        with self._cpu.hold():
+            def own() -> Profile:
+                return Sampler(request.hz, request.name, request.drop_idle).run(request.seconds)
+
+            if not request.all_workers:
+                return own()
+            started = time.time()
+            parts, missing = (self.peers.profiles(request, own) if self.peers
+                              else ({os.getpid(): own()}, {}))
+            merged = merge_profiles({f"worker {pid}": part for pid, part in sorted(parts.items())},
+                                    duration=max(p.duration for p in parts.values()),
+                                    hz=request.hz, ticks=parts[os.getpid()].ticks,
+                                    started_at=started)
+            merged.missing_workers = {str(pid): why for pid, why in sorted(missing.items())}
+            return merged
+
+    def memory(self, request: MemoryRequest) -> MemoryReport | WorkersMemory:
+        with self._memory.hold():
+            def own() -> MemoryReport:
+                return MemoryWindow().measure(request.seconds, request.top, request.group)
+
+            if not request.all_workers:
+                return own()
+            reports, missing = (self.peers.memory(request, own) if self.peers
+                                else ({os.getpid(): own()}, {}))
+            return WorkersMemory(reports, missing)

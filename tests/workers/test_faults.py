@@ -435,6 +435,47 @@ def test_read_only_state_dir_keeps_workers_booting_and_recovers(
     wait_recovered(server, total + 12)
 
 
+def dump_sources(response: requests.Response) -> dict[int, str]:
+    """``/threads?scope=all`` as JSON: how each worker was dumped, by pid."""
+    no_html(response)
+    assert response.status_code == 200, response.text
+    return {entry["pid"]: entry["source"] for entry in response.json()["workers"]}
+
+
+def test_read_only_state_dir_fails_no_dump_and_a_worker_booted_on_it_is_dumped_after(
+        server: LiveServer, workers: set[int], state: Path) -> None:
+    mounted = run("mount", "--bind", "-o", "ro", str(state), str(state))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr.strip()}")
+    try:
+        replacement = kill_one(server, next(iter(workers)))
+        live = worker_processes(server)
+        assert replacement in live
+
+        def lists_every_worker(response: requests.Response) -> None:
+            assert set(dump_sources(response)) == live
+
+        # the peers cannot write their answers: each is listed unanswered, never a 500
+        spread(server, "/threads", lists_every_worker, timeout=60, scope="all",
+               format="json")
+    finally:
+        run("umount", str(state))
+
+    def under_the_gil(response: requests.Response) -> None:
+        assert dump_sources(response) == {pid: "python" for pid in live}, response.text[:300]
+
+    def recovered() -> bool:
+        with contextlib.suppress(AssertionError):
+            under_the_gil(fresh_get(server, "/threads", scope="all", format="json"))
+            return True
+        return False
+
+    wait_until(recovered, RECOVERY, interval=0.1, message="dumps under the GIL again")
+    # every worker (the one booted on the read-only directory too) dumps the others
+    spread(server, "/threads", under_the_gil, timeout=60, must_include=frozenset(live),
+           scope="all", format="json")
+
+
 def fill(directory: Path) -> Path:
     """Fill the file system of ``directory`` to the last byte; the filler file."""
     filler = directory / "filler"

@@ -246,6 +246,26 @@ def test_deleted_state_dir_recovers_by_itself_with_every_surviving_count(
     wait_recovered(server, total + 6)
 
 
+def test_reset_while_the_deleted_state_dir_is_repaired_is_503_or_resets_every_worker(
+        server: LiveServer, workers: set[int], state: Path) -> None:
+    hit(server, 9)
+    assert hits_total(server) > 0
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+
+    def reset_done() -> bool:
+        response = no_html(requests.post(server.url + "/metrics/reset", timeout=20))
+        assert response.status_code in (200, 503), response.text
+        assert "\n" not in response.text.strip(), response.text  # a one-line reason
+        return response.status_code == 200
+
+    # a reset that answers ok while a worker's files are still missing would leave that
+    # worker's counts in every later scrape
+    wait_until(reset_done, RECOVERY, interval=0.05, message="a reset answering ok")
+    wait_until(lambda: reads_total(server, 0.0), RECOVERY, interval=0.1,
+               message="every scrape reading 0 hits after the reset")
+    wait_recovered(server, 0.0)
+
+
 # --------------------------------------------------------------------------- corrupt files
 
 

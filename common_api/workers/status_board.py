@@ -145,6 +145,12 @@ def _age(worker: Worker) -> float:
         return float("inf")
 
 
+def _misplaced(pid: int, files: dict[str, Any]) -> str:
+    reasons = sorted({str(reason) for reason in files.values()})
+    return (f"worker {pid} keeps {', '.join(sorted(files))} outside the state directory "
+            f"({'; '.join(reasons)})")
+
+
 class StatusBoard:
     def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads,
                  workers: WorkerSource = server_workers) -> None:
@@ -271,15 +277,14 @@ class StatusBoard:
         (its files deleted with the directory, or kept in memory), or None."""
         own = metric_store.misplaced()
         if own:
-            return f"worker {os.getpid()} has {', '.join(own)} outside the state directory"
+            return _misplaced(os.getpid(), own)
         for worker in self._workers():
             data = read_json(self._state.worker_status(worker.pid))
             if not isinstance(data, dict):  # a worker publishes as soon as it is a peer
                 return f"worker {worker.pid} has not published where its metric files are"
             misplaced = data.get("metrics_misplaced")
-            if isinstance(misplaced, list) and misplaced:
-                return (f"worker {worker.pid} has {', '.join(map(str, misplaced))} outside "
-                        "the state directory")
+            if isinstance(misplaced, dict) and misplaced:
+                return _misplaced(worker.pid, misplaced)
         return None
 
     def thread_names(self, pid: int) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """The blueprint: thin views that parse, authorise, call a service and render.
 
-Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``).
-Text endpoints answer errors as plain text, JSON endpoints as ``{"error": ...}``.
+Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``) and
+adds a route for each row of the endpoint table (``common_api.endpoints``) that the app has
+not disabled, with the view ``@view(name)`` marks here. The hooks below read the same row
+for the access check, the body limit and the audit record. Text endpoints answer errors as
+plain text, JSON endpoints as ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
@@ -20,16 +25,18 @@ from werkzeug.exceptions import (
 )
 
 from common_api import __version__, config
+from common_api.endpoints import BY_NAME, Endpoint
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
 from common_api.extension import (
     CommonApiState,
     finish_registration,
     get_state,
     json_response,
+    mount_endpoints,
     setup_app,
     text_response,
 )
-from common_api.services.access import bearer_token, is_proxied, token_fingerprint
+from common_api.services.access import Caller, bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.threads import (
     AllWorkers,
@@ -43,16 +50,26 @@ from common_api.services.threads import (
 
 bp = Blueprint("common_api", __name__)
 
-JSON_ENDPOINTS = frozenset({"env", "periodic_threads", "periodic_thread",
-                            "periodic_threads_health", "openapi"})
-# guarded without a token: everything that changes state, and the environment
-GUARDED_READS = frozenset({"env"})
-AUDIT_EVENTS = {"loglevel": "loglevel.set", "reset_metrics": "metrics.reset",
-                "run_script": "script.run"}
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
-MULTIPART_ALLOWANCE = 64 * 1024
 MAX_THREAD_ID = 2**63 - 1
+# the view of each row of common_api.endpoints, by name; routes are added at registration
+VIEWS: dict[str, Callable[..., Response]] = {}
+# an endpoint the table does not know is treated as the most guarded kind
+_FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+_UNKNOWN = Endpoint("unknown", "/", ("GET",), json=False, guarded=True)
+
+
+def view(name: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Make the function the view of the table's endpoint ``name``."""
+    if name not in BY_NAME:
+        raise KeyError(f"{name!r} is not in common_api.endpoints.ENDPOINTS")
+
+    def register(function: Callable[..., Response]) -> Callable[..., Response]:
+        VIEWS[name] = function
+        return function
+
+    return register
 
 
 @bp.record_once
@@ -67,12 +84,42 @@ def _state() -> CommonApiState:
     return get_state(current_app)
 
 
-def _view_name() -> str:
-    return (request.endpoint or "").rpartition(".")[2]
+def _endpoint() -> Endpoint:
+    return _state().endpoint_of(request.endpoint) or _UNKNOWN
+
+
+def _params() -> MultiDict[str, str]:
+    """The request's parameters: its query string, and the form of a POST that takes one."""
+    known = _endpoint().form_params
+    if request.method != "POST" or not known:
+        return request.args
+    try:
+        form, files = request.form, request.files
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge("Request body is larger than "
+                              f"{_state().settings[_endpoint().body_limit]} bytes") from None
+    if request.mimetype in _FORM_TYPES and (request.content_length or 0) > 0 and \
+            not form and not files:
+        raise InvalidInput(f"The request body is not a valid {request.mimetype} form")
+    for name in [*form, *files]:
+        if name not in known:
+            raise InvalidInput(f"Unknown form field {name[:64]!r}; known: {', '.join(known)}")
+        if name in request.args:
+            raise InvalidInput(f"Parameter {name[:64]!r} is given both in the query string and "
+                               "in the form; send it once")
+    return request.values
+
+
+def _caller() -> Caller:
+    headers = request.headers
+    return Caller(request.remote_addr, headers.get("Authorization"), host=headers.get("Host"),
+                  scheme=request.scheme, origin=headers.get("Origin"),
+                  fetch_site=headers.get("Sec-Fetch-Site"), referer=headers.get("Referer"),
+                  proxied=is_proxied(headers.keys()))
 
 
 def _wants_json() -> bool:
-    fmt = request.args.get("format")
+    fmt = _params().get("format")
     if fmt is not None:
         if fmt not in {"json", "text"}:
             raise InvalidInput(f"Invalid format: {fmt}. Valid values: json, text")
@@ -98,33 +145,23 @@ def _flag(name: str) -> bool:
                        "yes, no")
 
 
-def _changes_state(view: str) -> bool:
-    return view in {"reset_metrics", "run_script"} or (view == "loglevel" and
-                                                         "level" in request.args)
-
-
-def _guarded(view: str) -> bool:
-    return view in GUARDED_READS or _changes_state(view)
-
-
 @bp.before_request
 def _authorize_and_limit() -> None:
     state = _state()
-    view = _view_name()
-    state.access.check(request.remote_addr, request.headers.get("Authorization"),
-                       guarded=_guarded(view),
-                       proxied=is_proxied(request.headers.keys()),
-                       health=view == "periodic_threads_health")
+    endpoint = _endpoint()
+    limit = state.settings[endpoint.body_limit]
+    if (request.content_length or 0) > limit + endpoint.body_envelope:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+    request.max_content_length = limit + endpoint.body_envelope
+    params = _params()
+    if not endpoint.public:
+        state.access.check(_caller(), guarded=endpoint.is_guarded(request.method, params),
+                           health=endpoint.public_health)
     max_query = state.settings[config.MAX_QUERY_LENGTH]
-    for name, value in request.args.items(multi=True):
+    for name, value in params.items(multi=True):
         if len(value) > max_query or len(name) > max_query:
             raise InvalidInput(f"Query parameter {name[:64]!r} is longer than {max_query} "
                                "characters")
-    if view != "run_script":
-        limit = state.settings[config.MAX_BODY_BYTES]
-        if (request.content_length or 0) > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
-        request.max_content_length = limit
     state.backend.ensure_started()
 
 
@@ -136,26 +173,34 @@ def _common_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Worker-Pid"] = str(os.getpid())
     response.headers["X-Common-Api-Version"] = __version__
-    view = _view_name()
-    if _changes_state(view):
-        details = g.get("audit_details", {})
-        if view == "loglevel":
-            details = {"logger": request.args.get("logger_name"),
-                       "level": request.args.get("level"),
-                       "duration": request.args.get("duration"), **details}
-        _state().audit.record(
-            AUDIT_EVENTS[view], client=request.remote_addr, status=response.status_code,
-            token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
-            **details)
+    endpoint = _endpoint()
+    if endpoint.audit_event is not None:
+        _audit(endpoint.audit_event, endpoint, response)
     g.common_api_after_failed = False
     return response
+
+
+def _audit(event: str, endpoint: Endpoint, response: Response) -> None:
+    try:
+        params = _params()
+    except ApiError:  # a body too large to read: its query string still says what was asked
+        params = request.args
+    if endpoint.changes_state(request.method, params):
+        details = {key: params.get(name) for key, name in endpoint.audit_params}
+        if "Origin" in request.headers:
+            details["origin"] = request.headers["Origin"][:200]
+        details.update(g.get("audit_details", {}))
+        _state().audit.record(
+            event, client=request.remote_addr, status=response.status_code,
+            token=token_fingerprint(bearer_token(request.headers.get("Authorization"))),
+            **details)
 
 
 def _error_response(message: str, status: int) -> Response:
     """An error in the endpoint's format: ``{"error": ...}`` or one line of plain text."""
     try:
-        as_json = _view_name() in JSON_ENDPOINTS or _wants_json()
-    except InvalidInput:
+        as_json = _endpoint().json or _wants_json()
+    except ApiError:
         as_json = False
     response = _json({"error": message}, status) if as_json else _text(message, status)
     response.headers["Cache-Control"] = "no-store"
@@ -192,17 +237,19 @@ for _code in default_exceptions:
     bp.register_error_handler(_code, _http_error)
 
 
-@bp.get("/env")
+@view("env")
 def env() -> Response:
     return _json(_state().environment.snapshot())
 
 
-@bp.get("/loglevel")
+@view("loglevel")
 def loglevel() -> Response:
+    """GET as the seed shows; POST takes the same parameters from the form or the query."""
     service = _state().loglevels
-    name = request.args.get("logger_name")
-    level = request.args.get("level")
-    duration = request.args.get("duration")
+    params = _params()
+    name = params.get("logger_name")
+    level = params.get("level")
+    duration = params.get("duration")
     as_json = _wants_json()
     if duration is not None and level is None:
         raise InvalidInput("The duration parameter needs level and logger_name: "
@@ -224,19 +271,19 @@ def loglevel() -> Response:
     return _text(render_levels(levels))
 
 
-@bp.get("/metrics")
+@view("metrics")
 def metrics() -> Response:
     body, content_type = _state().metrics.exposition(request.headers.get("Accept"))
     return Response(body, content_type=content_type)
 
 
-@bp.post("/metrics/reset")
+@view("reset_metrics")
 def reset_metrics() -> Response:
     _state().metrics.reset()
     return _text("ok")
 
 
-@bp.get("/threads")
+@view("threads")
 def threads() -> Response:
     name = request.args.get("name")
     raw_ident = request.args.get("thread_id")
@@ -276,7 +323,7 @@ def threads() -> Response:
     return _text(render_dump(dump))
 
 
-@bp.get("/periodic-threads")
+@view("periodic_threads")
 def periodic_threads() -> Response:
     return _json(_state().periodic.listing(
         level=request.args.get("level"),
@@ -285,24 +332,21 @@ def periodic_threads() -> Response:
     ))
 
 
-@bp.get("/periodic-threads/<path:thread_name>")
+@view("periodic_thread")
 def periodic_thread(thread_name: str) -> Response:
     return _json(_state().periodic.describe(thread_name, os.getpid()))
 
 
-@bp.get("/periodic-threads-health")
+@view("periodic_threads_health")
 def periodic_threads_health() -> Response:
     health = _state().periodic.health()
     return _json(health, 200 if health["healthy"] else 503)
 
 
-@bp.post("/run_script")
+@view("run_script")
 def run_script() -> Response:
     state = _state()
     limit = state.settings[config.SCRIPT_MAX_BYTES]
-    if (request.content_length or 0) > limit + MULTIPART_ALLOWANCE:
-        raise PayloadTooLarge(f"Script upload is larger than {limit} bytes")
-    request.max_content_length = limit + MULTIPART_ALLOWANCE
     try:
         upload = request.files.get("script")
     except RequestEntityTooLarge:
@@ -340,11 +384,20 @@ def run_script() -> Response:
     return _text(outcome.render())
 
 
-@bp.get("/openapi.json")
+@view("openapi")
 def openapi() -> Response:
     state = _state()
     return _json(state.openapi_document(request.script_root + state.url_prefix))
 
 
-# registered last: runs after every route above is on the app
+@view("ui")
+def ui() -> Response:
+    from common_api.ui import HTML, PAGE_HEADERS, render_page
+
+    page = render_page(current_app.name, __version__)
+    return Response(page, content_type=HTML, headers=PAGE_HEADERS)
+
+
+# after every view above: a route for each enabled endpoint, then the 404/405 handlers
+bp.record(lambda setup_state: mount_endpoints(setup_state, VIEWS))
 bp.record_once(finish_registration)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common_api.services.access import split_host
+
 SCRIPT_ALLOWED_IMPORTS = "COMMON_API_SCRIPT_ALLOWED_IMPORTS"
 SCRIPT_TIMEOUT = "COMMON_API_SCRIPT_TIMEOUT"
 SCRIPT_MAX_BYTES = "COMMON_API_SCRIPT_MAX_BYTES"
@@ -27,6 +29,7 @@ TOKEN = "COMMON_API_TOKEN"
 TOKEN_FILE = "COMMON_API_TOKEN_FILE"
 HEALTH_PUBLIC = "COMMON_API_HEALTH_PUBLIC"
 TRUST_LOOPBACK = "COMMON_API_TRUST_LOOPBACK"
+ALLOWED_HOSTS = "COMMON_API_ALLOWED_HOSTS"
 DISABLED_ENDPOINTS = "COMMON_API_DISABLED_ENDPOINTS"
 MAX_BODY_BYTES = "COMMON_API_MAX_BODY_BYTES"
 MAX_QUERY_LENGTH = "COMMON_API_MAX_QUERY_LENGTH"
@@ -51,12 +54,6 @@ class Setting:
     parse: Callable[[str, Any], Any]
 
 
-ENDPOINT_NAMES = ("env", "loglevel", "metrics", "reset_metrics", "threads", "periodic_threads",
-                  "periodic_thread", "periodic_threads_health", "run_script", "openapi")
-_ENDPOINT_ALIASES = {"metrics/reset": "reset_metrics", "periodic_threads/": "periodic_thread",
-                     "openapi.json": "openapi"}
-
-
 def _items(key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
@@ -68,14 +65,15 @@ def _items(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _endpoint_list(key: str, value: Any) -> tuple[str, ...]:
+    from common_api.endpoints import ENDPOINTS, lookup
+
     names = set()
     for item in _items(key, value):
-        name = item.strip("/").replace("-", "_").lower()
-        name = _ENDPOINT_ALIASES.get(name, name)
-        if name not in ENDPOINT_NAMES:
-            known = ", ".join(ENDPOINT_NAMES)
+        endpoint = lookup(item)
+        if endpoint is None:
+            known = ", ".join(endpoint.name for endpoint in ENDPOINTS)
             raise ValueError(f"{key}: unknown endpoint {item!r}; known: {known}")
-        names.add(name)
+        names.add(endpoint.name)
     return tuple(sorted(names))
 
 
@@ -85,6 +83,19 @@ def _text_list(key: str, value: Any) -> tuple[str, ...]:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
             raise ValueError(f"{key}: {name!r} is not a module name")
     return names
+
+
+def _host_list(key: str, value: Any) -> tuple[str, ...]:
+    hosts = []
+    for item in _items(key, value):
+        parsed = split_host(item)
+        if parsed is None:
+            raise ValueError(f"{key}: {item!r} is not a host name or IP address with an "
+                             "optional :port")
+        name, port = parsed
+        shown = f"[{name}]" if ":" in name else name
+        hosts.append(shown if port is None else f"{shown}:{port}")
+    return tuple(hosts)
 
 
 def _host_packages(key: str, value: Any) -> tuple[str, ...]:
@@ -169,6 +180,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(for probes)", _flag),
     Setting(TRUST_LOOPBACK, True, "without a token, let loopback clients use the guarded "
             "endpoints; false turns them off for everyone", _flag),
+    Setting(ALLOWED_HOSTS, (), "without a token, host names besides localhost, 127.0.0.1 and "
+            "[::1] that guarded requests may be addressed to (Host header)", _host_list),
     Setting(DISABLED_ENDPOINTS, (), "endpoints removed entirely (404, not in /openapi.json)",
             _endpoint_list),
     Setting(MAX_BODY_BYTES, 65_536, "largest request body accepted by endpoints other than "

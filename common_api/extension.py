@@ -12,19 +12,21 @@ import copy
 import json
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
+from flask import Flask, Response, current_app, got_request_exception, jsonify, request
 from flask.sansio.blueprints import BlueprintSetupState
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_flask_exporter import PrometheusMetrics
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from common_api import __version__, config
 from common_api.backend import Coordination, coordination_for
+from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -44,15 +46,7 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "common_api"
 TEXT = "text/plain; charset=utf-8"
-OWN_PATHS = ("/env", "/loglevel", "/metrics", "/threads", "/periodic-threads", "/run_script",
-             "/openapi.json")
-JSON_PATHS = ("/env", "/periodic-threads", "/openapi.json")
-_PATH_OF_VIEW = {"env": "/env", "loglevel": "/loglevel", "metrics": "/metrics",
-                 "reset_metrics": "/metrics/reset", "threads": "/threads",
-                 "periodic_threads": "/periodic-threads",
-                 "periodic_thread": "/periodic-threads/{thread_name}",
-                 "periodic_threads_health": "/periodic-threads-health",
-                 "run_script": "/run_script", "openapi": "/openapi.json"}
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +82,9 @@ class CommonApiState:
     backend: Coordination
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
-    disabled_views: frozenset[str] = frozenset()
+    enabled: tuple[Endpoint, ...] = ENDPOINTS
+    mounted: dict[str, Endpoint] = field(default_factory=dict)
+    claims: PathClaims = field(default_factory=PathClaims)
     _runner: ScriptRunner | None = None
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,21 +107,21 @@ class CommonApiState:
             return self._runner
 
 
-    def tail(self, req: Request) -> str:
-        """The request path below the blueprint's prefix."""
-        return req.path[len(self.url_prefix):] if self.url_prefix else req.path
-
-    def owns_path(self, req: Request) -> bool:
-        if self.url_prefix:
-            return req.path.startswith(self.url_prefix + "/")
-        return req.path.startswith(OWN_PATHS)
+    def endpoint_of(self, flask_endpoint: str | None) -> Endpoint | None:
+        """The table row behind a Flask endpoint name of this app, None if not the blueprint's."""
+        return self.mounted.get(flask_endpoint or "")
 
     def openapi_document(self, base: str) -> dict[str, Any]:
         document = copy.deepcopy(_packaged_openapi())
         document["info"]["version"] = __version__
         document["servers"] = [{"url": base or "/"}]
-        for view in self.disabled_views:
-            document["paths"].pop(_PATH_OF_VIEW[view], None)
+        described = {}
+        for endpoint in self.enabled:
+            operations = document["paths"][endpoint.openapi_path]
+            described[endpoint.openapi_path] = {
+                key: value for key, value in operations.items()
+                if key.upper() in endpoint.methods or key not in _HTTP_METHODS}
+        document["paths"] = described
         return document
 
 
@@ -192,7 +188,7 @@ def setup_app(app: Flask) -> CommonApiState:
     state = CommonApiState(
         settings=settings,
         access=AccessPolicy(settings[config.TOKEN], settings[config.TRUST_LOOPBACK],
-                            settings[config.HEALTH_PUBLIC]),
+                            settings[config.HEALTH_PUBLIC], settings[config.ALLOWED_HOSTS]),
         environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
                                        _mask_secrets(settings)),
         loglevels=LogLevelService(backend.level_publisher()),
@@ -202,40 +198,64 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         backend=backend,
+        enabled=tuple(endpoint for endpoint in ENDPOINTS
+                      if endpoint.name not in settings[config.DISABLED_ENDPOINTS]),
     )
     app.extensions[EXTENSION_KEY] = state
     return state
 
 
-def finish_registration(setup_state: BlueprintSetupState) -> None:
-    """After the blueprint's routes are on the app: remove disabled ones, and answer 404 and
-    405 under the blueprint's paths in its own forms instead of HTML pages."""
+def mount_endpoints(setup_state: BlueprintSetupState,
+                    views: Mapping[str, Callable[..., Response]]) -> None:
+    """Add a route for each enabled endpoint (a disabled one is not registered at all), and
+    claim the paths under them for the blueprint's 404 and 405 answers."""
     app = setup_state.app
     if not isinstance(app, Flask):
         return
-    state = get_state(app)
-    state.url_prefix = (setup_state.url_prefix or "").rstrip("/")
-    state.disabled_views = frozenset(state.settings[config.DISABLED_ENDPOINTS])
+    state = setup_app(app)
+    prefix = (setup_state.url_prefix or "").rstrip("/")
+    if not state.mounted:
+        state.url_prefix = prefix
+    for endpoint in state.enabled:
+        setup_state.add_url_rule(endpoint.rule, endpoint.name, views[endpoint.name],
+                                 methods=list(endpoint.methods))
+        full_name = f"{setup_state.name_prefix}.{setup_state.name}.{endpoint.name}".lstrip(".")
+        state.mounted[full_name] = endpoint
+    state.claims.add(prefix, state.enabled)
 
-    def disabled_view(**_: object) -> Response:
-        raise NotFound()
 
-    for view in state.disabled_views:
-        app.view_functions[f"{setup_state.name}.{view}"] = disabled_view
+def finish_registration(setup_state: BlueprintSetupState) -> None:
+    """After the blueprint's routes are on the app: answer 404 and 405 under the blueprint's
+    rules in its own forms instead of HTML pages, and leave every other path to the host."""
+    app = setup_state.app
+    if not isinstance(app, Flask):
+        return
     for code in (404, 405):
         app.register_error_handler(code, _scoped_http_error(app, code))
 
 
-def _disabled_rule_matches(state: CommonApiState, error: MethodNotAllowed) -> bool:
+def _owner_of_rule(state: CommonApiState, error: MethodNotAllowed) -> Endpoint | None:
+    """The blueprint's endpoint whose rule matched the path with another method, if any."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
     for method in error.valid_methods or ():
         try:
-            endpoint, _ = adapter.match(method=method)
+            rule, _ = adapter.match(method=method, return_rule=True)
         except HTTPException:
             continue
-        if str(endpoint).rpartition(".")[2] in state.disabled_views:
-            return True
-    return False
+        endpoint = state.endpoint_of(rule.endpoint)
+        if endpoint is not None:
+            return endpoint
+    return None
+
+
+def _host_class_handler(app: Flask, error: HTTPException) -> Any:
+    """The host's app-wide handler for the error's class (``@app.errorhandler(HTTPException)``),
+    which Flask would have chosen had the blueprint's handler for the code not been there."""
+    by_class = app.error_handler_spec.get(None, {}).get(None, {})
+    for cls in type(error).__mro__:
+        if cls in by_class:
+            return by_class[cls]
+    return None
 
 
 def _scoped_http_error(app: Flask, code: int) -> Any:
@@ -244,15 +264,17 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
 
     def handle(error: HTTPException) -> Any:
         state = get_state(current_app)
-        if not state.owns_path(request):
-            return fallback(error) if fallback is not None else error
+        if isinstance(error, MethodNotAllowed):
+            owner = _owner_of_rule(state, error)
+        else:
+            owner = state.claims.owner(request.path)
+        if owner is None:
+            host_handler = fallback or _host_class_handler(app, error)
+            return host_handler(error) if host_handler is not None else error
         status = error.code or code
-        if isinstance(error, MethodNotAllowed) and _disabled_rule_matches(state, error):
-            status = 404
         reason = "Not found" if status == 404 else "Method not allowed"
         message = f"{reason}: {request.method} {request.path}"
-        response = (json_response({"error": message}, status)
-                    if state.tail(request).startswith(JSON_PATHS)
+        response = (json_response({"error": message}, status) if owner.json
                     else text_response(message, status))
         response.headers["Cache-Control"] = "no-store"
         if status == 405 and isinstance(error, MethodNotAllowed):

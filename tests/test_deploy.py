@@ -5,6 +5,7 @@ starts it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ PROMETHEUS = DEPLOY / "prometheus"
 RULES = PROMETHEUS / "common-api-alerts.yml"
 RULE_TESTS = PROMETHEUS / "common-api-alerts.test.yml"
 MANIFEST = DEPLOY / "kubernetes" / "component.yaml"
+DASHBOARD = DEPLOY / "grafana" / "common-api-dashboard.json"
 YAML_FILES = sorted([*DEPLOY.rglob("*.yml"), *DEPLOY.rglob("*.yaml")])
 
 PROMTOOL = shutil.which("promtool")
@@ -143,6 +145,7 @@ def live_samples(manifest_server: LiveServer) -> dict[str, list[dict[str, str]]]
     only then) and every name the rules read is there or 10 s have passed."""
     assert manifest_server.get("/periodic-threads-health").status_code == 200
     wanted = {name for rule in alert_rules() for name in series_names(rule["expr"])}
+    wanted |= {name for _, expr in dashboard_queries() for name in series_names(expr)}
     wanted -= SYNTHETIC_SERIES
     latest: dict[str, list[dict[str, str]]] = {}
 
@@ -234,6 +237,117 @@ def test_thread_rules_aggregate_the_worker_pid_away(
         if "common_api_periodic_thread_" in rule["expr"]:
             assert re.search(r"\b(?:min|max|sum) by \(job, instance, thread, level\)",
                              rule["expr"]), rule["alert"]
+
+
+# --- Grafana dashboard --------------------------------------------------------------------
+
+# the scrape configs attach ``component`` to every target; the dashboard selects on it
+DASHBOARD_TARGET_LABELS = TARGET_LABELS | {"component"}
+_LABEL_VALUES = re.compile(r"^label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$", re.S)
+
+
+def dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return document
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    panels = []
+    for panel in dashboard()["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return panels
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every query variable (the selector inside
+    ``label_values(selector, label)``)."""
+    queries = [(panel["title"], target["expr"]) for panel in dashboard_panels()
+               for target in panel.get("targets", [])]
+    for variable in dashboard()["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            text = query["query"] if isinstance(query, dict) else query
+            match = _LABEL_VALUES.match(text.strip())
+            queries.append((f"${variable['name']}", match.group(1) if match else text))
+    return queries
+
+
+def test_dashboard_is_grafana_dashboard_json() -> None:
+    board = dashboard()
+    assert board["title"] and board["uid"] and isinstance(board["schemaVersion"], int)
+    panels = dashboard_panels()
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert panel["type"] and panel["title"], panel
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        refs = [target["refId"] for target in panel.get("targets", [])]
+        assert len(set(refs)) == len(refs) and all(target["expr"].strip()
+                                                   for target in panel.get("targets", []))
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["component"]["multi"] and variables["component"]["includeAll"]
+
+
+def test_dashboard_covers_health_threads_and_requests() -> None:
+    exprs = " ".join(expr for _, expr in dashboard_queries())
+    for series in ("common_api_healthy", "common_api_periodic_thread_active",
+                   "common_api_periodic_thread_runs_total",
+                   "common_api_periodic_thread_failures_total", "flask_http_request_total",
+                   "flask_http_request_duration_seconds_bucket"):
+        assert series in exprs
+    assert "by (component, thread, level)" in exprs and "by (component, endpoint" in exprs
+
+
+def test_every_dashboard_query_follows_the_component_selector() -> None:
+    unscoped = [where for where, expr in dashboard_queries()
+                if not where.startswith("$")
+                for selector in re.findall(r"\{[^}]*\}", expr)
+                if 'component=~"$component"' not in selector]
+    assert not unscoped
+
+
+def test_dashboard_parses_and_names_its_series() -> None:
+    names = {name for _, expr in dashboard_queries() for name in series_names(expr)}
+    assert "common_api_info" in names and "time" not in names and "component" not in names
+
+
+@pytest.mark.server
+def test_every_series_the_dashboard_reads_is_in_a_live_scrape(
+        live_samples: dict[str, list[dict[str, str]]]) -> None:
+    missing = {where: sorted(series_names(expr) - SYNTHETIC_SERIES - live_samples.keys())
+               for where, expr in dashboard_queries()}
+    assert not {where: names for where, names in missing.items() if names}
+
+
+@pytest.mark.server
+def test_every_label_the_dashboard_matches_on_is_on_the_live_series(
+        live_samples: dict[str, list[dict[str, str]]]) -> None:
+    wrong = {}
+    for where, expr in dashboard_queries():
+        for name, labels in matched_labels(expr).items():
+            if name in SYNTHETIC_SERIES:
+                continue
+            exported = set().union(*(set(s) for s in live_samples.get(name, [{}])))
+            if labels - DASHBOARD_TARGET_LABELS - exported:
+                wrong[f"{where}: {name}"] = sorted(labels - DASHBOARD_TARGET_LABELS - exported)
+    assert not wrong
+
+
+@pytest.mark.parametrize("name", ["scrape-config.yml", "scrape-config-kubernetes.yml"])
+def test_scrape_configs_give_the_dashboard_its_component_label(name: str) -> None:
+    text = (PROMETHEUS / name).read_text()
+    assert re.search(r"\bcomponent\b", text)
+
+
+def test_deploy_readme_says_how_to_import_the_dashboard() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    assert "grafana/common-api-dashboard.json" in readme and "Import" in readme
 
 
 # --- scrape configs -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 from prometheus_client import Counter
+from werkzeug.exceptions import HTTPException
 
 from common_api import bp
 from common_api.extension import get_state
@@ -66,3 +67,83 @@ def test_every_response_is_not_cached(client) -> None:  # type: ignore[no-untype
     for path in ["/env", "/loglevel", "/metrics", "/threads", "/periodic-threads",
                  "/periodic-threads-health"]:
         assert client.get(path).headers["Cache-Control"] == "no-store", path
+
+
+# the host's own paths keep the host's 404 and 405 ----------------------------------------
+
+def host_app(prefix: str | None = None) -> Flask:
+    app = Flask("host_with_handlers")
+
+    @app.errorhandler(404)
+    def host_404(error: Exception) -> tuple[str, int]:
+        return "host 404", 404
+
+    @app.errorhandler(405)
+    def host_405(error: Exception) -> tuple[str, int]:
+        return "host 405", 405
+
+    @app.post("/metrics-upload")
+    def metrics_upload() -> str:
+        return "uploaded"
+
+    @app.post("/ops/upload")
+    def ops_upload() -> str:
+        return "uploaded"
+
+    @app.post("/metrics/upload")
+    def nested_upload() -> str:
+        return "uploaded"
+
+    app.register_blueprint(bp, url_prefix=prefix)
+    return app
+
+
+@pytest.mark.parametrize("path", ["/environment", "/metrics-dashboard", "/loglevelx",
+                                  "/threadsafe/x", "/run_scripts", "/openapi.jsonx"])
+def test_host_paths_that_start_with_an_endpoint_name_get_the_hosts_404(path: str) -> None:
+    response = host_app().test_client().get(path)
+    assert (response.status_code, response.get_data(as_text=True)) == (404, "host 404")
+
+
+def test_a_host_post_only_route_gets_the_hosts_405() -> None:
+    client = host_app().test_client()
+    for path in ["/metrics-upload", "/metrics/upload"]:
+        response = client.get(path)
+        assert (response.status_code, response.get_data(as_text=True)) == (405, "host 405")
+
+
+def test_under_a_prefix_only_the_blueprints_rules_are_claimed() -> None:
+    client = host_app("/ops").test_client()
+    assert client.get("/ops/upload").get_data(as_text=True) == "host 405"
+    for path in ["/ops/whatever", "/ops-status", "/ops/environment", "/ops/metrics-dashboard"]:
+        assert client.get(path).get_data(as_text=True) == "host 404", path
+    assert client.get("/ops/metrics/x").get_data(as_text=True) == "Not found: GET /ops/metrics/x"
+    assert client.delete("/ops/metrics").get_data(as_text=True) == (
+        "Method not allowed: DELETE /ops/metrics")
+
+
+def test_the_blueprints_own_paths_keep_its_answers() -> None:
+    client = host_app().test_client()
+    assert client.get("/threads/x").get_data(as_text=True) == "Not found: GET /threads/x"
+    assert client.get("/env/x").get_json() == {"error": "Not found: GET /env/x"}
+    refused = client.get("/run_script")
+    assert refused.get_data(as_text=True) == "Method not allowed: GET /run_script"
+    assert set(refused.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_a_host_handler_for_every_http_error_keeps_the_hosts_paths() -> None:
+    app = Flask("host_with_class_handler")
+
+    @app.errorhandler(HTTPException)
+    def host_http_error(error: HTTPException) -> tuple[str, int]:
+        return f"host {error.code}", error.code or 500
+
+    @app.post("/upload")
+    def upload() -> str:
+        return "uploaded"
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert client.get("/not-ours").get_data(as_text=True) == "host 404"
+    assert client.get("/upload").get_data(as_text=True) == "host 405"
+    assert client.get("/metrics/x").get_data(as_text=True) == "Not found: GET /metrics/x"

@@ -255,11 +255,14 @@ class WorkerDumps:
         # A faulty dumps directory (read-only, full, deleted) leaves these workers
         # unanswered with the reason; it never fails the whole dump.
         reasons: dict[int, str] = {}
+        fault = _directory_fault(self._state.dumps)
+        if fault is not None:  # faulthandler could not write either: do not wait for it
+            reasons = {worker.pid: fault for worker in workers}
         try:
             self._state.dumps.mkdir(parents=True, exist_ok=True)
             with file_lock(self._state.dumps_lock, exclusive=True):
                 sent = []
-                for worker in workers:
+                for worker in workers if fault is None else []:
                     path = self.fallback_path(worker.pid)
                     try:
                         os.truncate(path, 0)
@@ -279,8 +282,8 @@ class WorkerDumps:
         for worker in workers:
             note = f"no answer within {ANSWER_SECONDS + FALLBACK_SECONDS:g} s"
             if worker.pid in reasons:
-                note = (f"no answer within {ANSWER_SECONDS:g} s, and the dumps directory "
-                        f"cannot be used: {reasons[worker.pid]}")
+                note = (f"no answer within {ANSWER_SECONDS:g} s: the dumps directory "
+                        f"cannot be written ({reasons[worker.pid]})")
             results.setdefault(worker.pid, PeerDump(
                 worker.pid, UNANSWERED, total=_os_thread_count(worker.pid), note=note))
 
@@ -315,6 +318,19 @@ class WorkerDumps:
                     return handle.read(size).decode("utf-8", "replace")
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _directory_fault(directory: Path) -> str | None:
+    """Why nothing can be written in ``directory`` now (read-only or full), or None."""
+    try:
+        stats = os.statvfs(directory if directory.exists() else directory.parent)
+    except OSError as error:
+        return describe_error(error)
+    if stats.f_flag & os.ST_RDONLY:
+        return "Read-only file system"
+    if stats.f_bavail == 0:
+        return "No space left on device"
+    return None
 
 
 def label_threads(dump: str, names: dict[str, str]) -> str:

@@ -455,10 +455,14 @@ def test_read_only_state_dir_keeps_workers_booting_and_recovers(
     wait_recovered(server, total + 12)
 
 
-def dump_sources(response: requests.Response) -> dict[int, str]:
-    """``/threads?scope=all`` as JSON: how each worker was dumped, by pid."""
+def dump_sources(response: requests.Response, fault: str = "") -> dict[int, str]:
+    """``/threads?scope=all`` as JSON: how each worker was dumped, by pid; a worker left
+    unanswered must name ``fault`` (the directory's trouble) as the reason."""
     no_html(response)
     assert response.status_code == 200, response.text
+    for entry in response.json()["workers"]:
+        if entry["source"] == "unanswered":
+            assert fault and fault in entry["note"], entry
     return {entry["pid"]: entry["source"] for entry in response.json()["workers"]}
 
 
@@ -473,7 +477,7 @@ def test_read_only_state_dir_fails_no_dump_and_a_worker_booted_on_it_is_dumped_a
         assert replacement in live
 
         def lists_every_worker(response: requests.Response) -> None:
-            assert set(dump_sources(response)) == live
+            assert set(dump_sources(response, "Read-only")) == live
 
         # the peers cannot write their answers: each is listed unanswered, never a 500
         spread(server, "/threads", lists_every_worker, timeout=60, scope="all",
@@ -531,6 +535,8 @@ def test_full_state_dir_kills_no_worker_nor_the_master_and_recovers(
         hit(server, 6)
         scrape = no_html(fresh_get(server, "/metrics"))
         assert scrape.status_code == 200
+        dumps = fresh_get(server, "/threads", scope="all", format="json")
+        assert set(dump_sources(dumps, "No space left")) == worker_processes(server)
         wait_until(lambda: fresh_get(server, "/periodic-threads-health").status_code == 200,
                    RECOVERY, message="health 200 while nobody can publish")
     finally:

@@ -14,8 +14,8 @@ in ``create_app`` below and imported by every child process:
      exporter   bare app + PrometheusMetrics(app, registry=CollectorRegistry()) (reference)
      bp-mp      as bp, with PROMETHEUS_MULTIPROC_DIR set (prometheus_client multiprocess mode)
      bp-state   as bp, served as gunicorn serves it with the project's config: COMMON_API_STATE_DIR
-                set, PROMETHEUS_MULTIPROC_DIR inside it, common_api.gunicorn_conf loaded before
-                the app and its post_worker_init hook run after (the issue-3 mechanism in full)
+                set, PROMETHEUS_MULTIPROC_DIR inside it (common_api.gunicorn.prepare_state)
+                before the app and its post_worker_init hook after (the issue-3 mechanism)
 2. Requests per second of the same route under real gunicorn (2 workers), bare app and app
    with the blueprint started side by side and driven alternately with the same load.
 
@@ -102,14 +102,13 @@ def create_app(variant: str = "bare") -> Flask:
 def run_child(variant: str, requests: int, verify: bool) -> int:
     """Body of a measured child process: build the app, send ``requests`` requests."""
     if variant == "bp-state":
-        # the order of a gunicorn worker: the master loads the config module, the worker
+        # the order of a gunicorn worker: the master prepares the state directory, the worker
         # imports the app, then gunicorn calls the config's post_worker_init hook
-        import common_api.gunicorn_conf as conf
+        from common_api import gunicorn as hooks
 
+        hooks.prepare_state()
         app = create_app(variant)
-        post_worker_init = getattr(conf, "post_worker_init", None)
-        if post_worker_init is not None:
-            post_worker_init(None)
+        hooks.post_worker_init(None)
     else:
         app = create_app(variant)
     client = app.test_client()

@@ -32,12 +32,14 @@ from common_api.extension import (
     finish_registration,
     get_state,
     json_response,
+    limit_request_body,
     mount_endpoints,
     setup_app,
     text_response,
 )
 from common_api.services.access import Caller, bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
+from common_api.services.metrics import compress
 from common_api.services.threads import (
     AllWorkers,
     group_threads,
@@ -152,7 +154,7 @@ def _authorize_and_limit() -> None:
     limit = state.settings[endpoint.body_limit]
     if (request.content_length or 0) > limit + endpoint.body_envelope:
         raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
-    request.max_content_length = limit + endpoint.body_envelope
+    limit_request_body(request, limit + endpoint.body_envelope)
     params = _params()
     if not endpoint.public:
         state.access.check(_caller(), guarded=endpoint.is_guarded(request.method, params),
@@ -273,8 +275,14 @@ def loglevel() -> Response:
 
 @view("metrics")
 def metrics() -> Response:
-    body, content_type = _state().metrics.exposition(request.headers.get("Accept"))
-    return Response(body, content_type=content_type)
+    body, content_type = _state().metrics.exposition(request.headers.get("Accept"),
+                                                     request.args.getlist("name[]"))
+    body, encoding = compress(body, request.headers.get("Accept-Encoding"))
+    response = Response(body, content_type=content_type)
+    response.vary.add("Accept-Encoding")
+    if encoding is not None:
+        response.headers["Content-Encoding"] = encoding
+    return response
 
 
 @view("reset_metrics")

@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
 
-from common_api import __version__, config
+from common_api import __version__
 
 DEMO_APP = "common_api.demo:app"
 GUNICORN_CONF = "python:common_api.gunicorn_conf"
@@ -128,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve an app (default: the bundled demo component) under gunicorn")
     serve.add_argument("--app", default=DEMO_APP, metavar="MODULE:APP",
                        help=f"the WSGI app to serve (default: {DEMO_APP})")
-    serve.add_argument("--bind", default="127.0.0.1:7000", metavar="HOST:PORT",
-                       help="address to listen on (default: 127.0.0.1:7000)")
+    serve.add_argument("--bind", default=None, metavar="HOST:PORT",
+                       help="address to listen on (default: 127.0.0.1:7000, or "
+                            "COMMON_API_BIND)")
     serve.add_argument("--workers", type=_positive_int, default=None,
                        help="worker processes (default: 2, or COMMON_API_WORKERS)")
     serve.add_argument("--threads", type=_positive_int, default=None,
@@ -141,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def gunicorn_argv(args: argparse.Namespace) -> list[str]:
-    argv = ["common-api serve", "-c", GUNICORN_CONF, "--bind", args.bind]
+    argv = ["common-api serve", "-c", GUNICORN_CONF]
+    if args.bind is not None:
+        argv += ["--bind", args.bind]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
     if args.threads is not None:
@@ -152,19 +153,19 @@ def gunicorn_argv(args: argparse.Namespace) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run gunicorn in this process with a fresh state directory, removed afterwards."""
+    """Run gunicorn in this process with the preset ``common_api.gunicorn_conf``: it uses
+    ``COMMON_API_STATE_DIR`` when set, else a fresh directory removed at exit."""
     from gunicorn.app.wsgiapp import WSGIApplication
+    from gunicorn.errors import HaltServer
 
-    state_dir = tempfile.mkdtemp(prefix="common-api-state-")
-    os.environ[config.STATE_DIR] = state_dir
     sys.argv = gunicorn_argv(args)
-    owner = os.getpid()
     try:
         WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="common-api serve").run()
-    finally:
-        # gunicorn's workers are forks of this frame: their exit unwinds through here too
-        if os.getpid() == owner:
-            shutil.rmtree(state_dir, ignore_errors=True)
+    except HaltServer as halt:
+        # gunicorn has logged why (e.g. a worker's one-line configuration error); a second
+        # worker failing while the master stops raises this again, with a traceback
+        print(f"common-api serve: {halt.reason}", file=sys.stderr)
+        return int(halt.exit_status) or 1
     return 0
 
 

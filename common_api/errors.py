@@ -3,6 +3,8 @@ endpoint cannot do its job right now."""
 
 from __future__ import annotations
 
+from gunicorn.errors import AppImportError
+
 
 class ApiError(Exception):
     """A request the component cannot answer as asked; ``str(error)`` is the message."""
@@ -50,3 +52,10 @@ class Unavailable(ApiError):
     """The endpoint cannot do its job right now (503); the message says why."""
 
     status = 503
+
+
+
+class ConfigurationError(RuntimeError, AppImportError):  # type: ignore[misc]
+    """A bad COMMON_API_* setting, found when the blueprint is registered; the message
+    names the key. It is gunicorn's AppImportError too, so gunicorn stops with that one line
+    instead of a traceback from every worker."""

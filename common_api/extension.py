@@ -18,28 +18,42 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, got_request_exception, jsonify, request
+from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
 from flask.sansio.blueprints import BlueprintSetupState
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
 from common_api.backend import Coordination, coordination_for
 from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
+from common_api.errors import ConfigurationError
+from common_api.host_setup import (
+    BeforeFirstRequest,
+    HostExporter,
+    RouteClash,
+    find_host_exporter,
+    gunicorn_workers,
+    route_clashes,
+    share_exporter_route,
+)
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
 from common_api.services.http_metrics import (
     UNMATCHED,
+    AppRequestSeries,
     RequestMetrics,
     RequestMetricsMiddleware,
+    is_tracked,
 )
 from common_api.services.loglevels import LogLevelService
 from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.threads import ThreadDumpService
+from common_api.workers.metrics_files import FileBaselineStore
 
 if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
@@ -58,6 +72,18 @@ def json_response(payload: Any, status: int = 200) -> Response:
     response = jsonify(payload)
     response.status_code = status
     return response
+
+
+def limit_request_body(req: Request, limit: int) -> None:
+    """Cap what reading this request's body may consume. Flask 3.1+ takes a per-request
+    ``max_content_length``; Flask 3.0's is read-only (the app-wide MAX_CONTENT_LENGTH), so
+    there a body of unknown length (chunked) is read through a stream that stops at it."""
+    try:
+        req.max_content_length = limit  # type: ignore[misc,unused-ignore]
+    except AttributeError:
+        if req.content_length is None and "stream" not in req.__dict__:
+            req.environ["wsgi.input"] = LimitedStream(req.environ["wsgi.input"], limit,
+                                                      is_max=True)
 
 
 def _packaged_openapi() -> dict[str, Any]:
@@ -80,6 +106,11 @@ class CommonApiState:
     exporter: PrometheusMetrics
     registry: CollectorRegistry
     backend: Coordination
+    request_metrics: RequestMetrics | None = None
+    middleware: RequestMetricsMiddleware | None = None
+    host_exporter: HostExporter | None = None
+    reported_clashes: set[tuple[str, str, str]] = field(default_factory=set)
+    gunicorn_seen: bool = False
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
     enabled: tuple[Endpoint, ...] = ENDPOINTS
@@ -141,18 +172,53 @@ def get_state(app: Flask) -> CommonApiState:
     return state
 
 
-def _instrument_requests(app: Flask, registry: CollectorRegistry) -> None:
+def _instrument_requests(app: Flask, request_metrics: RequestMetrics
+                         ) -> RequestMetricsMiddleware:
     """Count and time every request of the app (its own routes included)."""
-    request_metrics = RequestMetrics(registry)
-    app.wsgi_app = RequestMetricsMiddleware(app.wsgi_app,  # type: ignore[method-assign]
-                                            request_metrics)
+    middleware = RequestMetricsMiddleware(app.wsgi_app, request_metrics)
+    app.wsgi_app = middleware  # type: ignore[method-assign]
 
     def count_exception(sender: Flask, **_: Any) -> None:
+        if middleware.metrics is None or not is_tracked(request):
+            return
         rule = request.url_rule
         request_metrics.count_exception(request.method,
                                         rule.endpoint if rule is not None else UNMATCHED)
 
     got_request_exception.connect(count_exception, app, weak=False)
+    return middleware
+
+
+# in multiprocess mode every app of the process writes to the same files: the first app's
+# request series stay unlabelled, each later one's carry its own APP_LABEL value
+_REQUEST_SERIES_APPS: list[str] = []
+_REQUEST_SERIES_LOCK = threading.Lock()
+
+
+def _request_series_label(app: Flask) -> tuple[str | None, int]:
+    """This app's APP_LABEL value (None for the first app) and its ordinal."""
+    with _REQUEST_SERIES_LOCK:
+        taken = len(_REQUEST_SERIES_APPS)
+        label = app.name if app.name not in _REQUEST_SERIES_APPS else f"{app.name}#{taken}"
+        _REQUEST_SERIES_APPS.append(label)
+        return (None if taken == 0 else label), taken
+
+
+_MULTIWORKER_WARNED = threading.Event()
+
+
+def _warn_multiworker_without_state(workers: int | None) -> None:
+    if _MULTIWORKER_WARNED.is_set():
+        return
+    _MULTIWORKER_WARNED.set()
+    count = f"{workers} workers" if workers else "several worker processes"
+    log.warning(
+        "common_api: gunicorn runs %s without common_api's state directory, so each worker "
+        "answers only for itself (/metrics counts one worker, a log level set holds in one "
+        "worker, health sees one worker). Serve with 'gunicorn -c "
+        "python:common_api.gunicorn_conf ...' or 'common-api serve', or call the hooks of "
+        "common_api.gunicorn from your own gunicorn config (README: 'With your own "
+        "gunicorn config').", count)
 
 
 def setup_app(app: Flask) -> CommonApiState:
@@ -162,7 +228,7 @@ def setup_app(app: Flask) -> CommonApiState:
     try:
         settings = config.resolve(app.config)
     except ValueError as exc:
-        raise RuntimeError(f"common_api configuration error: {exc}") from None
+        raise ConfigurationError(f"common_api configuration error: {exc}") from None
     for key, value in settings.items():
         if key != config.TOKEN:  # a token read from a file stays out of the app's config
             app.config.setdefault(key, value)
@@ -170,20 +236,38 @@ def setup_app(app: Flask) -> CommonApiState:
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
 
     backend = coordination_for(settings[config.STATE_DIR])
+    runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
+    gunicorn = gunicorn_workers()
+    if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
+        _warn_multiworker_without_state(gunicorn[0])
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
         registry=registry, path=None, export_defaults=False, group_by="endpoint")
     Gauge("common_api_info", "Version of the common_api blueprint", ["version"],
           registry=registry, multiprocess_mode="max").labels(__version__).set(1)
-    if settings[config.METRICS_INSTRUMENT_REQUESTS]:
-        _instrument_requests(app, registry)
+    host_exporter = find_host_exporter(app, exporter)
+    request_metrics = middleware = None
+    ordinal = 0
+    if settings[config.METRICS_INSTRUMENT_REQUESTS] and not (
+            host_exporter is not None and host_exporter.records_requests):
+        label, ordinal = _request_series_label(app) if runtime is not None else (None, 0)
+        request_metrics = RequestMetrics(registry, app_label=label)
+        middleware = _instrument_requests(app, request_metrics)
 
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
                                      backend.worker_problems)
     periodic_series = PeriodicThreadCollector(periodic)
-    metrics = MetricsService([*backend.metric_sources(registry), periodic_series],
-                             backend.baseline_store())
+    sources = backend.metric_sources(registry)
+    baseline = backend.baseline_store()
+    if runtime is not None and request_metrics is not None:
+        # every app of the process writes to the same files: show this app's series only
+        sources = [AppRequestSeries(source, request_metrics.family_names,
+                                    request_metrics.app_label) for source in sources]
+        if ordinal:  # a second app of the process resets only what it shows
+            baseline = FileBaselineStore(
+                runtime.state.root / f"metrics-baseline-app{ordinal}.json")
+    metrics = MetricsService([*sources, periodic_series], baseline)
 
     state = CommonApiState(
         settings=settings,
@@ -198,11 +282,68 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         backend=backend,
+        request_metrics=request_metrics,
+        middleware=middleware,
+        gunicorn_seen=gunicorn is not None,
         enabled=tuple(endpoint for endpoint in ENDPOINTS
                       if endpoint.name not in settings[config.DISABLED_ENDPOINTS]),
     )
+    if host_exporter is not None:
+        _adopt_host_exporter(state, host_exporter)
     app.extensions[EXTENSION_KEY] = state
     return state
+
+
+def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
+    """Share the exposition with the host's prometheus-flask-exporter: when it records
+    requests, its request series are the app's (common_api records none of its own, so
+    each request is counted once), and its registry is scraped too."""
+    state.host_exporter = host
+    state.exporter = host.exporter
+    if host.records_requests and state.middleware is not None:
+        state.middleware.metrics = None
+        if state.request_metrics is not None:
+            state.request_metrics.withdraw()
+            state.request_metrics = None
+    if getattr(state.backend, "runtime", None) is None and \
+            host.exporter.registry is not REGISTRY:
+        state.metrics.add_source(host.exporter.registry)
+
+
+def _report_clashes(state: CommonApiState, clashes: list[RouteClash]) -> None:
+    for clash in clashes:
+        if clash.key not in state.reported_clashes:
+            state.reported_clashes.add(clash.key)
+            log.warning("%s", clash.message())
+
+
+def _share_route(app: Flask, state: CommonApiState, blueprint: str) -> None:
+    shared = share_exporter_route(app, f"{blueprint}.metrics")
+    if shared:
+        log.info("common_api: prometheus-flask-exporter found on app %r: %s serves "
+                 "common_api's exposition, which includes the exporter's series%s", app.name,
+                 ", ".join(shared),
+                 "" if state.request_metrics is not None
+                 else "; requests are counted by the exporter only")
+
+
+def _before_first_request(app: Flask, state: CommonApiState, blueprint: str
+                          ) -> Callable[[dict[str, Any]], None]:
+    """What the host may have set up after registering the blueprint."""
+
+    def check(environ: dict[str, Any]) -> None:
+        if state.host_exporter is None:
+            late = find_host_exporter(app, state.exporter)
+            if late is not None:
+                _adopt_host_exporter(state, late)
+        if state.host_exporter is not None:
+            _share_route(app, state, blueprint)
+        _report_clashes(state, route_clashes(app, blueprint))
+        if getattr(state.backend, "runtime", None) is None and not state.gunicorn_seen and \
+                environ.get("wsgi.multiprocess") and "gunicorn.socket" in environ:
+            _warn_multiworker_without_state(None)
+
+    return check
 
 
 def mount_endpoints(setup_state: BlueprintSetupState,
@@ -232,6 +373,15 @@ def finish_registration(setup_state: BlueprintSetupState) -> None:
         return
     for code in (404, 405):
         app.register_error_handler(code, _scoped_http_error(app, code))
+    state = get_state(app)
+    try:
+        if state.host_exporter is not None:
+            _share_route(app, state, setup_state.name)
+        _report_clashes(state, route_clashes(app, setup_state.name))
+    except Exception:  # a check must never stop the host from starting
+        log.exception("common_api: could not check the app's routes")
+    app.wsgi_app = BeforeFirstRequest(  # type: ignore[method-assign]
+        app.wsgi_app, _before_first_request(app, state, setup_state.name))
 
 
 def _owner_of_rule(state: CommonApiState, error: MethodNotAllowed) -> Endpoint | None:

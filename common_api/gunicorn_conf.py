@@ -1,33 +1,35 @@
-"""Gunicorn configuration for a component that serves common_api.
+"""Gunicorn configuration for a component that serves common_api: the ready preset.
 
 Use it with plain gunicorn as ``gunicorn -c python:common_api.gunicorn_conf MODULE:APP``;
-``common-api serve`` uses it too. Command-line options override these defaults.
+``common-api serve`` uses it too. Command-line options override these defaults. A host
+with a config file of its own calls the same hooks from it (``common_api.gunicorn``).
 
-It makes the workers of one server answer as one component (docs/multiworker.md):
-when gunicorn loads this file (in the master, before the app is imported) it sets up the
-shared state directory, ``COMMON_API_STATE_DIR`` (a fresh temporary one, removed at exit,
-unless the variable is already set) and points ``PROMETHEUS_MULTIPROC_DIR`` inside it.
-Its hooks start each worker's side and fold an exited worker's metric files.
+It makes the workers of one server answer as one component (docs/multiworker.md): before
+gunicorn loads the app, the master prepares the shared state directory
+(``COMMON_API_STATE_DIR``, a fresh temporary one removed at exit unless the variable is
+set) and points ``PROMETHEUS_MULTIPROC_DIR`` inside it; the hooks start each worker's
+side and fold an exited worker's metric files. Importing this module creates and clears
+nothing: the preparation happens when gunicorn sets up its master.
 
-This module imports only the standard library at load time, on purpose.
+``COMMON_API_BIND``, ``COMMON_API_WORKERS`` and ``COMMON_API_THREADS`` give the defaults
+of ``--bind``, ``--workers`` and ``--threads``; a bad value stops gunicorn with one line.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
-from typing import Any
-
 # names only: gunicorn reads every module-level name here, and 'config' is one of its settings
-from common_api.config import STATE_DIR
-from common_api.workers.level_sync import DIRECTORY as LEVEL_SYNC
-from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
+from common_api import gunicorn as _hooks
 
-bind = os.environ.get("COMMON_API_BIND", "127.0.0.1:7000")
-workers = int(os.environ.get("COMMON_API_WORKERS", "2"))
-threads = int(os.environ.get("COMMON_API_THREADS", "4"))
+try:
+    _server = _hooks.server_settings()
+except ValueError as _error:
+    raise SystemExit(f"common_api: {_error}") from None
+
+_hooks.want_state()
+
+bind = _server.bind
+workers = _server.workers
+threads = _server.threads
 worker_class = "common_api.gunicorn_worker.PlainErrorThreadWorker"
 timeout = 60
 # gunicorn's largest request line: longer query values then reach the app, whose 400 names
@@ -38,47 +40,8 @@ graceful_timeout = 10
 # machine (tests, side-by-side components) would fight over it.
 control_socket_disable = True
 
-log = logging.getLogger("common_api.gunicorn")
-
-
-def _prepare_state_dir() -> tuple[StateDir, bool]:
-    given = os.environ.get(STATE_DIR)
-    owned = not given
-    root = given or tempfile.mkdtemp(prefix="common-api-state-")
-    state = StateDir(root)
-    # a server starts as a fresh component: no counts, levels or workers of an earlier run
-    for stale in (state.prometheus, state.workers, state.dumps, state.root / LEVEL_SYNC):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale_file in (state.metrics_baseline, state.loglevels):
-        stale_file.unlink(missing_ok=True)
-    state.create()
-    os.environ[STATE_DIR] = str(state.root)
-    os.environ[PROMETHEUS_ENV] = str(state.prometheus)
-    return state, owned
-
-
-STATE, _OWNS_STATE_DIR = _prepare_state_dir()
-_MASTER_PID = os.getpid()
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    from common_api.workers.runtime import prepare_worker
-
-    prepare_worker()
-
-
-def post_worker_init(worker: Any) -> None:
-    from common_api.workers.runtime import WorkerRuntime
-
-    WorkerRuntime.start_all()
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    from common_api.workers.runtime import worker_exited
-
-    worker_exited(STATE, worker.pid)
-
-
-def on_exit(server: Any) -> None:
-    if _OWNS_STATE_DIR and os.getpid() == _MASTER_PID:
-        shutil.rmtree(STATE.root, ignore_errors=True)
+on_starting = _hooks.on_starting
+post_fork = _hooks.post_fork
+post_worker_init = _hooks.post_worker_init
+child_exit = _hooks.child_exit
+on_exit = _hooks.on_exit

@@ -67,6 +67,14 @@ def plain_error(status_int: int, reason: str, mesg: str) -> bytes:
 
 
 class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
+    @classmethod
+    def setup(cls) -> None:
+        """Gunicorn calls this in the master before it loads the app (``--preload`` too):
+        where the preset's state directory is prepared (``common_api.gunicorn``)."""
+        from common_api.gunicorn import prepare_if_wanted
+
+        prepare_if_wanted()
+
     #: seconds a client has to send a complete request head, from the first wait for it
     header_timeout = 15.0
 

@@ -107,3 +107,38 @@ def running_server(log_dir: Path, *args: str, env: Mapping[str, str] | None = No
         yield wait_ready(server, ready_path, headers)
     finally:
         server.stop()
+
+
+def launch_gunicorn(log_dir: Path, *args: str, env: Mapping[str, str] | None = None
+                    ) -> LiveServer:
+    """Start plain ``gunicorn ARGS`` (no common_api config unless ARGS name one) on a free
+    loopback port, like ``launch_server``."""
+    port = free_port()
+    log_path = log_dir / f"gunicorn-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *args],
+            stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True)
+    return LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
+
+
+def assert_valid_exposition(text: str, openmetrics: str) -> None:
+    """One valid exposition: promtool accepts the text format, prometheus_client's text and
+    OpenMetrics parsers accept both forms, and no family appears twice."""
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as parse_openmetrics,
+    )
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                             capture_output=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+    names = [family.name for family in parse_text(text)]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    helps = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == len(set(helps)), sorted(h for h in helps if helps.count(h) > 1)
+    list(parse_openmetrics(openmetrics))
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

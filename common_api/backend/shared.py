@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from common_api.errors import Unavailable
+from common_api.errors import ConfigurationError, Unavailable
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
@@ -56,7 +56,7 @@ class SharedDirectoryCoordination:
         configured = os.environ.get(PROMETHEUS_ENV)
         if not getattr(values.ValueClass, "_multiprocess", False) or configured is None or \
                 os.path.realpath(configured) != str(expected):
-            raise RuntimeError(
+            raise ConfigurationError(
                 f"common_api configuration error: COMMON_API_STATE_DIR is {state_dir!r}, so "
                 f"{PROMETHEUS_ENV} must be {str(expected)!r} before prometheus_client is "
                 "first imported. Serve with 'common-api serve' or 'gunicorn -c "

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -72,24 +73,28 @@ def _single(args: argparse.Namespace) -> tuple[Client, str]:
     return client, collect_urls([args.url], None)[0]
 
 
-def _report(console: Console, url: str, reply: Reply, whole_body: bool = False) -> int:
+def _report(console: Console, url: str, reply: Reply, sent_token: bool,
+            whole_body: bool = False) -> int:
     """Print a successful answer on stdout, or a failed one as one error on stderr."""
     if reply.ok:
         console.out.write(render.as_text(reply.text) if reply.body else "")
         return 0
-    message = reply.text.strip() if whole_body and reply.text.strip() else reply.message()
-    console.error(f"{url}: HTTP {reply.status}: {message}")
+    if whole_body and reply.text.strip() and not reply.is_html and \
+            reply.status not in (401, 403):
+        console.error(f"{url}: HTTP {reply.status}: {reply.text.strip()}")
+    else:
+        console.error(f"{url}: {reply.problem(sent_token)}")
     return 1
 
 
 def _ask(console: Console, client: Client, url: str, call: Callable[[], Reply],
-         **report: bool) -> int:
+         whole_body: bool = False) -> int:
     try:
         reply = call()
     except Unreachable as error:
         console.error(f"{url}: {error}")
         return 1
-    return _report(console, url, reply, **report)
+    return _report(console, url, reply, client.has_token, whole_body)
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -147,7 +152,7 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
         console.error(f"{url}: {error}")
         return 1
     if not reply.ok:
-        return _report(console, url, reply)
+        return _report(console, url, reply, client.has_token)
     try:
         answer: Any = reply.json()
     except ValueError:
@@ -161,9 +166,12 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
     if as_json:
         console.out.write(render.as_text(reply.text))
     else:
+        seconds = float(revert.get("in_seconds", 0))
+        until = (datetime.now().astimezone() + timedelta(seconds=seconds)).isoformat(
+            timespec="seconds")
         console.out.write(
             f"Set {answer.get('logger_name')} level to {answer.get('level')} (including all "
-            f"handlers) for {float(revert.get('in_seconds', 0)):.0f} seconds, then "
+            f"handlers) for {seconds:.0f} seconds, until {until}, then "
             f"{revert.get('level')}\n")
         late = answer.get("unacknowledged_workers") or []
         if late:
@@ -191,7 +199,7 @@ def _reset(client: Client, url: str) -> ResetRow:
         return ResetRow(url, False, None, str(error))
     if reply.ok:
         return ResetRow(url, True, reply.status, reply.text.strip())
-    return ResetRow(url, False, reply.status, f"HTTP {reply.status}: {reply.message()}")
+    return ResetRow(url, False, reply.status, reply.problem(client.has_token))
 
 
 def cmd_reset_metrics(args: argparse.Namespace, console: Console) -> int:

@@ -95,6 +95,27 @@ class Reply:
             text = text[:MAX_MESSAGE] + "..."
         return text or http.client.responses.get(self.status, "")
 
+    @property
+    def is_html(self) -> bool:
+        return self.headers.get("content-type", "").split(";")[0].strip() == "text/html"
+
+    def problem(self, sent_token: bool) -> str:
+        """What a failed answer means for the operator, in one line: ``unauthorised`` for
+        401 and 403, ``not a common_api endpoint`` for an HTML page (common_api never
+        answers HTML: a wrong URL or prefix path, or another server), else the status and
+        the server's message."""
+        if self.status in (401, 403):
+            hint = (" (set COMMON_API_TOKEN or use --token-file)" if not sent_token
+                    else " (the token was refused)" if self.status == 403 else "")
+            return f"unauthorised: HTTP {self.status}: {self.message()}{hint}"
+        if self.is_html and self.status in (404, 405):
+            return (f"not a common_api endpoint: HTTP {self.status} with an HTML page (check "
+                    "the URL and its prefix path)")
+        reason = f"HTTP {self.status}: {self.message()}"
+        if 300 <= self.status < 400:
+            reason += f" (redirect to {self.headers.get('location', '?')} not followed)"
+        return reason
+
 
 def encode_multipart(field_name: str, filename: str, data: bytes) -> tuple[bytes, str]:
     """A ``multipart/form-data`` body with one file part; returns (body, content type)."""

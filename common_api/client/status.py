@@ -36,11 +36,14 @@ class StatusRow:
     seconds: float = 0.0
 
     def thread_labels(self) -> list[str]:
-        """``name@pid`` (or ``name`` when the server names no pid) per unhealthy thread."""
+        """``name@pid: reason`` (``name`` when the server names no pid, no ``: reason``
+        when it gives none) per unhealthy thread."""
         labels = []
         for entry in self.unhealthy_threads:
             name = str(entry.get("name", "?"))
-            labels.append(f"{name}@{entry['pid']}" if entry.get("pid") is not None else name)
+            label = f"{name}@{entry['pid']}" if entry.get("pid") is not None else name
+            reason = entry.get("reason")
+            labels.append(f"{label}: {reason}" if reason else label)
         return labels
 
     def detail(self) -> str:
@@ -106,14 +109,9 @@ def _unhealthy_reason(reply: Reply, threads: list[dict[str, Any]]) -> str:
 
 
 def _failure(reply: Reply, sent_token: bool) -> str:
-    reason = f"HTTP {reply.status}: {reply.message()}"
-    if reply.status == 401 and not sent_token:
-        reason += " (set COMMON_API_TOKEN or use --token-file)"
-    elif reply.status in (200, 503):
-        reason = f"HTTP {reply.status}: not a common_api health answer"
-    elif 300 <= reply.status < 400:
-        reason += f" (redirect to {reply.headers.get('location', '?')} not followed)"
-    return reason
+    if reply.status in (200, 503):
+        return f"HTTP {reply.status}: not a common_api health answer"
+    return reply.problem(sent_token)
 
 
 def status_table(rows: list[StatusRow]) -> str:

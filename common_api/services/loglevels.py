@@ -34,7 +34,8 @@ class Revert:
     at: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "at": datetime.fromtimestamp(self.at).isoformat(),
+        return {"level": self.level,
+                "at": datetime.fromtimestamp(self.at).astimezone().isoformat(),
                 "in_seconds": round(max(0.0, self.at - time.time()), 3)}
 
 
@@ -55,7 +56,8 @@ class LoggerLevel:
     def render(self) -> str:
         line = f"{self.name}: {self.level}"
         if self.revert is not None:
-            until = datetime.fromtimestamp(self.revert.at).isoformat(timespec="seconds")
+            until = datetime.fromtimestamp(self.revert.at).astimezone().isoformat(
+                timespec="seconds")
             line += f" (until {until}, then {self.revert.level})"
         return line
 

@@ -12,18 +12,20 @@ called ``reset()`` itself, a process started afresh); it is then reported raw.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 RESETTABLE_TYPES = frozenset({"counter", "histogram", "summary"})
+GROUPED_TYPES = frozenset({"histogram", "gaugehistogram", "summary"})
 _COUNT_SUFFIXES = ("_total", "_count")
 _SERIES_EXTRA_LABELS = ("le", "quantile")
 
@@ -90,12 +92,61 @@ def subtract_baseline(metric: Metric, baseline: Baseline) -> Metric:
     return adjusted
 
 
+def grouped_by_series(metric: Metric) -> Metric:
+    """``metric`` with each series' samples together (OpenMetrics requires it; the
+    multiprocess merge of prometheus_client 0.20 and 0.21 interleaves a histogram's series:
+    every ``_sum`` first, then the buckets). Already grouped, it is returned as is."""
+    order: dict[SampleKey, list[Sample]] = {}
+    last: SampleKey | None = None
+    interleaved = False
+    for sample in metric.samples:
+        key = _series_key(metric.name, sample)
+        if key != last and key in order:
+            interleaved = True
+        order.setdefault(key, []).append(sample)
+        last = key
+    if not interleaved:
+        return metric
+    regrouped = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    regrouped.samples = [sample for samples in order.values() for sample in samples]
+    return regrouped
+
+
+class _Restricted:
+    """The samples of ``names`` only, as prometheus_client's ``restricted_registry``."""
+
+    def __init__(self, source: Collector, names: frozenset[str]) -> None:
+        self._source = source
+        self._names = names
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._source.collect():
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
+
+
+def compress(body: bytes, accept_encoding: str | None) -> tuple[bytes, str | None]:
+    """``body`` gzipped when the scraper accepts it (Prometheus does), with the
+    Content-Encoding to send; as is otherwise."""
+    if accept_encoding and gzip_accepted(accept_encoding):
+        return gzip.compress(body, compresslevel=6), "gzip"
+    return body, None
+
+
 class MetricsService:
     """Collects from ``sources`` with the reset baseline applied; itself a Collector."""
 
     def __init__(self, sources: Sequence[Collector], store: BaselineStore | None = None) -> None:
         self._sources = tuple(sources)
         self._store: BaselineStore = store if store is not None else MemoryBaselineStore()
+
+    def add_source(self, source: Collector) -> None:
+        """Collect from ``source`` too (a registry the host brought along later)."""
+        if source not in self._sources:
+            self._sources = (*self._sources, source)
 
     def _raw(self) -> Iterator[Metric]:
         for source in self._sources:
@@ -104,15 +155,19 @@ class MetricsService:
     def collect(self) -> Iterable[Metric]:
         baseline = self._store.load()
         for metric in self._raw():
+            if metric.type in GROUPED_TYPES:
+                metric = grouped_by_series(metric)
             if baseline is None or metric.type not in RESETTABLE_TYPES:
                 yield metric
             else:
                 yield subtract_baseline(metric, baseline)
 
-    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
-        """The scrape body and its content type, negotiated from an Accept header."""
+    def exposition(self, accept: str | None = None, names: Sequence[str] = ()
+                   ) -> tuple[bytes, str]:
+        """The scrape body and its content type, negotiated from an Accept header; with
+        ``names`` (prometheus_client's ``name[]``), only the samples of those names."""
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self), content_type
+        return encoder(_Restricted(self, frozenset(names)) if names else self), content_type
 
     def reset(self) -> None:
         """Make every counter, histogram and summary read zero from now on."""

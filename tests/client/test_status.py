@@ -39,7 +39,9 @@ def test_unhealthy_component_names_its_threads_with_pids(
     assert (health, workers, version) == ("UNHEALTHY", "2", "0.1.0")
     labels = threads.split(", ")
     assert len(labels) == 2 and all(label.startswith("doomed@") for label in labels)
-    assert all(label.split("@")[1].isdigit() for label in labels)
+    assert all(label.split("@")[1].split(": ")[0].isdigit() for label in labels)
+    assert all(label.split(": ", 1)[1] in {"not running", "no run within 3 intervals"}
+               for label in labels)
 
 
 def test_stopped_component_is_unreachable_with_reason(
@@ -113,7 +115,7 @@ def test_token_server_without_token_is_unreachable_401(
     result = run_cli(capsys, "status", fleet.protected.url)
     assert result.code == 1
     _, health, *_, reason = row_of(result.out, fleet.protected.url)
-    assert health == "UNREACHABLE" and reason.startswith("HTTP 401: ")
+    assert health == "UNREACHABLE" and reason.startswith("unauthorised: HTTP 401: ")
     assert "COMMON_API_TOKEN" in reason
 
 

@@ -8,6 +8,7 @@ import email.message
 import email.parser
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -73,8 +74,10 @@ def test_loglevel_for_sends_duration_in_seconds(stub: StubServer,
     (seen,) = stub.seen
     assert (seen.query["logger_name"], seen.query["level"], seen.query["duration"]) == (
         ["app.db"], ["DEBUG"], ["90"])
-    assert (result.code, result.out) == (
-        0, "Set app.db level to DEBUG (including all handlers) for 90 seconds, then INFO\n")
+    assert result.code == 0
+    assert re.fullmatch(r"Set app\.db level to DEBUG \(including all handlers\) for 90 seconds, "
+                        r"until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d, then INFO\n",
+                        result.out), result.out
 
 
 def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
@@ -86,7 +89,8 @@ def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
     stub.answer = answer
     result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG", "--for", "90")
     first, note = result.out.splitlines()
-    assert first == "Set app.db level to DEBUG (including all handlers) for 90 seconds, then INFO"
+    assert re.fullmatch(r"Set app\.db level to DEBUG \(including all handlers\) for 90 seconds, "
+                        r"until \S+[+-]\d\d:\d\d, then INFO", first), first
     assert note.startswith("Not yet applied by worker(s) 4242:")
 
 
@@ -238,3 +242,43 @@ def test_environment_token_with_control_characters_is_a_usage_error(
     result = run_cli(capsys, "status", "http://127.0.0.1:9")
     assert (result.code, result.out) == (2, "")
     assert "COMMON_API_TOKEN" in result.err and "abc" not in result.err
+
+
+def _unhealthy(_: Seen) -> Answer:
+    body = {"healthy": False, "unhealthy_count": 2, "workers": 2, "unhealthy_threads": [
+        {"name": "heartbeat", "level": "critical", "pid": 41, "reason": "not running"},
+        {"name": "watchdog", "level": "high", "pid": 42,
+         "reason": "no run within 3 intervals"}]}
+    return Answer(503, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+def test_status_shows_each_unhealthy_threads_reason(
+        stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    stub.answer = _unhealthy
+    result = run_cli(capsys, "status", stub.url)
+    assert result.code == 1
+    assert result.out.splitlines()[1].endswith(
+        "heartbeat@41: not running, watchdog@42: no run within 3 intervals")
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_refused_credentials_are_reported_as_unauthorised(
+        code: int, stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    stub.answer = lambda _: Answer(code, b"Unauthorized: a bearer token is required")
+    status = json.loads(run_cli(capsys, "status", "--json", stub.url).out)[0]
+    assert status["reason"].startswith(f"unauthorised: HTTP {code}: ")
+    threads = run_cli(capsys, "threads", stub.url)
+    assert threads.code == 1
+    assert threads.err.startswith(f"common-api threads: {stub.url}: unauthorised: HTTP {code}")
+
+
+def test_an_html_404_is_not_a_common_api_endpoint(
+        stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    page = b"<!doctype html><title>404 Not Found</title><h1>Not Found</h1>"
+    stub.answer = lambda _: Answer(404, page, {"Content-Type": "text/html; charset=utf-8"})
+    status = json.loads(run_cli(capsys, "status", "--json", stub.url).out)[0]
+    assert status["reason"].startswith("not a common_api endpoint")
+    for command in (["loglevel", stub.url], ["reset-metrics", stub.url]):
+        result = run_cli(capsys, *command)
+        assert result.code == 1
+        assert "not a common_api endpoint" in result.out + result.err

@@ -106,3 +106,27 @@ def test_openmetrics_is_negotiated() -> None:
     body, content_type = service.exposition("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.decode().rstrip().endswith("# EOF")
+
+
+def test_interleaved_histogram_series_are_grouped_for_openmetrics() -> None:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.openmetrics.exposition import generate_latest
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    from prometheus_client.samples import Sample
+
+    from common_api.services.metrics import MetricsService
+
+    class Interleaved:
+        def collect(self) -> list[Metric]:
+            metric = Metric("req_seconds", "latency", "histogram")
+            for series in ("a", "b"):
+                metric.samples.append(Sample("req_seconds_sum", {"path": series}, 1.0))
+            for series in ("a", "b"):
+                metric.samples += [
+                    Sample("req_seconds_bucket", {"path": series, "le": "+Inf"}, 2.0),
+                    Sample("req_seconds_count", {"path": series}, 2.0)]
+            return [metric]
+
+    body = generate_latest(MetricsService([Interleaved()])).decode()  # type: ignore[arg-type]
+    [family] = text_string_to_metric_families(body)
+    assert [s.labels["path"] for s in family.samples] == ["a", "a", "a", "b", "b", "b"]

@@ -34,6 +34,12 @@ def fresh_get(server: LiveServer, path: str, **params: str) -> requests.Response
                         headers={"Connection": "close"})
 
 
+def process_state(pid: int) -> str:
+    """The one-letter state /proc gives a process (R, S, T, ...)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0]
+
+
 def workers_of(server: LiveServer) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
@@ -173,6 +179,9 @@ def test_a_stopped_worker_is_listed_as_stopped(server: LiveServer) -> None:
     victim = sorted(workers_of(server))[0]
     os.kill(victim, signal.SIGSTOP)
     try:
+        # a stopped process's threads can run a moment longer on a loaded machine
+        wait_until(lambda: process_state(victim) == "T", 10,
+                   message=f"worker {victim} shown stopped by /proc")
         def answered_elsewhere() -> str | None:
             response = fresh_get(server, "/threads", scope="all")
             return response.text if int(response.headers["X-Worker-Pid"]) != victim else None

@@ -44,7 +44,9 @@ wait_for_workers, worker_pid = _mw.wait_for_workers, _mw.worker_pid
 
 pytestmark = pytest.mark.server
 
-RECOVERY = 5.0  # seconds, from the fault clearing to every answer being right again
+# seconds, from the fault clearing to every answer being right again: the bar is 5 s on an
+# idle machine (benchmarks/bench_soak.py and the figures); tests allow for a loaded one
+RECOVERY = 15.0
 TMPFS_SIZE = "2m"
 
 

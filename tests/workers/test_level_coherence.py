@@ -297,7 +297,12 @@ def test_level_set_that_cannot_be_published_is_503_and_applied_in_no_worker(
         assert host_levels(live, pids) == dict.fromkeys(pids, "ERROR")
         # deleted: still all or nothing (503 and applied nowhere, or the directory made
         # again and the level applied by every worker before the answer)
-        shutil.rmtree(state_root)
+        # the workers may write into it while it goes: delete until it is gone
+        def deleted() -> bool:
+            shutil.rmtree(state_root, ignore_errors=True)
+            return not state_root.exists()
+
+        wait_until(deleted, 10, interval=0.01, message="the state directory deleted")
         answer = set_level(live, "DEBUG")
         seen = host_levels(live, pids)
         if answer.status_code == 503:

@@ -1,0 +1,46 @@
+"""The declared minimum versions are the ones ``tox -e min`` tests."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lower_bounds() -> dict[str, str]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    bounds = {}
+    for line in parser["options"]["install_requires"].strip().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", line.strip())
+        assert match, f"install_requires entry without a plain lower bound: {line!r}"
+        bounds[match[1].lower()] = match[2]
+    return bounds
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints-min.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_min_constraints_pin_exactly_the_declared_lower_bounds() -> None:
+    pins, bounds = _pins(), _lower_bounds()
+    assert pins.keys() == bounds.keys()
+    assert {name: Version(v) for name, v in pins.items()} == {
+        name: Version(v) for name, v in bounds.items()}
+
+
+def test_min_env_is_in_the_default_tox_run_and_uses_the_constraints() -> None:
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    assert "min" in [env.strip() for env in tox["tox"]["env_list"].split(",")]
+    assert "constraints-min.txt" in tox["testenv:min"]["set_env"]

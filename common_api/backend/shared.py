@@ -12,9 +12,9 @@ from typing import Any
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from common_api.errors import ConfigurationError
+from common_api.errors import ConfigurationError, Unavailable
 from common_api.services.loglevels import LevelPublisher
-from common_api.services.metrics import BaselineStore
+from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerWindows
 from common_api.services.threads import PeerDump
@@ -22,6 +22,25 @@ from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 PeerDumps = list[PeerDump]
+
+
+class CompleteBaselineStore:
+    """The shared reset baseline, saved only when it sums every live worker's values: a
+    reset taken while a worker's files are missing (the directory deleted and not yet
+    repaired, or kept in memory) would answer ok and leave that worker's counts."""
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+
+    def load(self) -> Baseline | None:
+        return self.runtime.baseline.load()
+
+    def save(self, baseline: Baseline) -> None:
+        why = self.runtime.board.misplaced_metrics()
+        if why is not None:
+            raise Unavailable(f"Reset failed: {why}, so a reset would miss its counts; "
+                              "retry in a second")
+        self.runtime.baseline.save(baseline)
 
 
 class SharedDirectoryCoordination:
@@ -56,7 +75,7 @@ class SharedDirectoryCoordination:
         return self.runtime.levels
 
     def baseline_store(self) -> BaselineStore:
-        return self.runtime.baseline
+        return CompleteBaselineStore(self.runtime)
 
     def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
         # every metric object's values are in the shared files, whatever its registry

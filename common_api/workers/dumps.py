@@ -48,7 +48,12 @@ from common_api.services.threads import (
 )
 from common_api.workers import peers
 from common_api.workers.peers import WORKER_SIGNAL, Worker
-from common_api.workers.state_dir import StateDir, file_lock, write_json_atomically
+from common_api.workers.state_dir import (
+    StateDir,
+    describe_error,
+    file_lock,
+    write_json_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +111,40 @@ class WorkerDumps:
                         "(gunicorn without common_api.gunicorn_conf?): other workers' "
                         "/threads?scope=all will not list this worker", os.getpid())
             return False
-        self._state.dumps.mkdir(parents=True, exist_ok=True)
-        if self._fallback_file is not None:
-            self._fallback_file.close()
-        # append mode: after the collector truncates the file, C writes land at offset 0
-        self._fallback_file = self.fallback_path(os.getpid()).open("ab")
-        faulthandler.register(FALLBACK_SIGNAL, file=self._fallback_file, all_threads=True,
-                              chain=False)
         self._requests = queue.SimpleQueue()
         if self._dumper is None or not self._dumper.is_alive():
             self._dumper = threading.Thread(target=self._serve, name="common-api-dumper",
                                             daemon=True)
             self._dumper.start()
         signal.signal(DUMP_SIGNAL, self._on_signal)
+        # the GIL path above needs no file; the fallback's file may fail (read-only,
+        # full, deleted directory) and is made again by ``ensure_fallback`` from the tick
+        self._fallback_file = None
+        try:
+            self.ensure_fallback()
+        except OSError as error:
+            log.warning("common_api: worker %d has no faulthandler dump file yet (%s); "
+                        "retrying in the background", os.getpid(), describe_error(error))
         return True
+
+    def ensure_fallback(self) -> None:
+        """(Re)open this worker's faulthandler file when it is missing or was replaced
+        (the directory deleted and made again); an OSError while it cannot be made."""
+        path = self.fallback_path(os.getpid())
+        current = self._fallback_file
+        if current is not None:
+            try:
+                if os.path.samestat(os.fstat(current.fileno()), path.stat()):
+                    return
+            except FileNotFoundError:
+                pass
+        self._state.dumps.mkdir(parents=True, exist_ok=True)
+        # append mode: after the collector truncates the file, C writes land at offset 0
+        opened = path.open("ab")
+        faulthandler.register(FALLBACK_SIGNAL, file=opened, all_threads=True, chain=False)
+        self._fallback_file = opened
+        if current is not None:
+            current.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._requests.put(None)  # SimpleQueue.put is safe in a signal handler
@@ -227,24 +252,40 @@ class WorkerDumps:
 
     def _fallback(self, workers: list[Worker], names: Callable[[int], dict[str, str]],
                   results: dict[int, PeerDump]) -> None:
-        self._state.dumps.mkdir(parents=True, exist_ok=True)
-        with file_lock(self._state.dumps_lock, exclusive=True):
-            sent = []
-            for worker in workers:
-                path = self.fallback_path(worker.pid)
-                try:
-                    os.truncate(path, 0)
-                except FileNotFoundError:
-                    continue
-                if peers.send_signal(worker, FALLBACK_SIGNAL):
-                    sent.append(worker.pid)
-            for pid in sent:
-                text = self._read_when_settled(self.fallback_path(pid), FALLBACK_SECONDS)
-                results[pid] = self._fallback_dump(pid, text, names(pid))
+        # A faulty dumps directory (read-only, full, deleted) leaves these workers
+        # unanswered with the reason; it never fails the whole dump.
+        reasons: dict[int, str] = {}
+        fault = _directory_fault(self._state.dumps)
+        if fault is not None:  # faulthandler could not write either: do not wait for it
+            reasons = {worker.pid: fault for worker in workers}
+        try:
+            self._state.dumps.mkdir(parents=True, exist_ok=True)
+            with file_lock(self._state.dumps_lock, exclusive=True):
+                sent = []
+                for worker in workers if fault is None else []:
+                    path = self.fallback_path(worker.pid)
+                    try:
+                        os.truncate(path, 0)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as error:
+                        reasons[worker.pid] = describe_error(error)
+                        continue
+                    if peers.send_signal(worker, FALLBACK_SIGNAL):
+                        sent.append(worker.pid)
+                for pid in sent:
+                    text = self._read_when_settled(self.fallback_path(pid), FALLBACK_SECONDS)
+                    results[pid] = self._fallback_dump(pid, text, names(pid))
+        except OSError as error:
+            reason = describe_error(error)
+            reasons.update((worker.pid, reason) for worker in workers)
         for worker in workers:
+            note = f"no answer within {ANSWER_SECONDS + FALLBACK_SECONDS:g} s"
+            if worker.pid in reasons:
+                note = (f"no answer within {ANSWER_SECONDS:g} s: the dumps directory "
+                        f"cannot be written ({reasons[worker.pid]})")
             results.setdefault(worker.pid, PeerDump(
-                worker.pid, UNANSWERED, total=_os_thread_count(worker.pid),
-                note=f"no answer within {ANSWER_SECONDS + FALLBACK_SECONDS:g} s"))
+                worker.pid, UNANSWERED, total=_os_thread_count(worker.pid), note=note))
 
     @staticmethod
     def _fallback_dump(pid: int, text: str | None, names: dict[str, str]) -> PeerDump:
@@ -277,6 +318,19 @@ class WorkerDumps:
                     return handle.read(size).decode("utf-8", "replace")
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _directory_fault(directory: Path) -> str | None:
+    """Why nothing can be written in ``directory`` now (read-only or full), or None."""
+    try:
+        stats = os.statvfs(directory if directory.exists() else directory.parent)
+    except OSError as error:
+        return describe_error(error)
+    if stats.f_flag & os.ST_RDONLY:
+        return "Read-only file system"
+    if stats.f_bavail == 0:
+        return "No space left on device"
+    return None
 
 
 def label_threads(dump: str, names: dict[str, str]) -> str:

@@ -185,6 +185,18 @@ def detached() -> dict[str, str]:
     return problems
 
 
+def misplaced() -> dict[str, str]:
+    """This process's value files whose values are not in the shared directory now
+    (detached, deleted or replaced), by name, with why: a sum over the directory misses
+    them."""
+    if not _state["installed"]:
+        return {}
+    return {os.path.basename(target._fname):
+            getattr(target, _DETACHED, None) or "deleted or replaced"
+            for target in list(_value_files().values())
+            if target._m is not None and _needs_reattach(target)}
+
+
 def _needs_reattach(target: MmapedDict) -> bool:
     if getattr(target, _DETACHED, None):
         return True

@@ -56,6 +56,7 @@ class WorkerRuntime:
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
+        self._dumps_installed = False
         self._lock = threading.Lock()
         self._sync = PeriodicThread("common-api-state-sync", SYNC_INTERVAL, self._tick,
                                     level=ThreadLevel.LOW)
@@ -91,8 +92,10 @@ class WorkerRuntime:
                 return
             metric_store.install()
             self._step("state directory", self.state.ensure)
-            if self._step("thread dumps", self.dumps.install) is _FAILED:
+            installed = self._step("thread dumps", self.dumps.install)
+            if installed is _FAILED:
                 _catch_worker_signal()
+            self._dumps_installed = installed is True
             self._step("log levels", self.levels.listen)
             self.board.publish()
             self.peer_windows.listen()
@@ -115,6 +118,8 @@ class WorkerRuntime:
                             self.state.root)
             self._step("reset baseline", self.baseline.refresh)
             self._step("metric files", metric_store.reattach)
+            if self._dumps_installed:
+                self._step("thread dumps", self.dumps.ensure_fallback)
             self.board.publish()
 
     def _step(self, what: str, action: Callable[[], object]) -> object:

@@ -29,6 +29,7 @@ from typing import Any
 
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
 from common_api.services.periodic_status import thread_status
+from common_api.workers import metric_store
 from common_api.workers.peers import Worker, server_workers
 from common_api.workers.state_dir import (
     StateDir,
@@ -144,6 +145,12 @@ def _age(worker: Worker) -> float:
         return float("inf")
 
 
+def _misplaced(pid: int, files: dict[str, Any]) -> str:
+    reasons = sorted({str(reason) for reason in files.values()})
+    return (f"worker {pid} keeps {', '.join(sorted(files))} outside the state directory "
+            f"({'; '.join(reasons)})")
+
+
 class StatusBoard:
     def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads,
                  workers: WorkerSource = server_workers) -> None:
@@ -166,7 +173,7 @@ class StatusBoard:
         try:
             write_json_atomically(self._state.worker_status(pid), {
                 "pid": pid, "written_at": time.time(), "threads": self.local(),
-                "thread_names": names})
+                "thread_names": names, "metrics_misplaced": metric_store.misplaced()})
         except OSError as error:
             reason = error.strerror or describe_error(error)  # not the temporary file's name
             if reason != self.publish_error:
@@ -264,6 +271,21 @@ class StatusBoard:
     def problems(self) -> list[WorkerProblem]:
         """Live workers whose statuses are missing or old, and why."""
         return self._recent()[1]
+
+    def misplaced_metrics(self) -> str | None:
+        """Why a sum over the shared metric files would miss a live worker's values now
+        (its files deleted with the directory, or kept in memory), or None."""
+        own = metric_store.misplaced()
+        if own:
+            return _misplaced(os.getpid(), own)
+        for worker in self._workers():
+            data = read_json(self._state.worker_status(worker.pid))
+            if not isinstance(data, dict):  # a worker publishes as soon as it is a peer
+                return f"worker {worker.pid} has not published where its metric files are"
+            misplaced = data.get("metrics_misplaced")
+            if isinstance(misplaced, dict) and misplaced:
+                return _misplaced(worker.pid, misplaced)
+        return None
 
     def thread_names(self, pid: int) -> dict[str, str]:
         data = read_json(self._state.worker_status(pid))

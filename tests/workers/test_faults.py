@@ -248,6 +248,26 @@ def test_deleted_state_dir_recovers_by_itself_with_every_surviving_count(
     wait_recovered(server, total + 6)
 
 
+def test_reset_while_the_deleted_state_dir_is_repaired_is_503_or_resets_every_worker(
+        server: LiveServer, workers: set[int], state: Path) -> None:
+    hit(server, 9)
+    assert hits_total(server) > 0
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+
+    def reset_done() -> bool:
+        response = no_html(requests.post(server.url + "/metrics/reset", timeout=20))
+        assert response.status_code in (200, 503), response.text
+        assert "\n" not in response.text.strip(), response.text  # a one-line reason
+        return response.status_code == 200
+
+    # a reset that answers ok while a worker's files are still missing would leave that
+    # worker's counts in every later scrape
+    wait_until(reset_done, RECOVERY, interval=0.05, message="a reset answering ok")
+    wait_until(lambda: reads_total(server, 0.0), RECOVERY, interval=0.1,
+               message="every scrape reading 0 hits after the reset")
+    wait_recovered(server, 0.0)
+
+
 # --------------------------------------------------------------------------- corrupt files
 
 
@@ -437,6 +457,51 @@ def test_read_only_state_dir_keeps_workers_booting_and_recovers(
     wait_recovered(server, total + 12)
 
 
+def dump_sources(response: requests.Response, fault: str = "") -> dict[int, str]:
+    """``/threads?scope=all`` as JSON: how each worker was dumped, by pid; a worker left
+    unanswered must name ``fault`` (the directory's trouble) as the reason."""
+    no_html(response)
+    assert response.status_code == 200, response.text
+    for entry in response.json()["workers"]:
+        if entry["source"] == "unanswered":
+            assert fault and fault in entry["note"], entry
+    return {entry["pid"]: entry["source"] for entry in response.json()["workers"]}
+
+
+def test_read_only_state_dir_fails_no_dump_and_a_worker_booted_on_it_is_dumped_after(
+        server: LiveServer, workers: set[int], state: Path) -> None:
+    mounted = run("mount", "--bind", "-o", "ro", str(state), str(state))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr.strip()}")
+    try:
+        replacement = kill_one(server, next(iter(workers)))
+        live = worker_processes(server)
+        assert replacement in live
+
+        def lists_every_worker(response: requests.Response) -> None:
+            assert set(dump_sources(response, "Read-only")) == live
+
+        # the peers cannot write their answers: each is listed unanswered, never a 500
+        spread(server, "/threads", lists_every_worker, timeout=60, scope="all",
+               format="json")
+    finally:
+        run("umount", str(state))
+
+    def under_the_gil(response: requests.Response) -> None:
+        assert dump_sources(response) == {pid: "python" for pid in live}, response.text[:300]
+
+    def recovered() -> bool:
+        with contextlib.suppress(AssertionError):
+            under_the_gil(fresh_get(server, "/threads", scope="all", format="json"))
+            return True
+        return False
+
+    wait_until(recovered, RECOVERY, interval=0.1, message="dumps under the GIL again")
+    # every worker (the one booted on the read-only directory too) dumps the others
+    spread(server, "/threads", under_the_gil, timeout=60, must_include=frozenset(live),
+           scope="all", format="json")
+
+
 def fill(directory: Path) -> Path:
     """Fill the file system of ``directory`` to the last byte; the filler file."""
     filler = directory / "filler"
@@ -472,6 +537,8 @@ def test_full_state_dir_kills_no_worker_nor_the_master_and_recovers(
         hit(server, 6)
         scrape = no_html(fresh_get(server, "/metrics"))
         assert scrape.status_code == 200
+        dumps = fresh_get(server, "/threads", scope="all", format="json")
+        assert set(dump_sources(dumps, "No space left")) == worker_processes(server)
         wait_until(lambda: fresh_get(server, "/periodic-threads-health").status_code == 200,
                    RECOVERY, message="health 200 while nobody can publish")
     finally:

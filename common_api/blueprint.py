@@ -41,7 +41,7 @@ from common_api.services.access import Caller, bearer_token, is_proxied, token_f
 from common_api.services.loglevels import render_levels
 from common_api.services.metrics import compress
 from common_api.services.profile_formats import render_collapsed, render_json, render_speedscope
-from common_api.services.profiler import PROFILE_FORMATS
+from common_api.services.profiler import PROFILE_FORMATS, parse_flag
 from common_api.services.profiling import Profile
 from common_api.services.threads import (
     AllWorkers,
@@ -55,8 +55,6 @@ from common_api.services.threads import (
 
 bp = Blueprint("common_api", __name__)
 
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
 MAX_THREAD_ID = 2**63 - 1
 # the view of each row of common_api.endpoints, by name; routes are added at registration
 VIEWS: dict[str, Callable[..., Response]] = {}
@@ -138,16 +136,7 @@ _json = json_response
 
 
 def _flag(name: str) -> bool:
-    value = request.args.get(name)
-    if value is None:
-        return False
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise InvalidInput(f"Invalid value for {name}: {value}. Valid values: true, false, 1, 0, "
-                       "yes, no")
+    return parse_flag(request.args, name)
 
 
 @bp.before_request

@@ -62,7 +62,9 @@ def _choice(args: Mapping[str, str], name: str, choices: tuple[str, ...],
     return value
 
 
-def _flag(args: Mapping[str, str], name: str, default: bool) -> bool:
+def parse_flag(args: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A true/false query parameter (true, false, 1, 0, yes, no; any case), as every
+    endpoint reads them; ``InvalidInput`` naming the parameter otherwise."""
     raw = args.get(name)
     if raw is None:
         return default
@@ -88,7 +90,7 @@ class ProfileRequest:
         return cls(seconds=_seconds(args, max_seconds, limit_key),
                    hz=_integer(args, "hz", DEFAULT_HZ, MAX_HZ),
                    name=args.get("name"),
-                   drop_idle=not _flag(args, "idle", True),
+                   drop_idle=not parse_flag(args, "idle", True),
                    all_workers=_choice(args, "scope", SCOPES, "worker") == "all")
 
     def to_dict(self) -> dict[str, Any]:

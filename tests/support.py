@@ -36,6 +36,17 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         time.sleep(interval)
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped (its threads may run a moment more)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped() -> bool:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return stat[stat.rfind(b")") + 2:].split()[0] in (b"T", b"t")
+
+    wait_until(stopped, 10, interval=0.01, message=f"process {pid} stopped")
+
+
 @dataclass
 class LiveServer:
     """A ``common-api serve`` process on a free loopback port."""

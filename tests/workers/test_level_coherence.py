@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from support import LiveServer, running_server, wait_until
+from support import LiveServer, freeze, running_server, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -80,17 +80,6 @@ def live_workers(server: LiveServer) -> set[int]:
     pids = wait_until(three, 30, message=f"{WORKERS} workers answering")
     assert isinstance(pids, set)
     return pids
-
-
-def freeze(pid: int) -> None:
-    """SIGSTOP ``pid`` and wait until it is stopped (its threads may run a moment more)."""
-    os.kill(pid, signal.SIGSTOP)
-
-    def stopped() -> bool:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        return stat[stat.rfind(b")") + 2:].split()[0] in (b"T", b"t")
-
-    wait_until(stopped, 10, interval=0.01, message=f"process {pid} stopped")
 
 
 def pid_words(text: str) -> list[str]:

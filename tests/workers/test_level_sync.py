@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import freeze, wait_until
 
 from common_api.errors import Unavailable
 from common_api.services.loglevels import LevelChange, LogLevelService, Revert
@@ -70,17 +70,6 @@ def peer(state: StateDir) -> Iterator[subprocess.Popen[str]]:
             os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait(timeout=10)
-
-
-def freeze(pid: int) -> None:
-    """SIGSTOP ``pid`` and wait until it is stopped (its threads may run a moment more)."""
-    os.kill(pid, signal.SIGSTOP)
-
-    def stopped() -> bool:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        return stat[stat.rfind(b")") + 2:].split()[0] in (b"T", b"t")
-
-    wait_until(stopped, 10, interval=0.01, message=f"process {pid} stopped")
 
 
 def peer_level(proc: subprocess.Popen[str]) -> str:

@@ -170,7 +170,9 @@ def test_repeated_dumps_do_not_grow_the_dumps_directory(server: LiveServer) -> N
     settled = size()
     for _ in range(30):
         assert fresh_get(server, "/threads", scope="all").status_code == 200
-    assert size() < 1.5 * settled
+    # appended dumps would grow about 30x; rewritten ones vary only with what the threads
+    # are doing at that moment (a request thread mid-call adds frames)
+    assert size() < 3 * settled
     assert len(list(dumps.iterdir())) <= 2 * WORKERS + 1
 
 

@@ -6,7 +6,9 @@ A thin face over ``WorkerRuntime``: the fault handling itself lives in
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,11 @@ PeerDumps = list[PeerDump]
 class CompleteBaselineStore:
     """The shared reset baseline, saved only when it sums every live worker's values: a
     reset taken while a worker's files are missing (the directory deleted and not yet
-    repaired, or kept in memory) would answer ok and leave that worker's counts."""
+    repaired, or kept in memory) would answer ok and leave that worker's counts.
+
+    The values are read between two checks that every live worker's files are in the
+    directory, and the directory's files (by inode) must be the same at both: a file
+    written back while the values were read means the read may have missed it."""
 
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
@@ -35,11 +41,30 @@ class CompleteBaselineStore:
     def load(self) -> Baseline | None:
         return self.runtime.baseline.load()
 
-    def save(self, baseline: Baseline) -> None:
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        before = self._placement()
+        yield
+        if self._placement() != before:
+            raise Unavailable("Reset failed: metric files were written back while the "
+                              "reset read them (the state directory is being repaired); "
+                              "retry in a second")
+
+    def _placement(self) -> dict[str, int]:
         why = self.runtime.board.misplaced_metrics()
         if why is not None:
             raise Unavailable(f"Reset failed: {why}, so a reset would miss its counts; "
                               "retry in a second")
+        found: dict[str, int] = {}
+        with contextlib.suppress(OSError):
+            for path in self.runtime.state.prometheus.glob("*.db"):
+                try:
+                    found[path.name] = path.stat().st_ino
+                except OSError:
+                    found[path.name] = -1
+        return found
+
+    def save(self, baseline: Baseline) -> None:
         self.runtime.baseline.save(baseline)
 
 

@@ -12,10 +12,12 @@ called ``reset()`` itself, a process started afresh); it is then reported raw.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +57,11 @@ class BaselineStore(Protocol):
 
     def save(self, baseline: Baseline) -> None: ...
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        """The window in which a reset reads the raw values; raises ``Unavailable`` when
+        what was read cannot be complete (a worker's values were elsewhere meanwhile)."""
+        ...
+
 
 class MemoryBaselineStore:
     """The baseline of a single process."""
@@ -69,6 +76,9 @@ class MemoryBaselineStore:
     def save(self, baseline: Baseline) -> None:
         with self._lock:
             self._baseline = baseline
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process: its values are all here
 
 
 def subtract_baseline(metric: Metric, baseline: Baseline) -> Metric:
@@ -173,9 +183,10 @@ class MetricsService:
         """Make every counter, histogram and summary read zero from now on."""
         now = time.time()
         values: dict[SampleKey, float] = {}
-        for metric in self._raw():
-            if metric.type in RESETTABLE_TYPES:
-                for sample in metric.samples:
-                    key = sample_key(sample)
-                    values[key] = now if sample.name.endswith("_created") else sample.value
+        with self._store.snapshot():
+            for metric in self._raw():
+                if metric.type in RESETTABLE_TYPES:
+                    for sample in metric.samples:
+                        key = sample_key(sample)
+                        values[key] = now if sample.name.endswith("_created") else sample.value
         self._store.save(Baseline(values, now))

@@ -197,6 +197,21 @@ def misplaced() -> dict[str, str]:
             if target._m is not None and _needs_reattach(target)}
 
 
+def placed() -> dict[str, int]:
+    """This process's value files that are in the shared directory now: name -> inode of
+    the file it maps. A reader that finds another inode (or none) at that name knows the
+    entry is stale: the file was deleted or replaced after it was published."""
+    if not _state["installed"]:
+        return {}
+    found: dict[str, int] = {}
+    for target in list(_value_files().values()):
+        if target._m is None or getattr(target, _DETACHED, None):
+            continue
+        with contextlib.suppress(OSError):
+            found[os.path.basename(target._fname)] = os.fstat(target._f.fileno()).st_ino
+    return found
+
+
 def _needs_reattach(target: MmapedDict) -> bool:
     if getattr(target, _DETACHED, None):
         return True

@@ -208,6 +208,9 @@ class FileBaselineStore:
         with contextlib.suppress(Unavailable):
             self.load()
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # completeness is the backend's (CompleteBaselineStore)
+
     def save(self, baseline: Baseline) -> None:
         try:
             self._file.write(baseline)

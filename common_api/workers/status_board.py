@@ -146,9 +146,15 @@ def _age(worker: Worker) -> float:
 
 
 def _misplaced(pid: int, files: dict[str, Any]) -> str:
+    """Why ``pid``'s counts in ``files`` are missing from a sum over the directory."""
     reasons = sorted({str(reason) for reason in files.values()})
     return (f"worker {pid} keeps {', '.join(sorted(files))} outside the state directory "
             f"({'; '.join(reasons)})")
+
+
+def _misplaced_problem(pid: int, files: dict[str, Any]) -> WorkerProblem:
+    return WorkerProblem(pid, f"{_misplaced(pid, files)}: its counts are missing from "
+                              "/metrics until the files are written back", False)
 
 
 class StatusBoard:
@@ -173,7 +179,8 @@ class StatusBoard:
         try:
             write_json_atomically(self._state.worker_status(pid), {
                 "pid": pid, "written_at": time.time(), "threads": self.local(),
-                "thread_names": names, "metrics_misplaced": metric_store.misplaced()})
+                "thread_names": names, "metrics_misplaced": metric_store.misplaced(),
+                "metric_files": metric_store.placed()})
         except OSError as error:
             reason = error.strerror or describe_error(error)  # not the temporary file's name
             if reason != self.publish_error:
@@ -237,6 +244,12 @@ class StatusBoard:
                 entries.extend(dict(entry) for entry in data["threads"])
                 continue
             entries.extend(_rejudge(dict(entry), written_at, now) for entry in data["threads"])
+            misplaced = data.get("metrics_misplaced")
+            if isinstance(misplaced, dict) and misplaced:
+                problems.append(_misplaced_problem(worker.pid, misplaced))
+        own = metric_store.misplaced()
+        if own:
+            problems.append(_misplaced_problem(os.getpid(), own))
         self._last.snapshot = (time.monotonic(), 1 + len(workers), problems)
         return entries, 1 + len(workers), problems
 
@@ -285,6 +298,23 @@ class StatusBoard:
             misplaced = data.get("metrics_misplaced")
             if isinstance(misplaced, dict) and misplaced:
                 return _misplaced(worker.pid, misplaced)
+            stale = self._stale_metric_file(data.get("metric_files"))
+            if stale is not None:
+                return f"worker {worker.pid}'s {stale} is not in the state directory as " \
+                       "it last published"
+        return None
+
+    def _stale_metric_file(self, published: Any) -> str | None:
+        """The first published value file whose inode is not at its name now (deleted
+        or replaced since the worker wrote its status: what it said no longer holds)."""
+        if not isinstance(published, dict):
+            return None  # a worker of a version that does not publish them
+        for name, inode in published.items():
+            try:
+                if (self._state.prometheus / str(name)).stat().st_ino != inode:
+                    return str(name)
+            except OSError:
+                return str(name)
         return None
 
     def thread_names(self, pid: int) -> dict[str, str]:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from common_api.backend.shared import CompleteBaselineStore
 from common_api.errors import Unavailable
-from common_api.services.metrics import Baseline
+from common_api.services.metrics import Baseline, MetricsService
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peers import Worker
@@ -280,6 +281,20 @@ def test_when_nobody_can_publish_old_files_are_not_taken_for_stuck_workers(
         {"pid": 4242, "reason": "cannot publish (Read-only file system)", "unhealthy": False}]
 
 
+def test_a_worker_counting_in_memory_is_named_in_health_but_not_unhealthy(
+        state: StateDir) -> None:
+    now = time.time()
+    write_json_atomically(state.worker_status(4242), {
+        "pid": 4242, "written_at": now, "threads": [{**board_entry(now), "pid": 4242}],
+        "metrics_misplaced": {"counter_4242.db": "No space left on device"}})
+    health = health_of(StatusBoard(state, list, lambda: [Worker(4242, 0, "S")]))
+    assert health["healthy"] is True
+    (problem,) = health["worker_problems"]
+    assert problem["pid"] == 4242 and problem["unhealthy"] is False
+    assert "counter_4242.db" in problem["reason"] and "No space" in problem["reason"]
+    assert "missing from /metrics" in problem["reason"]
+
+
 def test_status_file_with_wrong_types_is_set_aside_and_reported(state: StateDir) -> None:
     state.worker_status(4242).write_text(json.dumps(
         {"written_at": "x", "threads": [{"name": 1}]}))
@@ -288,3 +303,41 @@ def test_status_file_with_wrong_types_is_set_aside_and_reported(state: StateDir)
     (problem,) = board.problems()
     assert problem.pid == 4242 and "unusable" in problem.reason
     assert len(set_aside_files(state.workers)) == 1
+
+
+# --------------------------------------------------------------------------- reset
+
+
+class FilesWrittenBackDuringTheRead:
+    """A metric source whose read is interleaved with a worker writing its file back
+    (the state directory was deleted and is being repaired): a new inode at that name."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> list[Any]:
+        staging = self.path.with_suffix(".tmp")
+        staging.write_bytes(b"\0" * 64)
+        staging.replace(self.path)
+        return []
+
+
+def test_a_reset_whose_read_overlaps_a_file_written_back_is_a_503_not_a_short_baseline(
+        state: StateDir) -> None:
+    worker_file = state.prometheus / "counter_999991.db"
+    worker_file.write_bytes(b"\0" * 64)
+    held = worker_file.open("rb")  # keeps the old inode from being reused by the new file
+    runtime = type("Runtime", (), {})()
+    runtime.state = state
+    runtime.board = StatusBoard(state, list, list)
+    runtime.baseline = FileBaselineStore(state.metrics_baseline)
+    store = CompleteBaselineStore(runtime)  # type: ignore[arg-type]
+    try:
+        service = MetricsService([FilesWrittenBackDuringTheRead(worker_file)], store)
+        with pytest.raises(Unavailable, match="written back while the reset read them"):
+            service.reset()
+        assert store.load() is None  # nothing saved
+    finally:
+        held.close()
+    MetricsService([], store).reset()  # a quiet directory resets
+    assert store.load() is not None

@@ -352,3 +352,30 @@ def test_publish_writes_this_process_threads_and_names(state: StateDir) -> None:
     assert board.thread_names(os.getpid()) == data["thread_names"]
     board.withdraw(os.getpid())
     assert not state.worker_status(os.getpid()).exists()
+
+
+def test_a_reset_waits_for_a_worker_whose_published_metric_file_was_since_replaced(
+        state: StateDir, live_pid: int) -> None:
+    # the worker published that its file is in place, then the directory was deleted and
+    # the file written back (a new inode) or not yet: its status no longer holds, and a
+    # baseline summed now would miss or misjudge its counts
+    own_file = state.prometheus / f"counter_{live_pid}.db"
+    own_file.write_bytes(b"\0" * 64)
+    status = {"pid": live_pid, "written_at": time.time(), "threads": [],
+              "thread_names": {}, "metrics_misplaced": {},
+              "metric_files": {own_file.name: own_file.stat().st_ino}}
+    write_json_atomically(state.worker_status(live_pid), status)
+    board = StatusBoard(state, no_threads, workers_of(live_pid))
+    assert board.misplaced_metrics() is None
+
+    replacement = own_file.with_suffix(".new")
+    replacement.write_bytes(b"\0" * 64)
+    keep_inode_busy = own_file.open("rb")  # so the new file cannot reuse the old inode
+    try:
+        replacement.replace(own_file)
+        why = board.misplaced_metrics()
+        assert why is not None and str(live_pid) in why and own_file.name in why
+        own_file.unlink()
+        assert board.misplaced_metrics() is not None
+    finally:
+        keep_inode_busy.close()

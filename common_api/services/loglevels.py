@@ -13,7 +13,8 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -71,6 +72,11 @@ class LevelChange:
     level: str
     revert: Revert | None
     unacknowledged: tuple[int, ...] = ()
+    # why each of ``unacknowledged`` did not confirm (stopped, busy, its files gone)
+    reasons: Mapping[int, str] = field(default_factory=dict)
+
+    def _why(self, pid: int) -> str:
+        return self.reasons.get(pid, "no acknowledgement in time, stopped or stuck?")
 
     def render(self) -> str:
         text = f"Set {self.name} level to {self.level} (including all handlers)"
@@ -78,18 +84,19 @@ class LevelChange:
             seconds = max(0.0, self.revert.at - time.time())
             text += f" for {seconds:.0f} seconds, then {self.revert.level}"
         if self.unacknowledged:
-            pids = ", ".join(map(str, self.unacknowledged))
+            pids = ", ".join(f"{pid} ({self._why(pid)})" for pid in self.unacknowledged)
             who, they, run = (("workers", "they apply", "they run")
                               if len(self.unacknowledged) > 1 else
                               ("worker", "it applies", "it runs"))
-            text += (f"\nNot yet applied by {who} {pids}: no acknowledgement in time "
-                     f"(stopped or stuck?); {they} it as soon as {run} again")
+            text += f"\nNot yet applied by {who} {pids}; {they} it as soon as {run} again"
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"logger_name": self.name, "level": self.level, "handlers_updated": True,
                 "revert": self.revert.to_dict() if self.revert else None,
-                "unacknowledged_workers": list(self.unacknowledged)}
+                "unacknowledged_workers": list(self.unacknowledged),
+                "unacknowledged_reasons": {str(pid): self._why(pid)
+                                           for pid in self.unacknowledged}}
 
 
 def parse_level(text: str) -> int:
@@ -144,9 +151,10 @@ def apply_level(name: str, levelno: int) -> None:
 class LevelPublisher(Protocol):
     """Keeps levels and pending reverts for this process, or for every worker of a server."""
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+    def publish(self, name: str, level: str, revert: Revert | None) -> Mapping[int, str]:
         """Apply the level here and in every peer (all or nothing: Unavailable when it
-        cannot be shared); the pids of the peers that did not acknowledge it in time."""
+        cannot be shared); the peers that did not acknowledge it in time, by pid, with
+        why."""
         ...
 
     def sync(self) -> bool: ...
@@ -165,15 +173,15 @@ class LocalLevels:
         self._timer = PeriodicThread("common-api-level-reverts", REVERT_CHECK_INTERVAL,
                                      lambda: self.apply_due(time.time()), level=ThreadLevel.LOW)
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+    def publish(self, name: str, level: str, revert: Revert | None) -> Mapping[int, str]:
         apply_level(name, parse_level(level))
         with self._lock:
             if revert is None:
                 self._reverts.pop(name, None)
-                return ()
+                return {}
             self._reverts[name] = revert
         self._timer.start()
-        return ()
+        return {}
 
     def sync(self) -> bool:
         return False
@@ -240,8 +248,8 @@ class LogLevelService:
             previous = earlier.level if earlier is not None else level_name(
                 logger.level if logger is not None else logging.NOTSET)
             revert = Revert(previous, time.time() + seconds)
-        unacknowledged = self._publisher.publish(name, level_name(levelno), revert)
-        return LevelChange(name, level_name(levelno), revert, unacknowledged)
+        late = self._publisher.publish(name, level_name(levelno), revert)
+        return LevelChange(name, level_name(levelno), revert, tuple(late), dict(late))
 
 
 def render_levels(levels: list[LoggerLevel]) -> str:

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 DIRECTORY = "level-sync"
 ACK_TIMEOUT = 1.0
+# why a worker is named as not having applied a level yet (no digits: pids are the numbers)
+STOPPED = "stopped by SIGSTOP or a debugger"
+FILES_GONE = "its wake-up and acknowledgement files are gone, the state directory emptied?"
+NO_ACK = "no acknowledgement in time, busy or stuck?"
 RETRY_AFTER_ERROR = 0.25
 CHECK_EVERY = 1.0  # the listener checks its FIFO and ack are still in place
 _FIRST_POLL = 0.0005
@@ -205,7 +209,9 @@ class LevelSync:
                 found[ack.pid] = ack
         return found
 
-    def wake(self, pids: list[int]) -> None:
+    def wake(self, pids: list[int]) -> set[int]:
+        """Wake each of ``pids`` through its FIFO; the pids that have one to wake."""
+        woken: set[int] = set()
         for pid in pids:
             path = self._wake_path(pid)
             try:
@@ -215,23 +221,25 @@ class LevelSync:
             try:
                 if stat.S_ISFIFO(os.fstat(fd).st_mode):
                     os.write(fd, b"w")
+                    woken.add(pid)
             except BlockingIOError:
-                pass  # full: a wake-up is already waiting
+                woken.add(pid)  # full: a wake-up is already waiting
             except OSError:
                 continue
             finally:
                 os.close(fd)
+        return woken
 
     def wake_all(self) -> None:
         """Wake every other live worker without waiting (and this process's listener)."""
         self.wake([*self.peers(), os.getpid()])
 
-    def wait_for(self, generation: int, wake_self: bool = False) -> list[int]:
+    def wait_for(self, generation: int, wake_self: bool = False) -> dict[int, str]:
         """Wake every other live worker and wait, at most ``ack_timeout`` seconds, until each
-        applies ``generation`` or later; the pids that did not, in order. A stopped worker
-        (SIGSTOP, a debugger) is named at once: it cannot answer until it is resumed, and
-        then its wake-up is waiting for it. ``wake_self`` also wakes this process's
-        listener (a new timed level: it reschedules its revert)."""
+        applies ``generation`` or later; the pids that did not, in order, each with why.
+        A stopped worker (SIGSTOP, a debugger) is named at once: it cannot answer until it
+        is resumed, and then its wake-up is waiting for it. ``wake_self`` also wakes this
+        process's listener (a new timed level: it reschedules its revert)."""
         deadline = time.monotonic() + self.ack_timeout
         acks = self.peers()
         pending = {pid: ack.worker for pid, ack in acks.items() if ack.generation < generation}
@@ -239,8 +247,8 @@ class LevelSync:
         # is waited for too: it acknowledges from its background tick
         pending.update((worker.pid, worker) for worker in peers.server_workers()
                        if worker.pid not in acks)
-        self.wake([*pending, *([os.getpid()] if wake_self else [])])
-        late: set[int] = set()
+        woken = self.wake([*pending, *([os.getpid()] if wake_self else [])])
+        late: dict[int, str] = {}
         delay = _FIRST_POLL
         while True:
             for pid, worker in list(pending.items()):
@@ -251,10 +259,14 @@ class LevelSync:
                 if now is None or applied:  # exited, or done
                     del pending[pid]
                 elif now.stopped:
-                    late.add(pid)
+                    late[pid] = STOPPED
                     del pending[pid]
             if not pending or time.monotonic() >= deadline:
-                return sorted(late | set(pending))
+                for pid, worker in pending.items():
+                    ack = _read_ack(self._ack_path(pid))
+                    lost = pid not in woken and (ack is None or ack.started != worker.start_time)
+                    late[pid] = FILES_GONE if lost else NO_ACK
+                return dict(sorted(late.items()))
             time.sleep(delay)
             delay = min(delay * 2, _LAST_POLL)
 

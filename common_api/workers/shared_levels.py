@@ -118,9 +118,10 @@ class SharedLogLevels:
         except CorruptFile:
             return None
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> tuple[int, ...]:
+    def publish(self, name: str, level: str, revert: Revert | None) -> dict[int, str]:
         """Set logger ``name`` to ``level`` (until ``revert``) in every worker; the pids of
-        the workers that did not acknowledge in time. Unavailable if it cannot be shared."""
+        the workers that did not acknowledge in time, each with why. Unavailable if it
+        cannot be shared."""
         try:
             with file_lock(self._state.loglevels_lock, exclusive=True):
                 current = self._read()
@@ -134,7 +135,7 @@ class SharedLogLevels:
         except OSError as exc:
             raise _unpublishable(exc) from None
         self.sync()
-        return tuple(self.sync_channel.wait_for(generation, wake_self=revert is not None))
+        return self.sync_channel.wait_for(generation, wake_self=revert is not None)
 
     def apply_due(self, now: float) -> list[str]:
         """Carry out the reverts that are due; every worker then applies them."""

@@ -197,6 +197,8 @@ def test_frozen_worker_is_named_in_the_answer_and_applies_the_level_when_it_runs
         elapsed = time.monotonic() - started
         assert answer.status_code == 200, answer.text
         assert answer.json()["unacknowledged_workers"] == [frozen]
+        assert answer.json()["unacknowledged_reasons"] == {
+            str(frozen): "stopped by SIGSTOP or a debugger"}
         assert elapsed < 10, f"the set took {elapsed:.1f}s"
         text = set_level(server, "INFO", as_json=False)
         assert text.status_code == 200
@@ -230,6 +232,7 @@ def test_stuck_worker_is_named_after_the_deadline_and_applies_the_level_when_fre
         elapsed = time.monotonic() - started
         assert answer.status_code == 200, answer.text
         assert answer.json()["unacknowledged_workers"] == [stuck]
+        assert "busy or stuck" in answer.json()["unacknowledged_reasons"][str(stuck)]
         assert 0.9 <= elapsed < 10, f"the set took {elapsed:.2f}s, not about the 1 s bound"
         others = workers - {stuck}
         assert host_levels(server, others) == dict.fromkeys(others, "ERROR")
@@ -258,6 +261,26 @@ def read_only(directory: Path) -> Iterator[None]:
         yield
     finally:
         run("umount", str(directory))
+
+
+def test_a_late_worker_whose_level_files_were_deleted_is_named_with_that_cause(
+        server: LiveServer, workers: set[int], tmp_path: Path) -> None:
+    assert set_level(server, INITIAL).status_code == 200
+    state = Path(fresh_get(server, "/state-dir").json()["state_dir"])
+    marker = tmp_path / "blocked"
+    with ThreadPoolExecutor(1) as pool:
+        blocking = pool.submit(fresh_get, server, "/block", marker=str(marker), s="4")
+        wait_until(marker.exists, 10, message="a worker blocking")
+        stuck = int(marker.read_text())
+        for name in (f"{stuck}.ack", f"{stuck}.wake"):  # a cleanup job took them
+            (state / "level-sync" / name).unlink()
+        answer = set_level(server, "ERROR")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["unacknowledged_workers"] == [stuck]
+        assert "files are gone" in answer.json()["unacknowledged_reasons"][str(stuck)]
+        assert blocking.result().status_code == 200
+    wait_until(lambda: host_levels(server, {stuck}) == {stuck: "ERROR"}, 5,
+               message=f"worker {stuck} at ERROR once free, its files made again")
 
 
 def test_level_set_that_cannot_be_published_is_503_and_applied_in_no_worker(

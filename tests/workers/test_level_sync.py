@@ -26,7 +26,7 @@ from support import freeze, wait_until
 
 from common_api.errors import Unavailable
 from common_api.services.loglevels import LevelChange, LogLevelService, Revert
-from common_api.workers.level_sync import LevelSync
+from common_api.workers.level_sync import STOPPED, LevelSync
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
 
@@ -82,10 +82,10 @@ def peer_level(proc: subprocess.Popen[str]) -> str:
 def test_set_waits_until_the_other_worker_applies_it(state: StateDir, logger: logging.Logger,
                                                      peer: subprocess.Popen[str]) -> None:
     levels = SharedLogLevels(state)
-    assert levels.publish(LOGGER, "DEBUG", None) == ()
+    assert levels.publish(LOGGER, "DEBUG", None) == {}
     assert logger.level == logging.DEBUG
     assert peer_level(peer) == "DEBUG"  # already, not eventually: nothing polls in the peer
-    assert levels.publish(LOGGER, "ERROR", None) == ()
+    assert levels.publish(LOGGER, "ERROR", None) == {}
     assert peer_level(peer) == "ERROR"
 
 
@@ -96,7 +96,7 @@ def test_a_stopped_worker_is_named_and_applies_the_level_when_it_runs_again(
     freeze(peer.pid)
     try:
         started = time.monotonic()
-        assert levels.publish(LOGGER, "INFO", None) == (peer.pid,)
+        assert levels.publish(LOGGER, "INFO", None) == {peer.pid: STOPPED}
         assert time.monotonic() - started < 5
         assert logger.level == logging.INFO
     finally:
@@ -136,7 +136,7 @@ def test_a_worker_registers_again_when_the_state_dir_is_recreated(
     state.create()  # the fault cleared: the directory is back, empty
     wait_until(lambda: peer.pid in levels.sync_channel.peers(), 10,
                message="the peer's ack back in the recreated directory")
-    assert levels.publish(LOGGER, "ERROR", None) == ()
+    assert levels.publish(LOGGER, "ERROR", None) == {}
     assert peer_level(peer) == "ERROR"  # acknowledged before the set returned
 
 
@@ -183,7 +183,7 @@ def test_acks_of_dead_or_reused_pids_are_not_waited_for(state: StateDir) -> None
         (sync.directory / f"{pid}.ack").write_text(json.dumps(
             {"pid": pid, "started": started, "generation": 0}))
     started = time.monotonic()
-    assert sync.wait_for(10**20) == []
+    assert sync.wait_for(10**20) == {}
     assert time.monotonic() - started < 0.5
     assert sync.peers() == {}
 
@@ -216,6 +216,10 @@ def test_change_text_keeps_the_seed_line_and_names_unacknowledged_workers() -> N
     assert first == "Set lmcache.v1.cache_engine level to DEBUG (including all handlers)"
     assert "worker 4242" in note and "as soon as it runs again" in note
     assert change.to_dict()["unacknowledged_workers"] == [4242]
+    two = LevelChange("x", "INFO", None, (11, 12), {11: STOPPED})
+    note = two.render().split("\n")[1]
+    assert note.startswith(f"Not yet applied by workers 11 ({STOPPED}), 12 (")
+    assert two.to_dict()["unacknowledged_reasons"]["11"] == STOPPED
     plain = LevelChange("x", "INFO", None)
     assert plain.render() == "Set x level to INFO (including all handlers)"
     assert plain.to_dict()["unacknowledged_workers"] == []

@@ -3,6 +3,8 @@ nothing from anywhere, served under the prefix, and holding no data of its own."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import subprocess
 import sys
@@ -34,6 +36,18 @@ def test_the_page_references_nothing_outside_itself(client: FlaskClient) -> None
     policy = client.get("/ui").headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def test_the_policy_allows_exactly_the_page_s_own_style_and_script(
+        client: FlaskClient) -> None:
+    response = client.get("/ui")
+    page = response.get_data(as_text=True)
+    policy = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    for tag in ("script", "style"):
+        (content,) = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(content.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in policy
 
 
 def test_the_page_names_the_component_escaped() -> None:

@@ -101,6 +101,27 @@ def worker_pids(server: LiveServer) -> set[int]:
     return {entry["pid"] for entry in threads}
 
 
+def test_the_page_s_own_code_runs_and_code_injected_into_it_does_not(
+        demo: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(demo.url + "/ui")
+    expect(page.locator("#health")).to_contain_text("HEALTHY")  # its script ran
+    assert page.evaluate("getComputedStyle(document.body).fontFamily") != ""
+    assert not tab.errors, tab.errors  # its style and script were allowed
+    # markup that got into the page (the way an injection would) runs nothing
+    page.evaluate("""() => {
+        const inline = document.createElement("script");
+        inline.textContent = "window.injected = 'inline'";
+        document.body.append(inline);
+        const div = document.createElement("div");
+        div.innerHTML = '<img src="x" onerror="window.injected = \\'handler\\'">';
+        document.body.append(div);
+    }""")
+    wait_until(lambda: any("Content Security Policy" in error for error in tab.errors), 10,
+               message="the browser reporting the refused script")
+    assert page.evaluate("window.injected === undefined")
+
+
 def test_page_shows_the_demo_s_threads_and_health_without_console_errors(
         demo: LiveServer, tab: Tab) -> None:
     page = tab.page

@@ -32,8 +32,10 @@ class CompleteBaselineStore:
     repaired, or kept in memory) would answer ok and leave that worker's counts.
 
     The values are read between two checks that every live worker's files are in the
-    directory, and the directory's files (by inode) must be the same at both: a file
-    written back while the values were read means the read may have missed it."""
+    directory, and every file there at the first must be there, the same file (inode), at
+    the second: one written back or removed while the values were read means the read
+    may have missed it. A file that appears meanwhile (a worker booting, a first value of
+    a new kind) is allowed: it had nothing to miss when the read began."""
 
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
@@ -45,7 +47,8 @@ class CompleteBaselineStore:
     def snapshot(self) -> Iterator[None]:
         before = self._placement()
         yield
-        if self._placement() != before:
+        after = self._placement()
+        if any(after.get(name) != inode for name, inode in before.items()):
             raise Unavailable("Reset failed: metric files were written back while the "
                               "reset read them (the state directory is being repaired); "
                               "retry in a second")

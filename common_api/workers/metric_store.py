@@ -104,14 +104,29 @@ def _guarded_init(self: MmapedDict, filename: str, read_mode: bool = False) -> N
         _state["original_init"](self, filename, read_mode)
         return
     try:
-        with open(filename, "a+b") as handle:
-            if os.fstat(handle.fileno()).st_size == 0:
-                os.posix_fallocate(handle.fileno(), 0, _FIRST_CAPACITY)
+        if not os.path.exists(filename):
+            _create(filename)
         _state["original_init"](self, filename, read_mode)
     except OSError as error:
         if not os.path.basename(filename).endswith(f"_{os.getpid()}.db"):
             raise  # not this process's value file (an archive being written)
         _open_detached(self, filename, describe_error(error))
+
+
+def _create(filename: str) -> None:
+    """Put an empty value file at ``filename`` in one step: allocated, with a valid header,
+    so a scrape never sees it half made (a zero header would read as a corrupt file)."""
+    staging = f"{filename}.{os.getpid()}.new.tmp"
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, _FIRST_CAPACITY)
+        os.pwrite(fd, _HEADER.pack(8), 0)
+        if not os.path.exists(filename):  # this process's own name: nobody else makes it
+            os.rename(staging, filename)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
 
 
 def _open_detached(target: MmapedDict, filename: str, reason: str) -> None:

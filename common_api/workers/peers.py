@@ -137,6 +137,19 @@ def server_workers() -> list[Worker]:
     return workers
 
 
+def siblings() -> set[int]:
+    """Every other live child of this process's parent: with a master, its workers,
+    including one still booting (which ``server_workers`` does not list until it catches
+    the worker signal), so whatever files it is creating are a live process's."""
+    own, parent = os.getpid(), os.getppid()
+    found = set()
+    for pid in _children(parent) - {own}:
+        stat = _stat(pid)
+        if stat is not None and stat.ppid == parent and stat.state != "Z":
+            found.add(pid)
+    return found
+
+
 def current(worker: Worker) -> Worker | None:
     """The same process now (fresh ``state``), or None if it has exited."""
     stat = _stat(worker.pid)

@@ -92,6 +92,9 @@ class WorkerRuntime:
                 return
             metric_store.install()
             self._step("state directory", self.state.ensure)
+            # published before the dump handler makes this worker a sibling that the
+            # others list (peers.server_workers): it is never listed without its status
+            self.board.publish()
             installed = self._step("thread dumps", self.dumps.install)
             if installed is _FAILED:
                 _catch_worker_signal()
@@ -161,9 +164,9 @@ def _catch_worker_signal() -> None:
 
 
 def live_pids() -> set[int]:
-    """Processes that may be writing metric files: this one, its sibling workers and
-    the master (with --preload, it created files before forking)."""
-    return {os.getpid(), os.getppid(), *(worker.pid for worker in peers.server_workers())}
+    """Processes that may be writing metric files: this one, its sibling workers (booting
+    ones too) and the master (with --preload, it created files before forking)."""
+    return {os.getpid(), os.getppid(), *peers.siblings()}
 
 
 def prepare_worker() -> None:

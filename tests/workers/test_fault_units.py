@@ -190,6 +190,53 @@ def test_zero_length_file_of_a_live_worker_is_skipped_and_a_garbled_one_is_a_503
         counted(state, {pid})
 
 
+CREATION = textwrap.dedent("""
+    import os, struct, sys, threading
+    from common_api.workers import metric_store
+    metric_store.install()
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    seen, stop = set(), threading.Event()
+
+    def watch():  # what a scrape in another worker could read, as often as it can
+        while not stop.is_set():
+            for name in os.listdir(directory):
+                if name.endswith(".db"):
+                    try:
+                        with open(os.path.join(directory, name), "rb") as handle:
+                            head = handle.read(4)
+                    except FileNotFoundError:
+                        continue
+                    used = struct.unpack("i", head)[0] if len(head) == 4 else -1
+                    seen.add("valid" if 8 <= used else "invalid")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    from prometheus_client import Counter, Gauge, Histogram, Summary
+    for n in range(40):
+        Counter(f"c{n}", "c").inc(); Gauge(f"g{n}", "g", multiprocess_mode="max").set(1)
+        Histogram(f"h{n}", "h").observe(1); Summary(f"s{n}", "s").observe(1)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
+        from prometheus_client import values
+        for target in list(metric_store._value_files().values()):
+            target.close()
+        metric_store._value_files().clear()
+    stop.set(); watcher.join()
+    print(sorted(seen))
+""")
+
+
+def test_a_new_value_file_is_never_seen_half_made(tmp_path: Path) -> None:
+    # a file that appears with a zero header reads as corrupt; when its worker is not yet
+    # listed as live (booting), a scrape would set it aside
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", CREATION], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "['valid']", done.stdout
+
+
 ALLOCATION = textwrap.dedent("""
     import os, sys
     from common_api.workers import metric_store
@@ -340,4 +387,27 @@ def test_a_reset_whose_read_overlaps_a_file_written_back_is_a_503_not_a_short_ba
     finally:
         held.close()
     MetricsService([], store).reset()  # a quiet directory resets
+    assert store.load() is not None
+
+
+class AWorkerBootsDuringTheRead:
+    """A metric source whose read sees a new worker's first file appear."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> list[Any]:
+        self.path.write_bytes(b"\0" * 64)
+        return []
+
+
+def test_a_file_that_appears_during_the_reset_s_read_does_not_fail_it(
+        state: StateDir) -> None:
+    runtime = type("Runtime", (), {})()
+    runtime.state = state
+    runtime.board = StatusBoard(state, list, list)
+    runtime.baseline = FileBaselineStore(state.metrics_baseline)
+    store = CompleteBaselineStore(runtime)  # type: ignore[arg-type]
+    MetricsService([AWorkerBootsDuringTheRead(state.prometheus / "counter_999992.db")],
+                   store).reset()
     assert store.load() is not None

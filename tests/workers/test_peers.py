@@ -30,7 +30,8 @@ FAMILY = textwrap.dedent("""
             time.sleep(1.5)
             seen = [[w.pid, w.start_time] for w in peers.server_workers()]
             me = peers.this_worker()
-            os.write(report, json.dumps({"me": me.pid, "seen": seen}).encode())
+            os.write(report, json.dumps({"me": me.pid, "seen": seen,
+                                         "siblings": sorted(peers.siblings())}).encode())
         else:
             time.sleep(30)
         os._exit(0)
@@ -60,6 +61,15 @@ def test_server_workers_lists_siblings_that_catch_the_worker_signal_only() -> No
     kids = report["kids"]
     assert report["me"] == kids[0]
     assert [pid for pid, _ in report["seen"]] == [kids[1]]
+
+
+def test_siblings_are_every_other_child_of_the_master_booting_or_not() -> None:
+    # a worker still booting has not caught the worker signal yet (kids[2] here), but the
+    # files it is creating are a live process's: scrapes must not set them aside
+    report = json.loads(subprocess.run([sys.executable, "-c", FAMILY], capture_output=True,
+                                       text=True, timeout=60, check=True).stdout)
+    kids = report["kids"]
+    assert report["siblings"] == sorted(kids[1:])
 
 
 def test_a_reused_pid_is_not_the_same_worker() -> None:

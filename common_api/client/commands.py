@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ def cmd_loglevel(args: argparse.Namespace, console: Console) -> int:
     if seconds is not None:
         params["duration"] = format_seconds(seconds)
         return _timed_level(console, client, url, params, args.json)
+    if args.level is not None:
+        return _ask(console, client, url, lambda: _set_level(client, url, params, args.json))
     if args.json:
         params["format"] = "json"
     return _ask(console, client, url, lambda: client.get(url, "/loglevel", params))
@@ -147,7 +150,7 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
     JSON answer (its ``revert`` member) tells the two apart, so that case is an error.
     """
     try:
-        reply = client.get(url, "/loglevel", {**params, "format": "json"})
+        reply = _set_level(client, url, params, as_json=True)
     except Unreachable as error:
         console.error(f"{url}: {error}")
         return 1
@@ -174,10 +177,25 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
             f"handlers) for {seconds:.0f} seconds, until {until}, then "
             f"{revert.get('level')}\n")
         late = answer.get("unacknowledged_workers") or []
+        reasons = answer.get("unacknowledged_reasons") or {}
         if late:
-            console.out.write(f"Not yet applied by worker(s) {', '.join(map(str, late))}: no "
-                              "acknowledgement in time (stopped or stuck?)\n")
+            named = ", ".join(f"{pid} ({reasons.get(str(pid), 'no acknowledgement in time')})"
+                              for pid in late)
+            console.out.write(f"Not yet applied by worker(s) {named}; each applies it as "
+                              "soon as it runs again\n")
     return 0
+
+
+def _set_level(client: Client, url: str, params: dict[str, str], as_json: bool) -> Reply:
+    """A level set as ``POST /loglevel`` with a form (a server older than POST answers
+    405: then the seed's GET)."""
+    body = urllib.parse.urlencode(params).encode("ascii")
+    path = "/loglevel?format=json" if as_json else "/loglevel"
+    reply = client.post(url, path, body, "application/x-www-form-urlencoded")
+    if reply.status == 405:
+        reply = client.get(url, "/loglevel", {**params, **({"format": "json"} if as_json
+                                                           else {})})
+    return reply
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,16 @@ def test_no_authorization_header_without_a_token(stub: StubServer,
     assert "authorization" not in stub.seen[0].headers
 
 
+def sent(seen: Seen) -> dict[str, list[str]]:
+    """The parameters of a request: its query and, for a form post, its form."""
+    fields = dict(seen.query)
+    if seen.headers.get("content-type") == "application/x-www-form-urlencoded":
+        fields.update(urllib.parse.parse_qs(seen.body.decode("ascii")))
+    return fields
+
+
 def _revert_answer(seen: Seen) -> Answer:
-    body = {"logger_name": seen.query["logger_name"][0], "level": "DEBUG",
+    body = {"logger_name": sent(seen)["logger_name"][0], "level": "DEBUG",
             "handlers_updated": True,
             "revert": {"level": "INFO", "at": "2030-01-01T00:00:00", "in_seconds": 90.0}}
     return Answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -72,8 +81,9 @@ def test_loglevel_for_sends_duration_in_seconds(stub: StubServer,
     stub.answer = _revert_answer
     result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG", "--for", "1.5m")
     (seen,) = stub.seen
-    assert (seen.query["logger_name"], seen.query["level"], seen.query["duration"]) == (
-        ["app.db"], ["DEBUG"], ["90"])
+    assert (seen.method, seen.path, seen.query) == ("POST", "/loglevel", {"format": ["json"]})
+    assert urllib.parse.parse_qs(seen.body.decode()) == {
+        "logger_name": ["app.db"], "level": ["DEBUG"], "duration": ["90"]}
     assert result.code == 0
     assert re.fullmatch(r"Set app\.db level to DEBUG \(including all handlers\) for 90 seconds, "
                         r"until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d, then INFO\n",
@@ -83,7 +93,8 @@ def test_loglevel_for_sends_duration_in_seconds(stub: StubServer,
 def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
         stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
     def answer(seen: Seen) -> Answer:
-        body = {**json.loads(_revert_answer(seen).body), "unacknowledged_workers": [4242]}
+        body = {**json.loads(_revert_answer(seen).body), "unacknowledged_workers": [4242],
+                "unacknowledged_reasons": {"4242": "stopped by SIGSTOP or a debugger"}}
         return Answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     stub.answer = answer
@@ -91,7 +102,22 @@ def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
     first, note = result.out.splitlines()
     assert re.fullmatch(r"Set app\.db level to DEBUG \(including all handlers\) for 90 seconds, "
                         r"until \S+[+-]\d\d:\d\d, then INFO", first), first
-    assert note.startswith("Not yet applied by worker(s) 4242:")
+    assert note.startswith("Not yet applied by worker(s) 4242 (stopped by SIGSTOP or a "
+                           "debugger);"), note
+
+
+def test_a_level_set_is_a_form_post_and_falls_back_to_the_seed_s_get_on_405(
+        stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    stub.answer = lambda seen: (Answer(405, b"Method Not Allowed") if seen.method == "POST"
+                                else Answer(200, b"Set app.db level to DEBUG"))
+    result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG")
+    assert result.code == 0 and result.out == "Set app.db level to DEBUG\n"
+    post, get = stub.seen
+    assert (post.method, post.headers["content-type"]) == (
+        "POST", "application/x-www-form-urlencoded")
+    assert urllib.parse.parse_qs(post.body.decode()) == {"logger_name": ["app.db"],
+                                                         "level": ["DEBUG"]}
+    assert (get.method, get.query) == ("GET", {"logger_name": ["app.db"], "level": ["DEBUG"]})
 
 
 def test_loglevel_for_fails_when_the_server_schedules_no_revert(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,16 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def delete_tree(path: Path) -> None:
+    """Delete the directory ``path``; processes that write into it meanwhile (workers
+    repairing their state directory) can leave it not empty, so delete until it is gone."""
+    def gone() -> bool:
+        shutil.rmtree(path, ignore_errors=True)
+        return not path.exists()
+
+    wait_until(gone, 10, interval=0.01, message=f"{path} deleted")
 
 
 def freeze(pid: int) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from support import LiveServer, launch_server, wait_ready, wait_until
+from support import LiveServer, delete_tree, launch_server, wait_ready, wait_until
 
 
 def _multiworker_helpers() -> Any:
@@ -263,14 +263,14 @@ def test_deleted_state_dir_recovers_by_itself_with_every_surviving_count(
     assert not list((state / "prometheus").glob("*_archive.db"))
     hit(server, 12)
     total = hits_total(server)
-    subprocess.run(["rm", "-rf", str(state)], check=True)
+    delete_tree(state)
     assert_up(server)  # 6 hits
     wait_recovered(server, total + 6)
     assert (state / "prometheus").is_dir()
 
     # a stopped worker is still seen after the directory went away
     victim = next(iter(workers))
-    subprocess.run(["rm", "-rf", str(state)], check=True)
+    delete_tree(state)
     os.kill(victim, signal.SIGSTOP)
     try:
         def unhealthy() -> bool:
@@ -287,7 +287,7 @@ def test_reset_while_the_deleted_state_dir_is_repaired_is_503_or_resets_every_wo
         server: LiveServer, workers: set[int], state: Path) -> None:
     hit(server, 9)
     assert hits_total(server) > 0
-    subprocess.run(["rm", "-rf", str(state)], check=True)
+    delete_tree(state)
 
     def reset_done() -> bool:
         response = no_html(requests.post(server.url + "/metrics/reset", timeout=20))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from support import LiveServer, freeze, running_server, wait_until
+from support import LiveServer, delete_tree, freeze, running_server, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -309,12 +308,7 @@ def test_level_set_that_cannot_be_published_is_503_and_applied_in_no_worker(
         assert host_levels(live, pids) == dict.fromkeys(pids, "ERROR")
         # deleted: still all or nothing (503 and applied nowhere, or the directory made
         # again and the level applied by every worker before the answer)
-        # the workers may write into it while it goes: delete until it is gone
-        def deleted() -> bool:
-            shutil.rmtree(state_root, ignore_errors=True)
-            return not state_root.exists()
-
-        wait_until(deleted, 10, interval=0.01, message="the state directory deleted")
+        delete_tree(state_root)
         answer = set_level(live, "DEBUG")
         seen = host_levels(live, pids)
         if answer.status_code == 503:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import freeze, wait_until
+from support import delete_tree, freeze, wait_until
 
 from common_api.errors import Unavailable
 from common_api.services.loglevels import LevelChange, LogLevelService, Revert
@@ -113,7 +112,7 @@ def test_set_on_a_deleted_state_dir_is_unavailable_and_applied_nowhere(
         state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
     levels = SharedLogLevels(state)
     levels.publish(LOGGER, "WARNING", None)
-    shutil.rmtree(state.root)
+    delete_tree(state.root)
     # all or nothing: a 503 that changed nobody, or (the peer's listener made the directory
     # again first, as it does within a couple of seconds) a set that reaches the peer too
     try:
@@ -132,7 +131,7 @@ def test_a_worker_registers_again_when_the_state_dir_is_recreated(
         state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
     levels = SharedLogLevels(state)
     levels.publish(LOGGER, "WARNING", None)
-    shutil.rmtree(state.root)
+    delete_tree(state.root)
     state.create()  # the fault cleared: the directory is back, empty
     wait_until(lambda: peer.pid in levels.sync_channel.peers(), 10,
                message="the peer's ack back in the recreated directory")

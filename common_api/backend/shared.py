@@ -49,9 +49,9 @@ class CompleteBaselineStore:
         yield
         after = self._placement()
         if any(after.get(name) != inode for name, inode in before.items()):
-            raise Unavailable("Reset failed: metric files were written back while the "
-                              "reset read them (the state directory is being repaired); "
-                              "retry in a second")
+            raise Unavailable("Reset failed: metric files changed while the reset read "
+                              "them (a worker's written back after a fault, or an exited "
+                              "worker's folded into the archive); retry in a second")
 
     def _placement(self) -> dict[str, int]:
         why = self.runtime.board.misplaced_metrics()

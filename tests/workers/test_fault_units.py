@@ -381,7 +381,7 @@ def test_a_reset_whose_read_overlaps_a_file_written_back_is_a_503_not_a_short_ba
     store = CompleteBaselineStore(runtime)  # type: ignore[arg-type]
     try:
         service = MetricsService([FilesWrittenBackDuringTheRead(worker_file)], store)
-        with pytest.raises(Unavailable, match="written back while the reset read them"):
+        with pytest.raises(Unavailable, match="changed while the reset read them"):
             service.reset()
         assert store.load() is None  # nothing saved
     finally:

@@ -116,6 +116,18 @@ def this_worker() -> Worker:
     return worker
 
 
+def _live_siblings() -> list[Worker]:
+    """Every other live child of this process's parent, by pid (zombies left out)."""
+    own, parent = os.getpid(), os.getppid()
+    found = []
+    for pid in sorted(_children(parent) - {own}):
+        stat = _stat(pid)
+        worker = _as_worker(pid, stat) if stat is not None and stat.ppid == parent else None
+        if worker is not None:
+            found.append(worker)
+    return found
+
+
 def server_workers() -> list[Worker]:
     """The other live workers of this server (this process excluded), by pid.
 
@@ -123,31 +135,16 @@ def server_workers() -> list[Worker]:
     catch ``WORKER_SIGNAL`` are not. Without a master (a single process whose parent is
     a shell) this is usually empty.
     """
-    own, parent = os.getpid(), os.getppid()
-    command = _cmdline(own)
-    workers = []
-    for pid in sorted(_children(parent) - {own}):
-        stat = _stat(pid)
-        if stat is None or stat.ppid != parent or not _catches(pid, WORKER_SIGNAL) \
-                or _cmdline(pid) != command:
-            continue
-        worker = _as_worker(pid, stat)
-        if worker is not None:
-            workers.append(worker)
-    return workers
+    command = _cmdline(os.getpid())
+    return [worker for worker in _live_siblings()
+            if _catches(worker.pid, WORKER_SIGNAL) and _cmdline(worker.pid) == command]
 
 
 def siblings() -> set[int]:
     """Every other live child of this process's parent: with a master, its workers,
     including one still booting (which ``server_workers`` does not list until it catches
     the worker signal), so whatever files it is creating are a live process's."""
-    own, parent = os.getpid(), os.getppid()
-    found = set()
-    for pid in _children(parent) - {own}:
-        stat = _stat(pid)
-        if stat is not None and stat.ppid == parent and stat.state != "Z":
-            found.add(pid)
-    return found
+    return {worker.pid for worker in _live_siblings()}
 
 
 def current(worker: Worker) -> Worker | None:

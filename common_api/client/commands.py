@@ -193,8 +193,7 @@ def _set_level(client: Client, url: str, params: dict[str, str], as_json: bool) 
     path = "/loglevel?format=json" if as_json else "/loglevel"
     reply = client.post(url, path, body, "application/x-www-form-urlencoded")
     if reply.status == 405:
-        reply = client.get(url, "/loglevel", {**params, **({"format": "json"} if as_json
-                                                           else {})})
+        reply = client.get(url, "/loglevel", {**params, "format": "json"} if as_json else params)
     return reply
 
 

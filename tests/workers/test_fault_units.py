@@ -355,6 +355,15 @@ def test_status_file_with_wrong_types_is_set_aside_and_reported(state: StateDir)
 # --------------------------------------------------------------------------- reset
 
 
+def complete_store(state: StateDir) -> CompleteBaselineStore:
+    """The multi-worker reset's store over ``state``, for a process with no sibling workers."""
+    runtime = type("Runtime", (), {})()
+    runtime.state = state
+    runtime.board = StatusBoard(state, list, list)
+    runtime.baseline = FileBaselineStore(state.metrics_baseline)
+    return CompleteBaselineStore(runtime)  # type: ignore[arg-type]
+
+
 class FilesWrittenBackDuringTheRead:
     """A metric source whose read is interleaved with a worker writing its file back
     (the state directory was deleted and is being repaired): a new inode at that name."""
@@ -374,11 +383,7 @@ def test_a_reset_whose_read_overlaps_a_file_written_back_is_a_503_not_a_short_ba
     worker_file = state.prometheus / "counter_999991.db"
     worker_file.write_bytes(b"\0" * 64)
     held = worker_file.open("rb")  # keeps the old inode from being reused by the new file
-    runtime = type("Runtime", (), {})()
-    runtime.state = state
-    runtime.board = StatusBoard(state, list, list)
-    runtime.baseline = FileBaselineStore(state.metrics_baseline)
-    store = CompleteBaselineStore(runtime)  # type: ignore[arg-type]
+    store = complete_store(state)
     try:
         service = MetricsService([FilesWrittenBackDuringTheRead(worker_file)], store)
         with pytest.raises(Unavailable, match="changed while the reset read them"):
@@ -403,11 +408,7 @@ class AWorkerBootsDuringTheRead:
 
 def test_a_file_that_appears_during_the_reset_s_read_does_not_fail_it(
         state: StateDir) -> None:
-    runtime = type("Runtime", (), {})()
-    runtime.state = state
-    runtime.board = StatusBoard(state, list, list)
-    runtime.baseline = FileBaselineStore(state.metrics_baseline)
-    store = CompleteBaselineStore(runtime)  # type: ignore[arg-type]
+    store = complete_store(state)
     MetricsService([AWorkerBootsDuringTheRead(state.prometheus / "counter_999992.db")],
                    store).reset()
     assert store.load() is not None

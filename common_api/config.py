@@ -86,6 +86,16 @@ def _text_list(key: str, value: Any) -> tuple[str, ...]:
     return names
 
 
+def _import_list(key: str, value: Any) -> tuple[str, ...]:
+    entries = _items(key, value)
+    for entry in entries:
+        module, colon, member = entry.partition(":")
+        _text_list(key, [module])
+        if colon and not member.isidentifier():
+            raise ValueError(f"{key}: {entry!r} is not a module or module:name entry")
+    return entries
+
+
 def _host_list(key: str, value: Any) -> tuple[str, ...]:
     hosts = []
     for item in _items(key, value):
@@ -160,7 +170,8 @@ def _regex(key: str, value: Any) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(SCRIPT_ALLOWED_IMPORTS, (), "modules a script may import", _text_list),
+    Setting(SCRIPT_ALLOWED_IMPORTS, (), "modules a script may import (their vetted members), "
+            "or single members as module:name", _import_list),
     Setting(SCRIPT_TIMEOUT, 10.0, "seconds a script may run before it is stopped",
             _positive_number),
     Setting(SCRIPT_MAX_BYTES, 1_048_576, "largest script upload accepted, bytes (413 above)",

@@ -234,6 +234,15 @@ def _warn_multiworker_without_state(workers: int | None) -> None:
         "gunicorn config').", count)
 
 
+def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
+    """One warning naming each allowed import that grants scripts nothing, and why."""
+    from common_api.sandbox.imports import grant, problems_message
+
+    message = problems_message(grant(entries).problems)
+    if message is not None:
+        log.warning("%s", message)
+
+
 def setup_app(app: Flask) -> CommonApiState:
     """Validate configuration and build the app's services; idempotent per app."""
     if EXTENSION_KEY in app.extensions:
@@ -247,6 +256,7 @@ def setup_app(app: Flask) -> CommonApiState:
             app.config.setdefault(key, value)
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
+    _warn_about_script_imports(settings[config.SCRIPT_ALLOWED_IMPORTS])
 
     backend = coordination_for(settings[config.STATE_DIR])
     runtime = getattr(backend, "runtime", None)  # the shared directory's, if any

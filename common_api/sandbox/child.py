@@ -24,7 +24,8 @@ from typing import Any
 from . import protocol, remote
 from .api import DEFAULT_RESULT
 from .compiler import SCRIPT_FILENAME, CompileFailed, compile_script
-from .guards import Guards, ImportBlocked, OutputCapture, importable
+from .guards import ImportBlocked, OutputCapture, script_builtins, vetted_classes
+from .imports import ImportGrant, grant
 from .policy import LAZY_IMPORTS
 from .process import _REPLY, _REQUEST, UNKNOWN_STATUS
 
@@ -139,8 +140,8 @@ def _clip(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", "ignore"), True
 
 
-def run(source: str, config: dict[str, Any], guards: Guards, output: OutputCapture
-        ) -> dict[str, Any]:
+def run(source: str, config: dict[str, Any], builtins_table: dict[str, object],
+        output: OutputCapture) -> dict[str, Any]:
     """Compile and run ``source``; return the report sent to the worker."""
     try:
         code = compile_script(source)
@@ -149,7 +150,7 @@ def run(source: str, config: dict[str, Any], guards: Guards, output: OutputCaptu
     except MemoryError:
         return {"op": "fail", "reason": MEMORY_REASON, "lineno": None}
     namespace: dict[str, Any] = {
-        "__builtins__": guards.builtins(),
+        "__builtins__": builtins_table,
         "__name__": "__script__",
         "app": remote.remote_for(0),
     }
@@ -174,9 +175,9 @@ def fork_server_main() -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    allowed = [m for m in config["allowed_imports"] if importable(m)]
-    Guards(allowed, OutputCapture(1))  # imports the allowed modules now, once
-    for name in allowed:  # and what they import lazily, while files can be opened
+    granted = grant(config["allowed_imports"])
+    vetted_classes(granted)  # imports the allowed modules now, once
+    for name in granted.modules:  # and what they import lazily, while files can be opened
         for lazy in LAZY_IMPORTS.get(name, ()):
             with contextlib.suppress(ImportError):
                 importlib.import_module(lazy)
@@ -199,7 +200,7 @@ def fork_server_main() -> None:
             pid = os.fork()
             if pid == 0:
                 control.close()
-                _script_child(fds[0], config, allowed)
+                _script_child(fds[0], config, granted)
             os.close(fds[0])
             control.sendall(_REPLY.pack(pid))
         elif command == b"R":
@@ -230,13 +231,13 @@ def _reap(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _script_child(fd: int, config: dict[str, Any], allowed: list[str]) -> None:
+def _script_child(fd: int, config: dict[str, Any], granted: ImportGrant) -> None:
     """Run in a freshly forked child: lock down, run one script, report, exit."""
     try:
         os.setsid()
         channel = Channel(fd, fd)
         output = OutputCapture(int(config["max_result_bytes"]))
-        guards = Guards(allowed, output)
+        builtins_table = script_builtins(granted, output)
         remote.install(channel.request)
         lock_down(config)
         message = channel.recv()
@@ -245,7 +246,7 @@ def _script_child(fd: int, config: dict[str, Any], allowed: list[str]) -> None:
         signal.setitimer(signal.ITIMER_REAL, float(config["timeout"]) + 2.0)  # SIGALRM kills
         sys.stdout = output  # pprint and friends print into the captured output
         try:
-            report = run(str(message.get("source", "")), config, guards, output)
+            report = run(str(message.get("source", "")), config, builtins_table, output)
         except MemoryError:
             report = {"op": "fail", "reason": MEMORY_REASON, "lineno": None}
         except Exception as exc:  # a bug of the sandbox itself, not of the script

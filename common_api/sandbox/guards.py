@@ -1,7 +1,7 @@
 """Runtime guards of the script's child process: the type-based attribute policy.
 
-Every attribute read of a script goes through :meth:`Guards.getattr`, which decides
-by the *type* of the object, never by a list of dangerous names:
+Every attribute read of a script goes through one function, which decides by the
+*type* of the object, never by a list of dangerous names:
 
 * plain data (``str``, ``list``, ``dict``...) exposes the methods listed in
   :data:`policy.DATA_ATTRS` (``str.format`` is not among them);
@@ -9,26 +9,42 @@ by the *type* of the object, never by a list of dangerous names:
 * a :class:`~.remote.Remote` forwards the read to the worker's host policy;
 * the script's own classes and instances expose what the script defined
   (inherited exception attributes: ``args`` only);
-* vetted classes of allowed modules (``datetime.datetime``, ``re.Match``...)
-  expose the attributes listed in :data:`policy.VETTED_TYPES`;
+* vetted classes of allowed modules (``datetime.datetime``, ``re.Match``...) expose
+  what :data:`policy.VETTED_CLASSES` lists: constructors and constants on the class,
+  methods and data on instances (an unbound method would accept any ``self``);
 * everything else (functions, modules, type objects, frames, generators' frames,
   exception internals...) exposes nothing.
 
-This module runs in the child only.
+The builtins a script gets are closures over the state of its run (the grant, the
+vetted classes, the script's classes): no object of the guard is reachable, so none
+can be copied, pickled or changed, and every import is checked against the grant the
+settings made. This module runs in the child only.
 """
 
 from __future__ import annotations
 import __future__
 
 import builtins
+import copy
 import importlib
-from collections.abc import Callable, Iterable
-from types import BuiltinFunctionType, FunctionType, GeneratorType, MethodType, ModuleType
+from collections.abc import Callable
+from types import (
+    BuiltinFunctionType,
+    FunctionType,
+    GeneratorType,
+    MappingProxyType,
+    MethodType,
+    ModuleType,
+)
 from typing import Any
 
 from . import policy
+from .imports import ImportGrant, importable
 from .protocol import escape
-from .remote import Remote, RemoteWriter, remote_getattr
+from .remote import Remote, RemoteWriter, refuse_copy, remote_getattr
+
+__all__ = ["ImportBlocked", "ModuleFacade", "OutputCapture", "importable", "script_builtins",
+           "vetted_classes"]
 
 
 class ImportBlocked(ImportError):
@@ -38,11 +54,6 @@ class ImportBlocked(ImportError):
 def _denied(obj: object, name: object) -> AttributeError:
     kind = obj.__name__ if isinstance(obj, type) else type(obj).__name__
     return AttributeError(f"access to attribute {name!r} of {kind!r} objects is not allowed")
-
-
-def _origin(value: object) -> str:
-    module = getattr(value, "__module__", None)
-    return module.split(".")[0].lstrip("_") if isinstance(module, str) else ""
 
 
 def _is_constant(value: object, depth: int = 0) -> bool:
@@ -60,7 +71,7 @@ class ModuleFacade:
 
     def __init__(self, name: str, exports: dict[str, object]) -> None:
         self._name = name
-        self._exports = exports
+        self._exports = MappingProxyType(dict(exports))
 
     def __getattr__(self, name: str) -> object:  # used by ``from m import x`` only
         if not name.startswith("_") and name in self._exports:
@@ -69,6 +80,8 @@ class ModuleFacade:
 
     def __repr__(self) -> str:
         return f"<module {self._name!r} (sandboxed)>"
+
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = refuse_copy
 
 
 class OutputCapture:
@@ -103,98 +116,75 @@ class OutputCapture:
         return "".join(self.parts)
 
 
-class Guards:
-    """The guarded builtins of one script run."""
-
-    def __init__(self, allowed_imports: Iterable[str], output: OutputCapture) -> None:
-        self.allowed = frozenset(m for m in allowed_imports if importable(m))
-        self.output = output
-        self.script_classes: set[type] = set()
-        self.vetted: dict[type, frozenset[str]] = {}
-        self.writable: set[type] = set(policy.WRITABLE_DATA)
-        self.facades: dict[str, ModuleFacade] = {}
-        for name in self.allowed:
-            self._register_vetted(name)
-
-    # -- vetted types -------------------------------------------------------------------
-    def _register_vetted(self, module_name: str) -> None:
+def vetted_classes(granted: ImportGrant) -> dict[type, policy.VettedClass]:
+    """The vetted classes of the granted modules (importing them), by class."""
+    found: dict[type, policy.VettedClass] = {}
+    for module_name in granted.modules:
         try:
             module = importlib.import_module(module_name)
         except Exception:
-            return
-        for (mod, attr), names in policy.VETTED_TYPES.items():
-            cls = getattr(module, attr, None) if mod == module_name else None
+            continue
+        for (owner, attr), vetted in policy.VETTED_CLASSES.items():
+            cls = getattr(module, attr, None) if owner == module_name else None
             if isinstance(cls, type):
-                self.vetted[cls] = names
-                if (mod, attr) in policy.WRITABLE_VETTED:
-                    self.writable.add(cls)
-        for (mod, factory), names in policy.VETTED_RESULT_TYPES.items():
-            make = getattr(module, factory, None) if mod == module_name else None
+                found[cls] = vetted
+        for (owner, factory), names in policy.VETTED_RESULT_TYPES.items():
+            make = getattr(module, factory, None) if owner == module_name else None
             if callable(make):
                 try:
-                    self.vetted[type(make())] = names
+                    found[type(make())] = policy.VettedClass(frozenset(), names)
                 except Exception:
                     continue
+    return found
 
-    # -- attribute reads ----------------------------------------------------------------
-    def getattr(self, obj: object, name: str, *default: object) -> object:
-        try:
-            return self._getattr(obj, name)
-        except AttributeError:
-            if default:
-                return default[0]
-            raise
 
-    def _getattr(self, obj: object, name: str) -> object:
-        if type(name) is not str:
-            raise TypeError("attribute name must be a string")
-        tp = type(obj)
-        allowed = policy.DATA_ATTRS.get(tp)
-        if allowed is not None:
-            if name in allowed:
-                return getattr(obj, name)
-            raise _denied(obj, name)
-        if name.startswith("_"):
-            return self._dunder(obj, tp, name)
-        if tp is Remote:
-            return remote_getattr(obj, name)  # type: ignore[arg-type]
-        if tp is ModuleFacade:
-            exports = obj._exports  # type: ignore[attr-defined]
-            if name in exports:
-                return exports[name]
-            raise AttributeError(f"module {obj._name!r} has no attribute {name!r}")  # type: ignore[attr-defined]
-        if tp in self.script_classes:
-            return self._script_attr(obj, tp, name)
-        if isinstance(obj, type):
-            if obj in self.script_classes:
-                return self._script_attr(obj, obj, name)
-            allowed = policy.DATA_ATTRS.get(obj) or self.vetted.get(obj)
-            if allowed is not None and name in allowed:
-                return getattr(obj, name)
-            raise _denied(obj, name)
-        allowed = self.vetted.get(tp)
-        if allowed is not None:
-            if name in allowed:
-                return getattr(obj, name)
-            raise _denied(obj, name)
-        if tp is GeneratorType and name in policy.GENERATOR_ATTRS:
-            return getattr(obj, name)
-        if isinstance(obj, BaseException) and name in policy.EXCEPTION_ATTRS:
-            return obj.args
-        raise _denied(obj, name)
+_CALLABLES = (FunctionType, BuiltinFunctionType, MethodType)
 
-    def _dunder(self, obj: object, tp: type, name: str) -> object:
-        """``Base.__init__(self, ...)`` and friends, on the script's classes only."""
-        if name in policy.SCRIPT_DUNDERS:
-            if tp in self.script_classes:
-                return self._script_attr(obj, tp, name)
-            if isinstance(obj, type) and (
-                obj in self.script_classes or issubclass(obj, BaseException)
-            ):
-                return self._script_attr(obj, obj, name)
-        raise _denied(obj, name)
 
-    def _script_attr(self, obj: object, cls: type, name: str) -> object:
+def _wrapped(module: str, name: str) -> object:
+    if (module, name) == ("copy", "deepcopy"):
+        def deepcopy(value: object) -> object:
+            """A deep copy of ``value`` (the sandbox accepts no ``memo``)."""
+            return copy.deepcopy(value)
+        return deepcopy
+    raise KeyError((module, name))
+
+
+def _exports(name: str, module: ModuleType, members: frozenset[str],
+             vetted: dict[type, policy.VettedClass]) -> dict[str, object]:
+    """The members of ``module`` a script gets: functions, constants, vetted classes and
+    instances, exception classes; nothing else even when granted."""
+    exports: dict[str, object] = {}
+    for attr in sorted(members):
+        value = getattr(module, attr, _exports)
+        if value is _exports or isinstance(value, ModuleType):
+            continue
+        if (name, attr) in policy.WRAPPED_EXPORTS:
+            exports[attr] = _wrapped(name, attr)
+        elif isinstance(value, type):
+            if value in vetted or issubclass(value, BaseException):
+                exports[attr] = value
+        elif isinstance(value, _CALLABLES) or _is_constant(value) or type(value) in vetted:
+            exports[attr] = value
+        elif isinstance(value, (set, frozenset)) and _is_constant(frozenset(value)):
+            exports[attr] = frozenset(value)
+    return exports
+
+
+def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, object]:
+    """The builtins of one script run: every guard a closure over this run's state."""
+    vetted = vetted_classes(granted)
+    script_classes: set[type] = set()
+    writable: set[type] = set(policy.WRITABLE_DATA)
+    for owner, attr in policy.WRITABLE_VETTED:
+        if owner in granted.modules:
+            cls = builtins.getattr(importlib.import_module(owner), attr, None)
+            if isinstance(cls, type):
+                writable.add(cls)
+    facades: dict[str, ModuleFacade] = {}
+    data_attrs = policy.DATA_ATTRS
+
+    def script_attr(obj: object, cls: type, name: str) -> object:
         if obj is not cls:
             try:
                 instance_dict = object.__getattribute__(obj, "__dict__")
@@ -204,144 +194,176 @@ class Guards:
                 return instance_dict[name]
         for klass in cls.__mro__:
             if name in klass.__dict__:
-                if klass in self.script_classes:
-                    return getattr(obj, name)
+                if klass in script_classes:
+                    return builtins.getattr(obj, name)
                 if issubclass(klass, BaseException) and (
                     name in policy.EXCEPTION_ATTRS or name in policy.EXCEPTION_DUNDERS
                 ):
-                    return getattr(obj, name)
+                    value = builtins.getattr(obj, name)
+                    if obj is cls and isinstance(value, FunctionType):
+                        break  # a module's exception's __init__ would accept any self
+                    return value
                 raise _denied(obj, name)
-        raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
+        else:
+            raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
+        raise _denied(obj, name)
 
-    def hasattr(self, obj: object, name: str) -> bool:
+    def dunder(obj: object, tp: type, name: str) -> object:
+        """``Base.__init__(self, ...)`` and friends, on the script's classes only."""
+        if name in policy.SCRIPT_DUNDERS:
+            if tp in script_classes:
+                return script_attr(obj, tp, name)
+            if isinstance(obj, type) and (
+                obj in script_classes or issubclass(obj, BaseException)
+            ):
+                return script_attr(obj, obj, name)
+        raise _denied(obj, name)
+
+    def read(obj: object, name: str) -> object:
+        if type(name) is not str:
+            raise TypeError("attribute name must be a string")
+        tp = type(obj)
+        allowed = data_attrs.get(tp)
+        if allowed is not None:
+            if name in allowed:
+                return builtins.getattr(obj, name)
+            raise _denied(obj, name)
+        if name.startswith("_"):
+            return dunder(obj, tp, name)
+        if tp is Remote:
+            return remote_getattr(obj, name)  # type: ignore[arg-type]
+        if tp is ModuleFacade:
+            exports = object.__getattribute__(obj, "_exports")
+            if name in exports:
+                return exports[name]
+            module = object.__getattribute__(obj, "_name")
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        if tp in script_classes:
+            return script_attr(obj, tp, name)
+        if isinstance(obj, type):
+            if obj in script_classes:
+                return script_attr(obj, obj, name)
+            data = data_attrs.get(obj)
+            vetted_class = vetted.get(obj)
+            if not ((data is not None and name in data) or (
+                    vetted_class is not None and name in vetted_class.on_class)):
+                raise _denied(obj, name)
+            value = builtins.getattr(obj, name)
+            if isinstance(value, FunctionType):  # unbound: it would accept any self
+                raise _denied(obj, name)
+            return value
+        vetted_class = vetted.get(tp)
+        if vetted_class is not None:
+            if name in vetted_class.on_instance:
+                return builtins.getattr(obj, name)
+            raise _denied(obj, name)
+        if tp is GeneratorType and name in policy.GENERATOR_ATTRS:
+            return builtins.getattr(obj, name)
+        if isinstance(obj, BaseException) and name in policy.EXCEPTION_ATTRS:
+            return obj.args
+        raise _denied(obj, name)
+
+    def getattr(obj: object, name: str, *default: object) -> object:
         try:
-            self._getattr(obj, name)
+            return read(obj, name)
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+
+    def hasattr(obj: object, name: str) -> bool:
+        try:
+            read(obj, name)
         except AttributeError:
             return False
         return True
 
-    # -- writes -------------------------------------------------------------------------
-    def write(self, obj: object) -> object:
+    def write(obj: object) -> object:
         tp = type(obj)
-        if tp in self.writable or tp in self.script_classes or obj in self.script_classes:
+        if tp in writable or tp in script_classes or obj in script_classes:
             return obj
         if tp is Remote:
             return RemoteWriter(obj)  # type: ignore[arg-type]
         kind = obj.__name__ if isinstance(obj, type) else tp.__name__
         raise TypeError(f"{kind!r} objects cannot be modified by a script")
 
-    def setattr(self, obj: object, name: str, value: object) -> None:
+    def setattr(obj: object, name: str, value: object) -> None:
         if type(name) is not str or name.startswith("_"):
             raise AttributeError(f"cannot set attribute {name!r}")
-        setattr(self.write(obj), name, value)
+        builtins.setattr(write(obj), name, value)
 
-    def delattr(self, obj: object, name: str) -> None:
+    def delattr(obj: object, name: str) -> None:
         if type(name) is not str or name.startswith("_"):
             raise AttributeError(f"cannot delete attribute {name!r}")
-        delattr(self.write(obj), name)
+        builtins.delattr(write(obj), name)
 
-    # -- classes ------------------------------------------------------------------------
-    def make_class(self, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
         for base in bases:
             if not isinstance(base, type) or not (
-                base in self.script_classes or issubclass(base, BaseException)
+                base in script_classes or issubclass(base, BaseException)
             ):
                 raise TypeError(
                     f"class {name} may only derive from the script's classes or exceptions"
                 )
         cls = type(name, bases, namespace)
-        self.script_classes.add(cls)
+        script_classes.add(cls)
         return cls
 
-    # -- imports ------------------------------------------------------------------------
-    def import_(self, name: str, globals: object = None, locals: object = None,
+    def facade(name: str) -> ModuleFacade:
+        found = facades.get(name)
+        if found is None:
+            module = importlib.import_module(name)
+            exports = _exports(name, module, granted.modules[name], vetted)
+            found = facades[name] = ModuleFacade(name, exports)
+        return found
+
+    def import_(name: str, globals: object = None, locals: object = None,
                 fromlist: object = (), level: int = 0) -> ModuleFacade:
         if level != 0 or type(name) is not str:
             raise ImportBlocked("Relative imports are not allowed")
         if name == "__future__":
             return ModuleFacade(name, {f: f for f in __future__.all_feature_names})
-        if name not in self.allowed:
+        if name not in granted.modules:
             raise ImportBlocked(f"Import of {name!r} is not allowed")
-        facade = self.facade(name)
+        found = facade(name)
         if fromlist or "." not in name:
-            return facade
+            return found
         # ``import a.b`` binds ``a``: a facade holding only the chain down to ``a.b``.
         parts = name.split(".")
         for depth in range(len(parts) - 1, 0, -1):
             prefix = ".".join(parts[:depth])
-            parent = self.facade(prefix) if prefix in self.allowed else None
-            exports = dict(parent._exports) if parent else {}
-            exports[parts[depth]] = facade
-            facade = ModuleFacade(prefix, exports)
-        return facade
+            parent = facade(prefix) if prefix in granted.modules else None
+            exports = dict(object.__getattribute__(parent, "_exports")) if parent else {}
+            exports[parts[depth]] = found
+            found = ModuleFacade(prefix, exports)
+        return found
 
-    def facade(self, name: str) -> ModuleFacade:
-        facade = self.facades.get(name)
-        if facade is None:
-            module = importlib.import_module(name)
-            facade = self.facades[name] = ModuleFacade(name, self._exports(name, module))
-        return facade
-
-    def _exports(self, name: str, module: ModuleType) -> dict[str, object]:
-        home = name.split(".")[0].lstrip("_")
-        denied = policy.DENIED_EXPORTS.get(name, frozenset())
-        exports: dict[str, object] = {}
-        for attr, value in vars(module).items():
-            if attr.startswith("_") or attr in denied or isinstance(value, ModuleType):
-                continue
-            if isinstance(value, type):
-                vetted = value in self.vetted
-                if vetted or (issubclass(value, BaseException) and _origin(value) == home):
-                    exports[attr] = value
-            elif isinstance(value, (FunctionType, BuiltinFunctionType, MethodType)):
-                if _origin(value) == home:
-                    exports[attr] = value
-            elif _is_constant(value):
-                exports[attr] = value
-        return exports
-
-    # -- print --------------------------------------------------------------------------
-    def print(self, *args: object, sep: str | None = " ", end: str | None = "\n",
+    def print(*args: object, sep: str | None = " ", end: str | None = "\n",
               file: object = None, flush: bool = False) -> None:
         if file is not None:
             raise TypeError("print(file=...) is not supported in scripts")
-        builtins.print(*args, sep=sep, end=end, file=self.output)
+        builtins.print(*args, sep=sep, end=end, file=output)
 
-    # -- the builtins dict --------------------------------------------------------------
-    def builtins(self) -> dict[str, object]:
-        table: dict[str, object] = {
-            name: getattr(builtins, name) for name in policy.SAFE_BUILTINS
-        }
-        for name in policy.SAFE_EXCEPTIONS:
-            table[name] = getattr(builtins, name)
-        apply: Callable[..., object] = _apply
-        table.update(
-            {
-                "getattr": self.getattr,
-                "hasattr": self.hasattr,
-                "setattr": self.setattr,
-                "delattr": self.delattr,
-                "print": self.print,
-                "__import__": self.import_,
-                "__build_class__": builtins.__build_class__,
-                "__metaclass__": self.make_class,
-                "_getattr_": self.getattr,
-                "_write_": self.write,
-                "_getitem_": _getitem,
-                "_getiter_": iter,
-                "_apply_": apply,
-            }
-        )
-        return table
-
-
-def importable(name: str) -> bool:
-    """Whether an allowed-imports entry may be honoured at all (see NEVER_IMPORTABLE)."""
-    parts = name.split(".")
-    if not all(p.isidentifier() and not p.startswith("_") for p in parts):
-        return False
-    return not any(".".join(parts[:i]) in policy.NEVER_IMPORTABLE
-                   for i in range(1, len(parts) + 1))
+    table: dict[str, object] = {name: builtins.__dict__[name] for name in policy.SAFE_BUILTINS}
+    for name in policy.SAFE_EXCEPTIONS:
+        table[name] = builtins.__dict__[name]
+    apply: Callable[..., object] = _apply
+    table.update({
+        "getattr": getattr,
+        "hasattr": hasattr,
+        "setattr": setattr,
+        "delattr": delattr,
+        "print": print,
+        "__import__": import_,
+        "__build_class__": builtins.__build_class__,
+        "__metaclass__": make_class,
+        "_getattr_": getattr,
+        "_write_": write,
+        "_getitem_": _getitem,
+        "_getiter_": iter,
+        "_apply_": apply,
+    })
+    return table
 
 
 def _getitem(obj: Any, key: object) -> object:

@@ -21,6 +21,7 @@ Reading guide:
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 # --------------------------------------------------------------------------------------
 # Builtins
@@ -171,92 +172,187 @@ NEVER_IMPORTABLE: frozenset[str] = frozenset(
     }
 )
 
-#: Public members of allowed modules that are never exported: they read files,
-#: start processes or resolve attribute paths by name.
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: What each module common_api has vetted exports to scripts: functions, constants,
+#: exception classes and vetted classes, each checked one by one (pure functions of their
+#: arguments; nothing that reads files, starts processes, changes the machine, resolves
+#: attribute paths by name or hands back an interpreter object). An allowed module
+#: without a table here is not importable; an operator may still name single members
+#: (``mimetypes:guess_type`` in COMMON_API_SCRIPT_ALLOWED_IMPORTS), at their own risk.
+#: Names missing from the running Python version are skipped.
+MODULE_EXPORTS: dict[str, frozenset[str]] = {
+    "math": _names("""
+        acos acosh asin asinh atan atan2 atanh cbrt ceil comb copysign cos cosh degrees dist
+        e erf erfc exp exp2 expm1 fabs factorial floor fma fmod frexp fsum gamma gcd hypot
+        inf isclose isfinite isinf isnan isqrt lcm ldexp lgamma log log10 log1p log2 modf
+        nan nextafter perm pi pow prod radians remainder sin sinh sqrt sumprod tan tanh tau
+        trunc ulp"""),
+    "cmath": _names("""
+        acos acosh asin asinh atan atanh cos cosh e exp inf infj isclose isfinite isinf
+        isnan log log10 nan nanj phase pi polar rect sin sinh sqrt tan tanh tau"""),
+    "json": _names("dumps loads JSONDecodeError"),
+    "re": _names("""
+        compile search match fullmatch split findall finditer sub subn escape purge error
+        A ASCII DOTALL I IGNORECASE M MULTILINE NOFLAG S U UNICODE VERBOSE X"""),
+    "string": _names("""
+        ascii_letters ascii_lowercase ascii_uppercase capwords digits hexdigits octdigits
+        printable punctuation whitespace"""),
+    # not attrgetter/methodcaller (attribute paths by name), setitem/delitem (stores
+    # past the write guard)
+    "operator": _names("""
+        abs add and_ call concat contains countOf eq floordiv ge getitem gt index indexOf
+        inv invert is_ is_not itemgetter le length_hint lshift lt matmul mod mul ne neg
+        not_ or_ pos pow rshift sub truediv truth xor"""),
+    # not clock_settime*, tzset, pthread_getcpuclockid, get_clock_info
+    "time": _names("""
+        time time_ns monotonic monotonic_ns perf_counter perf_counter_ns process_time
+        process_time_ns thread_time thread_time_ns clock_gettime clock_gettime_ns
+        clock_getres gmtime localtime mktime strftime strptime asctime ctime sleep
+        timezone altzone daylight tzname struct_time CLOCK_BOOTTIME CLOCK_MONOTONIC
+        CLOCK_MONOTONIC_RAW CLOCK_PROCESS_CPUTIME_ID CLOCK_REALTIME CLOCK_TAI
+        CLOCK_THREAD_CPUTIME_ID"""),
+    "datetime": _names("date datetime time timedelta timezone MINYEAR MAXYEAR UTC"),
+    "decimal": _names("""
+        Decimal DecimalException InvalidOperation DivisionByZero Inexact Rounded Overflow
+        Underflow Subnormal Clamped FloatOperation ROUND_05UP ROUND_CEILING ROUND_DOWN
+        ROUND_FLOOR ROUND_HALF_DOWN ROUND_HALF_EVEN ROUND_HALF_UP ROUND_UP"""),
+    "fractions": _names("Fraction"),
+    "statistics": _names("""
+        mean fmean geometric_mean harmonic_mean median median_low median_high
+        median_grouped mode multimode pstdev pvariance stdev variance quantiles correlation
+        covariance StatisticsError"""),
+    # the module-level generator's methods; not seed/getstate/setstate or the classes
+    "random": _names("""
+        random uniform triangular randint randrange choice choices sample shuffle
+        getrandbits randbytes gauss normalvariate lognormvariate expovariate
+        vonmisesvariate gammavariate betavariate paretovariate weibullvariate
+        binomialvariate"""),
+    # not file_digest (reads a file object), new with arbitrary names is fine
+    "hashlib": _names("""
+        md5 sha1 sha224 sha256 sha384 sha512 sha3_224 sha3_256 sha3_384 sha3_512 blake2b
+        blake2s new algorithms_available algorithms_guaranteed"""),
+    # not uuid1/getnode (they may run a program to find the MAC address)
+    "uuid": _names("""
+        UUID uuid3 uuid4 uuid5 NAMESPACE_DNS NAMESPACE_URL NAMESPACE_OID NAMESPACE_X500"""),
+    "itertools": _names("""
+        accumulate batched chain combinations combinations_with_replacement compress count
+        cycle dropwhile filterfalse groupby islice pairwise permutations product repeat
+        starmap takewhile tee zip_longest"""),
+    # not wraps/update_wrapper/singledispatch/total_ordering/lru_cache/cache (they copy
+    # or read attributes of functions and classes)
+    "functools": _names("reduce partial cmp_to_key"),
+    "collections": _names("Counter OrderedDict defaultdict deque"),
+    # copy and deepcopy of one argument (a memo could rebind copied methods)
+    "copy": _names("copy deepcopy Error"),
+    "pprint": _names("pformat pprint pp saferepr isreadable isrecursive"),
+    "textwrap": _names("wrap fill shorten dedent indent"),
+    "base64": _names("""
+        b64encode b64decode standard_b64encode standard_b64decode urlsafe_b64encode
+        urlsafe_b64decode b32encode b32decode b32hexencode b32hexdecode b16encode b16decode
+        b85encode b85decode a85encode a85decode encodebytes decodebytes"""),
+    "binascii": _names("""
+        hexlify unhexlify b2a_hex a2b_hex b2a_base64 a2b_base64 crc32 crc_hqx Error
+        Incomplete"""),
+    "bisect": _names("bisect bisect_left bisect_right insort insort_left insort_right"),
+    "heapq": _names("""
+        heappush heappop heapify heapreplace heappushpop merge nlargest nsmallest"""),
+    "zlib": _names("compress decompress crc32 adler32 error"),
+    "unicodedata": _names("""
+        lookup name decimal digit numeric category bidirectional combining
+        east_asian_width mirrored decomposition normalize is_normalized unidata_version"""),
+}
+
+#: Members replaced by a wrapper of the sandbox's own (``copy.deepcopy`` without the
+#: ``memo`` argument: a prepared memo substitutes the ``self`` of copied methods).
+WRAPPED_EXPORTS: frozenset[tuple[str, str]] = frozenset({("copy", "deepcopy")})
+
+#: Members never exported, even when an operator names them as ``module:name``.
 DENIED_EXPORTS: dict[str, frozenset[str]] = {
-    "uuid": frozenset({"getnode", "uuid1", "uuid6"}),
-    "time": frozenset({"tzset"}),
-    "operator": frozenset({"attrgetter", "methodcaller"}),
-    "functools": frozenset(
-        {"update_wrapper", "wraps", "singledispatch", "singledispatchmethod",
-         "partialmethod", "cached_property"}
-    ),
+    "uuid": _names("getnode uuid1 uuid6 uuid7 uuid8"),
+    "time": _names("tzset clock_settime clock_settime_ns pthread_getcpuclockid"),
+    "operator": _names("attrgetter methodcaller setitem delitem"),
+    "functools": _names("update_wrapper wraps singledispatch singledispatchmethod "
+                        "partialmethod cached_property"),
+    "mimetypes": _names("read_mime_types init"),
+    "mailcap": _names("findmatch getcaps readmailcapfile subst"),
 }
 
-#: Classes of allowed modules a script may use: (module, qualified name) -> the
-#: attributes readable on the class and its instances. Any other class of an
-#: allowed module is not exported (except exception classes, which can only be
-#: raised and caught).
-VETTED_TYPES: dict[tuple[str, str], frozenset[str]] = {
-    ("datetime", "date"): frozenset(
-        {"year", "month", "day", "today", "fromisoformat", "fromordinal",
-         "fromtimestamp", "isoformat", "strftime", "weekday", "isoweekday",
-         "isocalendar", "replace", "toordinal", "ctime", "min", "max", "resolution"}
-    ),
-    ("datetime", "datetime"): frozenset(
-        {"year", "month", "day", "hour", "minute", "second", "microsecond", "tzinfo",
-         "fold", "now", "utcnow", "today", "fromisoformat", "fromtimestamp",
-         "utcfromtimestamp", "combine", "strptime", "isoformat", "strftime",
-         "timestamp", "date", "time", "timetz", "astimezone", "utcoffset", "tzname",
-         "replace", "weekday", "isoweekday", "isocalendar", "toordinal", "ctime",
-         "min", "max", "resolution"}
-    ),
-    ("datetime", "time"): frozenset(
-        {"hour", "minute", "second", "microsecond", "tzinfo", "fold", "isoformat",
-         "strftime", "replace", "utcoffset", "tzname", "fromisoformat", "min", "max"}
-    ),
-    ("datetime", "timedelta"): frozenset(
-        {"days", "seconds", "microseconds", "total_seconds", "min", "max", "resolution"}
-    ),
-    ("datetime", "timezone"): frozenset({"utc", "utcoffset", "tzname", "dst"}),
-    ("decimal", "Decimal"): frozenset(
-        {"adjusted", "as_integer_ratio", "as_tuple", "compare", "copy_abs",
-         "copy_negate", "exp", "is_finite", "is_infinite", "is_nan", "is_signed",
-         "is_zero", "ln", "log10", "max", "min", "normalize", "quantize", "sqrt",
-         "to_eng_string", "to_integral_value", "real", "imag", "from_float"}
-    ),
-    ("fractions", "Fraction"): frozenset(
-        {"numerator", "denominator", "limit_denominator", "from_float",
-         "from_decimal", "as_integer_ratio"}
-    ),
-    ("collections", "Counter"): _DICT | {"most_common", "elements", "subtract", "total"},
-    ("collections", "OrderedDict"): _DICT | {"move_to_end"},
-    ("collections", "defaultdict"): _DICT | {"default_factory"},
-    ("collections", "deque"): frozenset(
-        {"append", "appendleft", "clear", "copy", "count", "extend", "extendleft",
-         "index", "insert", "pop", "popleft", "remove", "reverse", "rotate", "maxlen"}
-    ),
-    ("re", "Pattern"): frozenset(
-        {"match", "search", "fullmatch", "findall", "finditer", "split", "sub", "subn",
-         "pattern", "flags", "groups", "groupindex"}
-    ),
-    ("re", "Match"): frozenset(
-        {"group", "groups", "groupdict", "start", "end", "span", "string", "pos",
-         "endpos", "lastindex", "lastgroup", "expand"}
-    ),
-    ("time", "struct_time"): frozenset(
-        {"tm_year", "tm_mon", "tm_mday", "tm_hour", "tm_min", "tm_sec", "tm_wday",
-         "tm_yday", "tm_isdst", "tm_zone", "tm_gmtoff"}
-    ),
-    ("uuid", "UUID"): frozenset({"hex", "int", "bytes", "urn", "version", "variant"}),
-    ("itertools", "chain"): frozenset({"from_iterable"}),
+
+class VettedClass(NamedTuple):
+    """What a script may read on a vetted class and on its instances.
+
+    ``on_class`` holds only constructors (class and static methods) and constants: an
+    unbound method read from a class would accept any ``self``.
+    """
+
+    on_class: frozenset[str]
+    on_instance: frozenset[str]
+
+
+_DATE = _names("""year month day isoformat strftime weekday isoweekday isocalendar replace
+    toordinal ctime timetuple""")
+_DATE_MAKERS = _names("today fromisoformat fromordinal fromtimestamp fromisocalendar min max "
+                      "resolution")
+_TIME = _names("hour minute second microsecond tzinfo fold isoformat strftime replace "
+               "utcoffset tzname dst")
+_DICT_METHODS = _DICT  # bound to a script's own instance only
+
+#: Classes of vetted modules: (module, name) -> what a script may read on them.
+VETTED_CLASSES: dict[tuple[str, str], VettedClass] = {
+    ("datetime", "date"): VettedClass(_DATE_MAKERS, _DATE),
+    ("datetime", "datetime"): VettedClass(
+        _DATE_MAKERS | _names("now utcnow utcfromtimestamp combine strptime"),
+        _DATE | _TIME | _names("timestamp date time timetz astimezone utctimetuple")),
+    ("datetime", "time"): VettedClass(_names("fromisoformat min max resolution"), _TIME),
+    ("datetime", "timedelta"): VettedClass(
+        _names("min max resolution"), _names("days seconds microseconds total_seconds")),
+    ("datetime", "timezone"): VettedClass(_names("utc min max"),
+                                          _names("utcoffset tzname dst")),
+    ("decimal", "Decimal"): VettedClass(_names("from_float"), _names("""
+        adjusted as_integer_ratio as_tuple compare copy_abs copy_negate exp is_finite
+        is_infinite is_nan is_signed is_zero ln log10 max min normalize quantize sqrt
+        to_eng_string to_integral_value real imag""")),
+    ("fractions", "Fraction"): VettedClass(
+        _names("from_float from_decimal"),
+        _names("numerator denominator limit_denominator as_integer_ratio")),
+    ("collections", "Counter"): VettedClass(
+        frozenset(), _DICT_METHODS | _names("most_common elements subtract total")),
+    ("collections", "OrderedDict"): VettedClass(frozenset(), _DICT_METHODS | {"move_to_end"}),
+    ("collections", "defaultdict"): VettedClass(frozenset(),
+                                                _DICT_METHODS | {"default_factory"}),
+    ("collections", "deque"): VettedClass(frozenset(), _names("""
+        append appendleft clear copy count extend extendleft index insert pop popleft remove
+        reverse rotate maxlen""")),
+    ("re", "Pattern"): VettedClass(frozenset(), _names("""
+        match search fullmatch findall finditer split sub subn pattern flags groups
+        groupindex""")),
+    ("re", "Match"): VettedClass(frozenset(), _names("""
+        group groups groupdict start end span string pos endpos lastindex lastgroup
+        expand""")),
+    ("time", "struct_time"): VettedClass(frozenset(), _names("""
+        tm_year tm_mon tm_mday tm_hour tm_min tm_sec tm_wday tm_yday tm_isdst tm_zone
+        tm_gmtoff""")),
+    ("uuid", "UUID"): VettedClass(frozenset(),
+                                  _names("hex int bytes urn version variant")),
+    ("itertools", "chain"): VettedClass(_names("from_iterable"), frozenset()),
     **{
-        ("itertools", name): frozenset()
-        for name in (
-            "accumulate", "combinations", "combinations_with_replacement", "compress",
-            "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice",
-            "pairwise", "permutations", "product", "repeat", "starmap", "takewhile",
-            "zip_longest", "batched",
-        )
+        ("itertools", name): VettedClass(frozenset(), frozenset())
+        for name in _names("""
+            accumulate batched combinations combinations_with_replacement compress count
+            cycle dropwhile filterfalse groupby islice pairwise permutations product repeat
+            starmap takewhile zip_longest""")
     },
+    ("functools", "partial"): VettedClass(frozenset(), frozenset()),
 }
 
-#: Types that are not module attributes: (module, factory) -> readable attributes.
+#: Types that are not module members: (module, factory) -> what instances expose.
 #: The type is that of ``module.factory()``.
 VETTED_RESULT_TYPES: dict[tuple[str, str], frozenset[str]] = {
-    ("hashlib", "sha256"): frozenset(
-        {"hexdigest", "digest", "update", "copy", "name", "digest_size", "block_size"}
-    ),
+    ("hashlib", factory): _names("hexdigest digest update copy name digest_size block_size")
+    for factory in ("sha256", "blake2b", "blake2s", "sha3_256")
 }
 
 #: Modules that allowed modules import on first use: the fork server imports them
@@ -335,6 +431,11 @@ def app_package(import_name: object) -> str | None:
 WRITABLE_SCALARS: tuple[type, ...] = (type(None), bool, int, float, str)
 MAX_WRITE_ITEMS = 1_000
 MAX_WRITE_CHARS = 65_536
+#: Writes listed one by one in a script's audit record; the rest are counted.
+MAX_WRITE_RECORDS = 100
+#: Longest attribute path (``app.state.engine.l1``) of a host object a script holds:
+#: paths are kept per handle and named in records, so they must stay small.
+MAX_PATH_CHARS = 256
 
 
 # --------------------------------------------------------------------------------------

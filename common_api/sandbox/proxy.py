@@ -31,6 +31,7 @@ import decimal
 import enum
 import fractions
 import itertools
+import math
 import sys
 import time
 import types
@@ -103,6 +104,29 @@ def is_plain_setting(value: object) -> bool:
     return _is_plain_value(value, [policy.MAX_WRITE_ITEMS])
 
 
+def _finite(value: object) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is not tuple or all(_finite(v) for v in value)
+
+
+def type_change(old: object, new: object) -> Refused | None:
+    """Why assigning ``new`` over ``old`` would change the setting's type, if it would.
+
+    The type stays: int and float may replace each other (bool is neither), ``None``
+    only replaces ``None``, and an attribute holding ``None`` takes any plain value.
+    """
+    if not _finite(new):
+        return Refused("ValueError", "floats must be finite")
+    if old is None or type(old) is type(new):
+        return None
+    if type(old) in (int, float) and type(new) in (int, float):
+        return None
+    shown = "None" if new is None else f"a {type(new).__name__!r} value"
+    return Refused("TypeError", f"it holds a {type(old).__name__!r} value; {shown} would "
+                   "change its type")
+
+
 class HostBridge:
     """The handle table and request dispatcher of one script run."""
 
@@ -113,7 +137,9 @@ class HostBridge:
         self.paths: list[str] = ["app"]
         self.index: dict[int, int] = {id(app): 0}
         self.calls = 0
+        #: the first MAX_WRITE_RECORDS writes of the run, and how many more there were
         self.writes: list[dict[str, str]] = []
+        self.writes_omitted = 0
         self._deadline: float | None = None
         self._arguments = protocol.Budget(None, None, policy.MAX_REQUEST_ITEMS)
         self._ops: dict[str, Callable[[object, int, dict[str, Any]], object]] = {
@@ -161,6 +187,12 @@ class HostBridge:
             return {"err": [_exception_kind(exc), _message(exc)]}
         return reply
 
+    def write_records(self) -> list[dict[str, str]]:
+        """The writes for an audit record: at most MAX_WRITE_RECORDS, then a count."""
+        if not self.writes_omitted:
+            return list(self.writes)
+        return [*self.writes, {"omitted": str(self.writes_omitted)}]
+
     # -- handles -------------------------------------------------------------------------
     def _resolve(self, handle: object) -> object:
         if type(handle) is not int or not 0 <= handle < len(self.objects):
@@ -184,6 +216,11 @@ class HostBridge:
             )
         handle = self.index.get(id(value))
         if handle is None or self.objects[handle] is not value:
+            if len(path) > policy.MAX_PATH_CHARS:
+                raise Refused(
+                    "ValueError",
+                    f"the path to this host object is longer than {policy.MAX_PATH_CHARS} "
+                    f"characters ({path[:48]}...): reach it in fewer steps")
             handle = len(self.objects)
             self.objects.append(value)
             self.paths.append(path)
@@ -318,9 +355,15 @@ class HostBridge:
         value = self.decode(raw)
         if not is_plain_setting(value):
             raise refusal
+        changed = type_change(old, value)
+        if changed is not None:
+            raise Refused(changed.kind, f"cannot set {path}: {changed}")
         setattr(obj, name, value)
-        self.writes.append({"path": path, "old": type(old).__name__,
-                            "new": type(value).__name__})
+        if len(self.writes) < policy.MAX_WRITE_RECORDS:
+            self.writes.append({"path": path, "old": type(old).__name__,
+                                "new": type(value).__name__})
+        else:
+            self.writes_omitted += 1
         return None
 
     def _call(self, obj: object, handle: int, message: dict[str, Any]) -> object:

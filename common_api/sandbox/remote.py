@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from . import protocol
 from .policy import MAX_REQUEST_ITEMS
@@ -63,6 +63,11 @@ def _handle_of(value: object) -> int:
     raise TypeError(f"'{type(value).__name__}' objects cannot be passed to the host")
 
 
+def refuse_copy(self: object, *args: object) -> NoReturn:
+    """What the sandbox's own objects answer to copy, deepcopy and pickle."""
+    raise TypeError(f"{type(self).__name__} objects cannot be copied or pickled")
+
+
 class Remote:
     """A host object seen from a script. It has no attributes of its own."""
 
@@ -99,6 +104,8 @@ class Remote:
 
     def __repr__(self) -> str:
         return str(_request("repr", self._handle))
+
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = refuse_copy
 
 
 def remote_getattr(remote: Remote, name: str) -> object:

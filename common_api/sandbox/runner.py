@@ -23,7 +23,6 @@ from typing import Any
 
 from . import protocol
 from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
-from .guards import importable
 from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
     ChildGone,
@@ -35,6 +34,7 @@ from .process import (
     death_reason,
 )
 from .proxy import HostBridge
+from .render import log_text
 
 # the runner's own record of each script; the HTTP view writes the one audit line
 # (common_api.audit) that names the request's client and token
@@ -59,12 +59,9 @@ class ScriptRunner:
 
     def __init__(self, settings: ScriptSettings) -> None:
         self.settings = settings
-        refused = sorted(m for m in settings.allowed_imports if not importable(m))
-        if refused:
-            log.warning("these allowed imports are never importable by scripts: %s",
-                        ", ".join(refused))
+        # entries that grant nothing are named once at start-up (setup.check_script_imports)
         self._config: dict[str, Any] = {
-            "allowed_imports": sorted(m for m in settings.allowed_imports if importable(m)),
+            "allowed_imports": sorted(settings.allowed_imports),
             "timeout": settings.timeout,
             "max_result_bytes": settings.max_result_bytes,
             "memory_limit_bytes": settings.memory_limit_bytes,
@@ -96,13 +93,13 @@ class ScriptRunner:
                 outcome = self._run(source, bridge)
             finally:
                 if writes is not None:
-                    writes.extend(bridge.writes)
+                    writes.extend(bridge.write_records())
         except ScriptError as exc:
-            self._log_script(digest, size, f"error: {exc}", started, client, bridge.writes)
+            self._log_script(digest, size, f"error: {exc}", started, client, bridge)
             raise
         finally:
             self._slots.release()
-        self._log_script(digest, size, "ok", started, client, bridge.writes)
+        self._log_script(digest, size, "ok", started, client, bridge)
         return outcome
 
     def close(self) -> None:
@@ -205,15 +202,22 @@ class ScriptRunner:
             self._server = None
 
     def _log_script(self, digest: str, size: int, outcome: str, started: float,
-                    client: str, writes: list[dict[str, str]] | None = None) -> None:
+                    client: str, bridge: HostBridge | None = None) -> None:
+        """The runner's record of a script; every text a script chose is escaped."""
         duration = time.monotonic() - started
-        changed = ",".join(f"{w['path']}:{w['old']}->{w['new']}" for w in writes or ())
+        writes = bridge.writes if bridge is not None else []
+        changed = ",".join(f"{w['path']}:{w['old']}->{w['new']}" for w in writes)
+        if bridge is not None and bridge.writes_omitted:
+            changed += f" and {bridge.writes_omitted} more"
+        outcome = log_text(outcome)
         script_log.info(
             "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s writes=%s",
-            digest, size, outcome, duration, client or "-", changed or "-",
+            digest, size, outcome, duration, log_text(client) or "-",
+            log_text(changed) or "-",
             extra={"script_sha256": digest, "script_size": size,
                    "script_outcome": outcome, "script_duration": duration,
-                   "script_client": client, "script_writes": list(writes or ())},
+                   "script_client": client,
+                   "script_writes": bridge.write_records() if bridge is not None else []},
         )
 
     def __del__(self) -> None:

@@ -10,7 +10,8 @@ from sandbox.helpers import make_app
 
 from common_api.sandbox import protocol
 from common_api.sandbox.compiler import CompileFailed, compile_script
-from common_api.sandbox.guards import Guards, OutputCapture, importable
+from common_api.sandbox.guards import ModuleFacade, OutputCapture, importable, script_builtins
+from common_api.sandbox.imports import grant
 from common_api.sandbox.proxy import HostBridge
 
 
@@ -122,16 +123,18 @@ def test_augmented_assignment_of_names_stays_native() -> None:
 
 
 def test_guards_type_policy() -> None:
-    guards = Guards(["math", "os", "json"], OutputCapture(100))
-    assert guards.allowed == frozenset({"math", "json"})
-    assert guards.getattr("a,b", "split")(",") == ["a", "b"]
+    guards = script_builtins(grant(["math", "os", "json"]), OutputCapture(100))
+    getattr_, import_, write = guards["getattr"], guards["__import__"], guards["_write_"]
+    assert getattr_("a,b", "split")(",") == ["a", "b"]
     for obj, name in [("", "format"), ("", "format_map"), ((), "__class__"), (len, "__self__"),
                       (Exception("x"), "with_traceback"), (lambda: 0, "__globals__")]:
         with pytest.raises(AttributeError):
-            guards.getattr(obj, name)
-    assert guards.getattr(Exception("m"), "args") == ("m",)
-    math = guards.import_("math")
-    assert guards.getattr(math, "sqrt")(9) == 3.0
+            getattr_(obj, name)
+    assert getattr_(Exception("m"), "args") == ("m",)
+    math = import_("math")
+    assert isinstance(math, ModuleFacade) and getattr_(math, "sqrt")(9) == 3.0
+    with pytest.raises(ImportError, match="Import of 'os' is not allowed"):
+        import_("os")
     with pytest.raises(TypeError):
-        guards.write(math)
+        write(math)
     assert not importable("os.path") and not importable("_json") and importable("json")

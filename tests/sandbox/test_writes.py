@@ -40,7 +40,7 @@ def test_the_lmcache_reconfiguration_script_works(writer: ScriptRunner) -> None:
 
 def test_plain_values_of_every_kind_and_augmented_assignment(writer: ScriptRunner) -> None:
     app = make_app()
-    source = ("l1 = app.state.engine.l1\nl1.eviction = None\nl1.eviction = 'fifo'\n"
+    source = ("l1 = app.state.engine.l1\nl1.eviction = 'fifo'\n"
               "l1.tiers = ('cpu', ('disk', 2), 1.5, True)\nl1.max_entries += 5\n"
               "setattr(l1, 'write_ttl_seconds', 2.5)\nresult = l1.max_entries\n")
     assert writer.run(source, app).result == "10005"
@@ -137,3 +137,88 @@ def test_surrogates_in_result_and_output_come_back_escaped(writer: ScriptRunner)
 def test_surrogates_reach_the_host_and_back(writer: ScriptRunner) -> None:
     result = writer.run("result = ascii(app.state.engine.echo('\\ud800'))", make_app()).result
     assert result == "('\\ud800',)"
+
+
+# -- issue 16: writes keep the attribute's type; paths and records are bounded ---------
+
+TYPE_CHANGES = [
+    ("app.state.counter = 'paused'", "int"),
+    ("app.state.engine.l1.write_ttl_seconds = '30'", "int"),
+    ("app.state.engine.l1.write_ttl_seconds = True", "int"),
+    ("app.state.engine.l1.write_ttl_seconds = float('inf')", "finite"),
+    ("app.state.engine.l1.write_ttl_seconds = float('nan')", "finite"),
+    ("app.state.engine.l1.write_ttl_seconds = None", "None"),
+    ("app.state.engine.l1.eviction = None", "None"),
+    ("app.state.engine.l1.eviction = 3", "str"),
+    ("app.state.engine.l1.tiers = 'cpu'", "tuple"),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), TYPE_CHANGES)
+def test_a_write_that_changes_the_type_is_refused_and_changes_nothing(
+        writer: ScriptRunner, source: str, message: str) -> None:
+    app = make_app()
+    before = _snapshot(app), app.state.counter  # type: ignore[attr-defined]
+    writes: list[dict[str, str]] = []
+    with pytest.raises(ScriptError, match=r"^(TypeError|ValueError): cannot set") as info:
+        writer.run(source, app, writes=writes)
+    assert message in str(info.value)
+    assert (_snapshot(app), app.state.counter) == before  # type: ignore[attr-defined]
+    assert writes == []
+
+
+def test_int_and_float_replace_each_other_and_none_takes_any_plain_value(
+        writer: ScriptRunner) -> None:
+    app = make_app()
+    app.state.engine.l1.unset = None  # type: ignore[attr-defined]
+    source = ("l1 = app.state.engine.l1\nl1.write_ttl_seconds = 2.5\n"
+              "l1.write_ttl_seconds = 7\nl1.unset = 'now set'\nresult = 'ok'\n")
+    assert writer.run(source, app).result == "ok"
+    l1 = app.state.engine.l1  # type: ignore[attr-defined]
+    assert (l1.write_ttl_seconds, l1.unset) == (7, "now set")
+
+
+def test_a_handle_path_longer_than_256_characters_is_refused(writer: ScriptRunner) -> None:
+    from sandbox.hosts.linked import chain
+
+    app = make_app()
+    app.state.chain = chain(5000)  # type: ignore[attr-defined]
+    walk = "n = app.state.chain\nfor i in range(5000):\n    n = n.next\nresult = n.index\n"
+    with pytest.raises(ScriptError, match="256 characters") as info:
+        writer.run(walk, app)
+    assert "ValueError" in str(info.value)
+    short = "n = app.state.chain\nfor i in range(20):\n    n = n.next\nresult = n.index\n"
+    assert writer.run(short, app).result == "20"
+
+
+def test_an_audit_line_holds_at_most_100_write_records(
+        writer: ScriptRunner, caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app()
+    caplog.set_level(logging.INFO, logger="common_api.sandbox.scripts")
+    writes: list[dict[str, str]] = []
+    source = "l1 = app.state.engine.l1\nfor i in range(500):\n    l1.max_entries = i\n"
+    writer.run(source, app, writes=writes)
+    assert len(writes) == 101 and writes[-1] == {"omitted": "400"}
+    assert app.state.engine.l1.max_entries == 499  # type: ignore[attr-defined]
+    line = next(r.getMessage() for r in caplog.records
+                if r.name == "common_api.sandbox.scripts")
+    assert line.count("max_entries") == 100 and "400 more" in line
+    assert len(line) < 10_000
+
+
+FORGED = ('raise ValueError("boom\\nINFO common_api.audit: {\\"client\\": \\"10.9.8.7\\", '
+          '\\"status\\": 200}\\r\\x1b[2K\\x00 done")')
+
+
+def test_script_text_is_escaped_before_it_reaches_a_log_line(
+        writer: ScriptRunner, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="common_api")
+    with pytest.raises(ScriptError):
+        writer.run(FORGED, make_app())
+    with pytest.raises(ScriptError):
+        writer.run("setattr(app.state.engine.l1, 'x\\n\\x1b[31mINFO forged', 1)", make_app())
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines
+    for line in lines:
+        assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in line), repr(line)
+    assert any("boom\\nINFO common_api.audit" in line for line in lines)

@@ -49,13 +49,19 @@ class LoggerLevel:
     level: str
     effective_level: str
     revert: Revert | None = None
+    #: the logger drops every record (``logging.config`` disables existing loggers
+    #: unless told not to): its level alone would not say so
+    disabled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "effective_level": self.effective_level,
-                "revert": self.revert.to_dict() if self.revert else None}
+                "revert": self.revert.to_dict() if self.revert else None,
+                "disabled": self.disabled}
 
     def render(self) -> str:
         line = f"{self.name}: {self.level}"
+        if self.disabled:
+            line += " (disabled)"
         if self.revert is not None:
             until = datetime.fromtimestamp(self.revert.at).astimezone().isoformat(
                 timespec="seconds")
@@ -74,6 +80,9 @@ class LevelChange:
     unacknowledged: tuple[int, ...] = ()
     # why each of ``unacknowledged`` did not confirm (stopped, busy, its files gone)
     reasons: Mapping[int, str] = field(default_factory=dict)
+    #: no logger of that name existed in the answering process: the set created it (a
+    #: typo makes a new, silent logger)
+    created: bool = False
 
     def _why(self, pid: int) -> str:
         return self.reasons.get(pid, "no acknowledgement in time, stopped or stuck?")
@@ -83,6 +92,8 @@ class LevelChange:
         if self.revert is not None:
             seconds = max(0.0, self.revert.at - time.time())
             text += f" for {seconds:.0f} seconds, then {self.revert.level}"
+        if self.created:
+            text += f"\nNo logger named {self.name} existed: it has been created"
         if self.unacknowledged:
             pids = ", ".join(f"{pid} ({self._why(pid)})" for pid in self.unacknowledged)
             who, they, run = (("workers", "they apply", "they run")
@@ -96,7 +107,8 @@ class LevelChange:
                 "revert": self.revert.to_dict() if self.revert else None,
                 "unacknowledged_workers": list(self.unacknowledged),
                 "unacknowledged_reasons": {str(pid): self._why(pid)
-                                           for pid in self.unacknowledged}}
+                                           for pid in self.unacknowledged},
+                "created": self.created}
 
 
 def parse_level(text: str) -> int:
@@ -213,7 +225,8 @@ class LogLevelService:
     def _describe(self, name: str, logger: logging.Logger,
                   pending: dict[str, Revert]) -> LoggerLevel:
         return LoggerLevel(name, level_name(logger.level),
-                           level_name(logger.getEffectiveLevel()), pending.get(name))
+                           level_name(logger.getEffectiveLevel()), pending.get(name),
+                           disabled=logger.disabled)
 
     def list_levels(self) -> list[LoggerLevel]:
         """The root logger, then every other created logger in name order."""
@@ -239,6 +252,7 @@ class LogLevelService:
         (Unavailable) when it cannot be shared."""
         check_logger_name(name)
         levelno = parse_level(level)
+        created = existing_logger(name) is None
         revert = None
         if duration is not None:
             seconds = parse_duration(duration)
@@ -249,7 +263,8 @@ class LogLevelService:
                 logger.level if logger is not None else logging.NOTSET)
             revert = Revert(previous, time.time() + seconds)
         late = self._publisher.publish(name, level_name(levelno), revert)
-        return LevelChange(name, level_name(levelno), revert, tuple(late), dict(late))
+        return LevelChange(name, level_name(levelno), revert, tuple(late), dict(late),
+                           created=created)
 
 
 def render_levels(levels: list[LoggerLevel]) -> str:

@@ -123,7 +123,7 @@ def test_loglevel_json_form_gives_configured_and_effective(
     loggers = {entry["name"]: entry for entry in response.get_json()["loggers"]}
     assert loggers["lmcache.v1.cache_engine"] == {
         "name": "lmcache.v1.cache_engine", "level": "WARNING", "effective_level": "WARNING",
-        "revert": None}
+        "revert": None, "disabled": False}
     assert client.get("/loglevel?logger_name=lmcache.v1.cache_engine&format=json").get_json()[
         "level"] == "WARNING"
 

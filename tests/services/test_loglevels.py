@@ -127,3 +127,35 @@ def test_permanent_set_cancels_a_pending_revert(logger: logging.Logger) -> None:
 def test_invalid_durations_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidInput, match="Invalid duration"):
         parse_duration(bad)
+
+
+# -- issue 22: a disabled logger is shown as such; a set that creates a logger says so --
+
+def test_a_disabled_logger_is_shown_as_disabled(logger: logging.Logger) -> None:
+    logger.disabled = True
+    try:
+        entry = LogLevelService().get_level(logger.name)
+        assert entry.to_dict()["disabled"] is True
+        assert entry.render() == f"{logger.name}: WARNING (disabled)"
+        listed = render_levels(LogLevelService().list_levels())
+        assert f"\n{logger.name}: WARNING (disabled)\n" in listed
+    finally:
+        logger.disabled = False
+    assert LogLevelService().get_level(logger.name).to_dict()["disabled"] is False
+    assert LogLevelService().get_level(logger.name).render() == f"{logger.name}: WARNING"
+
+
+def test_setting_a_logger_that_did_not_exist_says_it_was_created() -> None:
+    name = "tests.loglevels.kvctll"
+    assert name not in logging.Logger.manager.loggerDict
+    try:
+        first = LogLevelService().set_level(name, "INFO")
+        lines = first.render().splitlines()
+        assert lines[0] == f"Set {name} level to INFO (including all handlers)"
+        assert lines[1] == f"No logger named {name} existed: it has been created"
+        assert first.to_dict()["created"] is True
+        again = LogLevelService().set_level(name, "DEBUG")
+        assert again.render() == f"Set {name} level to DEBUG (including all handlers)"
+        assert again.to_dict()["created"] is False
+    finally:
+        logging.Logger.manager.loggerDict.pop(name, None)

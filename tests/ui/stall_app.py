@@ -8,6 +8,7 @@ names it; the low thread ``bookkeeper`` keeps running.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -16,6 +17,9 @@ from flask import Flask
 from common_api import ThreadLevel, bp, create_periodic_thread
 
 STALL_FILE = os.environ["STALL_FILE"]
+# what a host's logging.config.dictConfig does to every logger that exists when it runs
+# (disable_existing_loggers defaults to True), here to one logger only
+logging.getLogger("stall_app.cache").disabled = True
 _released = threading.Event()
 
 

@@ -242,6 +242,26 @@ def test_the_profile_panel_renders_a_flame_graph_and_offers_the_speedscope_file(
         saved.read_text().replace('":"', '": "')
 
 
+def test_the_page_marks_a_logger_the_host_s_logging_config_disabled(
+        guarded: tuple[LiveServer, Path], tab: Tab) -> None:
+    server, _ = guarded
+    listed = server.get("/ops/loglevel", params={"logger_name": "stall_app.cache",
+                                                 "format": "json"},
+                        headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert listed["disabled"] is True
+    page = tab.page
+    page.goto(server.url + "/ops/ui")
+    page.wait_for_selector("#token-form.shown")
+    page.fill("#token-input", TOKEN)
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("#ll-rows tr")
+    page.fill("#ll-filter", "stall_app.cache")
+    expect(page.locator("#ll-rows tr td:nth-child(2)")).to_have_text("NOTSET (disabled)")
+    page.fill("#ll-filter", "common_api.audit")
+    expect(page.locator("#ll-rows tr")).to_have_count(1)
+    expect(page.locator("#ll-rows tr td:nth-child(2)")).not_to_contain_text("disabled")
+
+
 def test_with_a_token_under_a_prefix_the_page_asks_once_then_turns_unhealthy_and_down(
         guarded: tuple[LiveServer, Path], tab: Tab) -> None:
     server, stall = guarded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 from sandbox.helpers import CANARIES, CORPUS_DIR, CORPUS_IMPORTS, ENV_CANARY, ENV_CANARY_NAME
 
 ESCAPE_MARK = "ESCAPED"
+#: Scripts that need a directory of the test's write it where this placeholder stands.
+MARKER_DIR_PLACEHOLDER = "@MARKER_DIR@"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class Attack:
     dos: bool
     expect: str | None
     probe: str | None
+    #: Set on scripts that escape the runner itself (with a wide allowlist), not
+    #: only a naive exec: "runner <commit>, wide allowlist". They have no naive run.
+    escapes: str | None = None
+    #: Modules the script needs from the interpreter (mailcap, uu: gone in 3.13).
+    requires: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -31,6 +39,10 @@ class Attack:
     @property
     def id(self) -> str:
         return self.path.stem
+
+    def source_with(self, marker_dir: Path) -> str:
+        """The source, writing its markers (if it does) into ``marker_dir``."""
+        return self.source.replace(MARKER_DIR_PLACEHOLDER, str(marker_dir))
 
 
 def load(path: Path) -> Attack:
@@ -44,13 +56,32 @@ def load(path: Path) -> Attack:
         path=path,
         threat=int(fields["threat"].split()[0]),
         technique=fields["technique"],
-        dos=fields["naive exec"].startswith("dos"),
+        dos=fields.get("naive exec", "").startswith("dos"),
         expect=fields.get("expect"),
         probe=fields["probe"].replace("\\n", "\n") if "probe" in fields else None,
+        escapes=fields.get("escapes"),
+        requires=tuple(fields["requires"].split()) if "requires" in fields else (),
     )
 
 
-CORPUS: list[Attack] = [load(p) for p in sorted(CORPUS_DIR.glob("[0-9]*.py"))]
+_ALL: list[Attack] = [load(p) for p in sorted(CORPUS_DIR.glob("[0-9]*.py"))]
+#: The corpus of issues 4 and 10, run with ``CORPUS_IMPORTS``: each escapes a naive
+#: exec (verified) and must not escape the runner.
+CORPUS: list[Attack] = [a for a in _ALL if a.escapes is None]
+#: Attacks that escaped the runner itself with a wide allowlist (issue 16), run with
+#: ``WIDE_IMPORTS``: each must not escape any more, nor leave a trace on the machine.
+WIDE_CORPUS: list[Attack] = [a for a in _ALL if a.escapes is not None]
+
+
+def unavailable(attack: Attack) -> str | None:
+    """Why ``attack`` cannot run on this interpreter (mailcap and uu left the standard
+    library in Python 3.13), or None."""
+    for module in attack.requires:
+        if importlib.util.find_spec(module) is None:
+            version = ".".join(map(str, sys.version_info[:2]))
+            return (f"{attack.id} needs the {module} module, which Python {version} no "
+                    "longer ships (removed in 3.13)")
+    return None
 
 
 def shows_escape(text: str) -> bool:

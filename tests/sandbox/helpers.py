@@ -26,6 +26,14 @@ CORPUS_IMPORTS = frozenset(
      "collections", "math", "random"}
 )
 HONEST_IMPORTS = CORPUS_IMPORTS | {"os", "itertools", "hashlib"}
+#: The allowlist an operator plausibly writes for inspection scripts (issue 16): the
+#: modules the sandbox prepares for, plus copy, enum, pprint, textwrap, base64,
+#: mimetypes, and mailcap and uu (shipped up to Python 3.12).
+WIDE_IMPORTS = frozenset(
+    {"collections", "datetime", "time", "decimal", "fractions", "statistics", "random",
+     "hashlib", "uuid", "itertools", "functools", "copy", "enum", "pprint", "textwrap",
+     "base64", "mimetypes", "mailcap", "uu", "json", "math", "re", "operator", "string"}
+)
 
 
 class Metadata:

@@ -182,7 +182,11 @@ def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, ob
             if isinstance(cls, type):
                 writable.add(cls)
     facades: dict[str, ModuleFacade] = {}
+    # the policy as it is now, held by the closures (nothing reads the module later)
     data_attrs = policy.DATA_ATTRS
+    script_dunders, generator_attrs = policy.SCRIPT_DUNDERS, policy.GENERATOR_ATTRS
+    exception_attrs = policy.EXCEPTION_ATTRS
+    exception_members = policy.EXCEPTION_ATTRS | policy.EXCEPTION_DUNDERS
 
     def script_attr(obj: object, cls: type, name: str) -> object:
         if obj is not cls:
@@ -196,9 +200,7 @@ def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, ob
             if name in klass.__dict__:
                 if klass in script_classes:
                     return builtins.getattr(obj, name)
-                if issubclass(klass, BaseException) and (
-                    name in policy.EXCEPTION_ATTRS or name in policy.EXCEPTION_DUNDERS
-                ):
+                if issubclass(klass, BaseException) and name in exception_members:
                     value = builtins.getattr(obj, name)
                     if obj is cls and isinstance(value, FunctionType):
                         break  # a module's exception's __init__ would accept any self
@@ -210,7 +212,7 @@ def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, ob
 
     def dunder(obj: object, tp: type, name: str) -> object:
         """``Base.__init__(self, ...)`` and friends, on the script's classes only."""
-        if name in policy.SCRIPT_DUNDERS:
+        if name in script_dunders:
             if tp in script_classes:
                 return script_attr(obj, tp, name)
             if isinstance(obj, type) and (
@@ -257,9 +259,9 @@ def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, ob
             if name in vetted_class.on_instance:
                 return builtins.getattr(obj, name)
             raise _denied(obj, name)
-        if tp is GeneratorType and name in policy.GENERATOR_ATTRS:
+        if tp is GeneratorType and name in generator_attrs:
             return builtins.getattr(obj, name)
-        if isinstance(obj, BaseException) and name in policy.EXCEPTION_ATTRS:
+        if isinstance(obj, BaseException) and name in exception_attrs:
             return obj.args
         raise _denied(obj, name)
 

@@ -21,6 +21,8 @@ Reading guide:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 # --------------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ _SET = _FROZENSET | {
 }
 
 #: Exact type -> attribute names a script may read (on instances and on the type).
-DATA_ATTRS: dict[type, frozenset[str]] = {
+DATA_ATTRS: Mapping[type, frozenset[str]] = MappingProxyType({
     str: _STR,
     bytes: _BYTES,
     bytearray: _BYTEARRAY,
@@ -138,7 +140,7 @@ DATA_ATTRS: dict[type, frozenset[str]] = {
     type({}.keys()): frozenset({"isdisjoint"}),
     type({}.items()): frozenset({"isdisjoint"}),
     type({}.values()): frozenset(),
-}
+})
 
 #: Generator objects of script functions: no gi_frame / gi_code.
 GENERATOR_ATTRS: frozenset[str] = frozenset({"send", "throw", "close"})

@@ -116,6 +116,8 @@ class CommonApiState:
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
     enabled: tuple[Endpoint, ...] = ENDPOINTS
+    # endpoints whose enabling setting is false: their paths answer 404 saying so
+    switched_off: tuple[Endpoint, ...] = ()
     mounted: dict[str, Endpoint] = field(default_factory=dict)
     claims: PathClaims = field(default_factory=PathClaims)
     _runner: ScriptRunner | None = None
@@ -282,6 +284,8 @@ def setup_app(app: Flask) -> CommonApiState:
                 runtime.state.root / f"metrics-baseline-app{ordinal}.json")
     metrics = MetricsService([*sources, periodic_series], baseline)
 
+    available = [endpoint for endpoint in ENDPOINTS
+                 if endpoint.name not in settings[config.DISABLED_ENDPOINTS]]
     state = CommonApiState(
         settings=settings,
         access=AccessPolicy(settings[config.TOKEN], settings[config.TRUST_LOOPBACK],
@@ -300,13 +304,18 @@ def setup_app(app: Flask) -> CommonApiState:
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,
-        enabled=tuple(endpoint for endpoint in ENDPOINTS
-                      if endpoint.name not in settings[config.DISABLED_ENDPOINTS]),
+        enabled=tuple(endpoint for endpoint in available if _switched_on(endpoint, settings)),
+        switched_off=tuple(endpoint for endpoint in available
+                           if not _switched_on(endpoint, settings)),
     )
     if host_exporter is not None:
         _adopt_host_exporter(state, host_exporter)
     app.extensions[EXTENSION_KEY] = state
     return state
+
+
+def _switched_on(endpoint: Endpoint, settings: Mapping[str, Any]) -> bool:
+    return endpoint.enabled_by is None or bool(settings[endpoint.enabled_by])
 
 
 def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
@@ -377,7 +386,7 @@ def mount_endpoints(setup_state: BlueprintSetupState,
                                  methods=list(endpoint.methods))
         full_name = f"{setup_state.name_prefix}.{setup_state.name}.{endpoint.name}".lstrip(".")
         state.mounted[full_name] = endpoint
-    state.claims.add(prefix, state.enabled)
+    state.claims.add(prefix, (*state.enabled, *state.switched_off))
 
 
 def finish_registration(setup_state: BlueprintSetupState) -> None:
@@ -439,6 +448,8 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         status = error.code or code
         reason = "Not found" if status == 404 else "Method not allowed"
         message = f"{reason}: {request.method} {request.path}"
+        if status == 404 and owner in state.switched_off:
+            message = owner.off_message(request.method, request.path)
         response = (json_response({"error": message}, status) if owner.json
                     else text_response(message, status))
         response.headers["Cache-Control"] = "no-store"

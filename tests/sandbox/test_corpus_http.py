@@ -38,6 +38,7 @@ pytestmark = pytest.mark.server
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     log_dir = tmp_path_factory.mktemp("sandbox-server")
     env = dict(
+        COMMON_API_SCRIPT_ENABLED="true",
         COMMON_API_SCRIPT_TIMEOUT=str(TIMEOUT),
         COMMON_API_SCRIPT_ALLOWED_IMPORTS=",".join(sorted(CORPUS_IMPORTS)),
         COMMON_API_TOKEN=TOKEN_CANARY,

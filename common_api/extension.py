@@ -27,6 +27,7 @@ from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
 from common_api.backend import Coordination, coordination_for
+from common_api.compat import problems as features_off
 from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.errors import ConfigurationError
 from common_api.host_setup import (
@@ -271,7 +272,7 @@ def setup_app(app: Flask) -> CommonApiState:
         middleware = _instrument_requests(app, request_metrics)
 
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
-                                     backend.worker_problems)
+                                     lambda: [*backend.worker_problems(), *features_off()])
     periodic_series = PeriodicThreadCollector(periodic)
     sources = backend.metric_sources(registry)
     baseline = backend.baseline_store()

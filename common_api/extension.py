@@ -27,6 +27,7 @@ from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
 from common_api.backend import Coordination, coordination_for
+from common_api.compat import flask as compat_flask
 from common_api.compat import problems as features_off
 from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.errors import ConfigurationError
@@ -423,19 +424,9 @@ def _owner_of_rule(state: CommonApiState, error: MethodNotAllowed) -> Endpoint |
     return None
 
 
-def _host_class_handler(app: Flask, error: HTTPException) -> Any:
-    """The host's app-wide handler for the error's class (``@app.errorhandler(HTTPException)``),
-    which Flask would have chosen had the blueprint's handler for the code not been there."""
-    by_class = app.error_handler_spec.get(None, {}).get(None, {})
-    for cls in type(error).__mro__:
-        if cls in by_class:
-            return by_class[cls]
-    return None
-
-
 def _scoped_http_error(app: Flask, code: int) -> Any:
-    previous = app.error_handler_spec.get(None, {}).get(code, {})
-    fallback = next(iter(previous.values()), None)
+    # the host's own handler for the code, which the blueprint's takes the place of
+    fallback = compat_flask.code_handler(app, code) if compat_flask.HOST_HANDLERS else None
 
     def handle(error: HTTPException) -> Any:
         state = get_state(current_app)
@@ -444,7 +435,8 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         else:
             owner = state.claims.owner(request.path)
         if owner is None:
-            host_handler = fallback or _host_class_handler(app, error)
+            host_handler = fallback or (compat_flask.class_handler(app, error)
+                                        if compat_flask.HOST_HANDLERS else None)
             return host_handler(error) if host_handler is not None else error
         status = error.code or code
         reason = "Not found" if status == 404 else "Method not allowed"

@@ -1,25 +1,30 @@
-"""The gunicorn worker ``common_api.gunicorn_conf`` uses: gthread, with plain-text errors,
-and request heads read in the event loop, so slow clients cannot take the thread pool.
+"""The gunicorn workers ``common_api.gunicorn_conf`` uses: gthread, with plain-text errors,
+and (on gunicorn 27+) request heads read in the event loop, so slow clients cannot take the
+thread pool.
 
 Plain text: gunicorn answers malformed or oversized requests itself (414 for a request
 line over ``limit_request_line``, 400 for a bad header, ...) before any app code runs,
-with an HTML page. Components answer in plain text or JSON, never HTML, so this worker
-writes those answers as ``text/plain``. The swap happens only inside the worker processes
-it runs, and only if gunicorn still has the function it replaces.
+with an HTML page. Components answer in plain text or JSON, never HTML, so these workers
+hand gunicorn's error answer a socket that writes it as ``text/plain``
+(``common_api.compat.gunicorn``): only these workers' connections, nothing replaced for
+the process, and only if the running gunicorn still writes the page it expects.
 
-Heads in the loop: gunicorn's gthread worker hands a connection to a pool thread as soon
-as it is readable, and the thread then blocks reading the rest of the request head. A
-client that sends its headers a byte a second holds a thread for as long as it likes; a
-few of them take every thread, and health probes time out. This worker keeps each
-connection in its event loop (non-blocking, no thread) until the complete head
-(``\\r\\n\\r\\n``) has arrived, on a new connection, on a kept-alive one, and for a
-pipelined request whose head is not yet whole, then hands the head to the pool, where
-gunicorn parses and serves it as usual. A head not complete within ``header_timeout``
-seconds of its first wait is answered 408 (plain text) and closed; a connection that
-sent nothing is closed silently. The number of connections a worker holds is still
-bounded by gunicorn's ``worker_connections``. TLS connections (the handshake needs a
-thread) and HTTP/2 prior-knowledge connections are left to gunicorn as they are.
-Request bodies are still read by the pool thread.
+Heads in the loop (``PlainErrorThreadWorker``, gunicorn 27+): gunicorn's gthread worker
+hands a connection to a pool thread as soon as it is readable, and the thread then blocks
+reading the rest of the request head. A client that sends its headers a byte a second
+holds a thread for as long as it likes; a few of them take every thread, and health
+probes time out. This worker keeps each connection in its event loop (non-blocking, no
+thread) until the complete head (``\\r\\n\\r\\n``) has arrived, on a new connection, on a
+kept-alive one, and for a pipelined request whose head is not yet whole, then hands the
+head to the pool, where gunicorn parses and serves it as usual. A head not complete
+within ``header_timeout`` seconds of its first wait is answered 408 (plain text) and
+closed; a connection that sent nothing is closed silently. The number of connections a
+worker holds is still bounded by gunicorn's ``worker_connections``. TLS connections (the
+handshake needs a thread) and HTTP/2 prior-knowledge connections are left to gunicorn as
+they are. Request bodies are still read by the pool thread. It relies on gthread's
+internals as gunicorn 27 has them: on an older gunicorn (or one whose internals changed)
+it keeps gunicorn's own connection handling, as ``PlainErrorGthreadWorker`` does, and the
+preset picks that class there (``compat.gunicorn.preset_worker_class``).
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+
+from common_api.compat import gunicorn as compat
+from common_api.compat.gunicorn import PlainErrorSocket, plain_error
 
 
 def _prior_knowledge_check() -> Callable[[Any, Any], bool] | None:
@@ -52,21 +59,13 @@ HEAD_END = b"\r\n\r\n"
 RECV_BYTES = 65536
 
 
-def write_plain_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
-    util.write_nonblock(sock, plain_error(status_int, reason, mesg))
+__all__ = ["PlainErrorGthreadWorker", "PlainErrorThreadWorker", "plain_error"]
 
 
-def plain_error(status_int: int, reason: str, mesg: str) -> bytes:
-    body = (f"{reason}: {mesg}" if mesg else reason).encode("latin-1", "replace")
-    head = (f"HTTP/1.1 {status_int} {reason}\r\n"
-            "Connection: close\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            "Cache-Control: no-store\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1", "replace")
-    return head + body
+class PlainErrorGthreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, its errors in plain text, and the preset's state
+    directory prepared before the app loads."""
 
-
-class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
     @classmethod
     def setup(cls) -> None:
         """Gunicorn calls this in the master before it loads the app (``--preload`` too):
@@ -74,6 +73,18 @@ class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
         from common_api.gunicorn import prepare_if_wanted
 
         prepare_if_wanted()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> Any:
+        if compat.PLAIN_ERRORS:
+            client = PlainErrorSocket(client)
+        return super().handle_error(req, client, addr, exc)
+
+
+class PlainErrorThreadWorker(PlainErrorGthreadWorker):
+    """...and request heads read in the event loop, where gunicorn is 27+."""
+
+    #: whether this gunicorn's internals are the ones the head reading was built for
+    reads_heads = compat.SLOW_CLIENTS
 
     #: seconds a client has to send a complete request head, from the first wait for it
     header_timeout = 15.0
@@ -89,15 +100,10 @@ class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
         # past this the parser refuses the head anyway: let it answer with its own error
         self._max_head = line + fields * (field_size + 2) + 4 + 2
 
-    def init_process(self) -> Any:
-        if callable(getattr(util, "write_error", None)):
-            util.write_error = write_plain_error
-        return super().init_process()
-
     # ------------------------------------------------------------------ the event loop
 
     def _reads_head_in_loop(self, conn: Any) -> bool:
-        if self.cfg.is_ssl or getattr(conn, "is_http2", False):
+        if not self.reads_heads or self.cfg.is_ssl or getattr(conn, "is_http2", False):
             return False
         return not (_PRIOR_KNOWLEDGE is not None and not getattr(conn, "initialized", False)
                     and _PRIOR_KNOWLEDGE(self.cfg, conn.client))
@@ -175,7 +181,8 @@ class PlainErrorThreadWorker(ThreadWorker):  # type: ignore[misc]
     def murder_keepalived(self, *args: Any, **kwargs: Any) -> Any:
         # called on every turn of gunicorn's loop (and while stopping)
         result = super().murder_keepalived(*args, **kwargs)
-        self._expire_heads()
+        if self.reads_heads:
+            self._expire_heads()
         return result
 
     # ------------------------------------------------------------------ the pool thread

@@ -31,7 +31,9 @@ SEED = (
     " 'model_version': lmcache_engine.metadata.kv_shape}\n"
 )
 
-pytestmark = pytest.mark.server
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

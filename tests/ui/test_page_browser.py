@@ -19,8 +19,11 @@ from support import LiveServer, running_server, wait_until
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright not installed (pip install -e '.[test]')")
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
 pytestmark = [
     pytest.mark.server,
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None,
                        reason="chromium not installed (Debian: apt-get install chromium)"),
 ]

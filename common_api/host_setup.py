@@ -23,24 +23,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
 from common_api.compat import werkzeug as compat_werkzeug
+from common_api.compat.flask_exporter import EXPORTER_ENDPOINT, HOST_EXPORTER, closure_self
 
 log = logging.getLogger("common_api")
 
-EXPORTER_ENDPOINT = "prometheus_metrics"  # the endpoint name PrometheusMetrics registers
 _IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def _closure_self(function: Any) -> Any:
-    """The ``self`` a nested function of a method closes over, if any."""
-    while function is not None:
-        code = getattr(function, "__code__", None)
-        cells = getattr(function, "__closure__", None) or ()
-        if code is not None and "self" in code.co_freevars:
-            return cells[code.co_freevars.index("self")].cell_contents
-        function = getattr(function, "__wrapped__", None)
-    return None
 
 
 @dataclass(frozen=True)
@@ -54,16 +43,18 @@ class HostExporter:
 def find_host_exporter(app: Flask, own: PrometheusMetrics | None) -> HostExporter | None:
     """The host's prometheus-flask-exporter on ``app`` (found by its hooks and its
     ``/metrics`` view), other than ``own``."""
+    if not HOST_EXPORTER:
+        return None
     recording = None
     for hook in app.after_request_funcs.get(None, ()):
-        candidate = _closure_self(hook)
+        candidate = closure_self(hook)
         if isinstance(candidate, PrometheusMetrics) and candidate is not own:
             recording = candidate
             break
     if recording is not None:
         return HostExporter(recording, True)
     view = app.view_functions.get(EXPORTER_ENDPOINT)
-    candidate = _closure_self(view)
+    candidate = closure_self(view)
     if isinstance(candidate, PrometheusMetrics) and candidate is not own:
         return HostExporter(candidate, False)
     return None

@@ -35,6 +35,7 @@ def _module(name: str) -> ModuleType | None:
 
 def test_every_private_shape_is_there_in_this_version() -> None:
     from common_api.compat import flask as compat_flask
+    from common_api.compat import flask_exporter as compat_flask_exporter
     from common_api.compat import gunicorn as compat_gunicorn
     from common_api.compat import problems
     from common_api.compat import prometheus as compat_prometheus
@@ -47,6 +48,7 @@ def test_every_private_shape_is_there_in_this_version() -> None:
     assert compat_gunicorn.WORKER_COUNT
     assert compat_flask.HOST_HANDLERS
     assert compat_werkzeug.REPOINT
+    assert compat_flask_exporter.HOST_EXPORTER
     newer = tuple(gunicorn.version_info[:2]) >= (27, 0)
     assert compat_gunicorn.SLOW_CLIENTS_VERSION is newer
     assert bool(compat_gunicorn.SLOW_CLIENTS) is newer

@@ -217,7 +217,6 @@ def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None)
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    _warn_unknown_keys(config, environ)
     for setting in SETTINGS:
         if setting.key in config:
             raw = config[setting.key]
@@ -254,8 +253,10 @@ def unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str]
 _warned_unknown: set[str] = set()
 
 
-def _warn_unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+def warn_unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+                      ) -> None:
     """One warning per unknown key per process: it is ignored, which nobody would notice."""
+    environ = os.environ if environ is None else environ
     for name, nearest in unknown_keys(config, environ).items():
         if name in _warned_unknown:
             continue

@@ -255,6 +255,8 @@ def setup_app(app: Flask) -> CommonApiState:
     backend = coordination_for(settings[config.STATE_DIR])
     runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
     gunicorn = gunicorn_workers()
+    if gunicorn is None or gunicorn[1]:  # one process speaks for the server
+        config.warn_unknown_keys(app.config)
     if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
         _warn_multiworker_without_state(gunicorn[0])
 

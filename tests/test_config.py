@@ -50,10 +50,10 @@ def test_an_unknown_key_logs_one_warning_naming_the_nearest_known_key(
     """A misspelling is ignored, so it is named: once, from the app config or the
     environment, with the key that was probably meant (issue 19)."""
     caplog.set_level(logging.WARNING, logger="common_api")
-    config.resolve({"COMMON_API_SCRIPT_TIMEOUTT": 3},
-                   environ={"COMMON_API_TOKNE": "x", "COMMON_API_ZZZZZZZZ": "1",
-                            "OTHER_SCRIPT_TIMEOUTT": "1"})
-    config.resolve({"COMMON_API_SCRIPT_TIMEOUTT": 3}, environ={})
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUTT": 3},
+                             environ={"COMMON_API_TOKNE": "x", "COMMON_API_ZZZZZZZZ": "1",
+                                      "OTHER_SCRIPT_TIMEOUTT": "1"})
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUTT": 3}, environ={})
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 3, warnings
     by_key = {message.split()[1]: message for message in warnings}
@@ -68,7 +68,7 @@ def test_known_keys_and_the_servers_own_keys_log_nothing(caplog: pytest.LogCaptu
     caplog.set_level(logging.WARNING, logger="common_api")
     environ = {key: "1" for key in ("COMMON_API_BIND", "COMMON_API_WORKERS",
                                     "COMMON_API_THREADS")}
-    config.resolve({"COMMON_API_SCRIPT_TIMEOUT": 3}, environ=environ)
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUT": 3}, environ=environ)
     assert caplog.records == []
 
 

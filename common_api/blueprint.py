@@ -450,7 +450,8 @@ def memory() -> Response:
 def ui() -> Response:
     from common_api.ui import HTML, PAGE_HEADERS, render_page
 
-    page = render_page(current_app.name, __version__)
+    scripts = BY_NAME["run_script"] in _state().enabled
+    page = render_page(current_app.name, __version__, scripts)
     return Response(page, content_type=HTML, headers=PAGE_HEADERS)
 
 

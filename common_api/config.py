@@ -9,6 +9,8 @@ names the key.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
 import re
@@ -18,6 +20,12 @@ from typing import Any
 
 from common_api.services.access import split_host
 
+log = logging.getLogger("common_api")
+PREFIX = "COMMON_API_"
+# keys read outside this table: the gunicorn preset's server settings (common_api.gunicorn)
+SERVER_KEYS = ("COMMON_API_BIND", "COMMON_API_WORKERS", "COMMON_API_THREADS")
+
+SCRIPT_ENABLED = "COMMON_API_SCRIPT_ENABLED"
 SCRIPT_ALLOWED_IMPORTS = "COMMON_API_SCRIPT_ALLOWED_IMPORTS"
 SCRIPT_TIMEOUT = "COMMON_API_SCRIPT_TIMEOUT"
 SCRIPT_MAX_BYTES = "COMMON_API_SCRIPT_MAX_BYTES"
@@ -170,6 +178,8 @@ def _regex(key: str, value: Any) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting(SCRIPT_ENABLED, False, "serve POST /run_script, which runs Python sent by the "
+            "caller inside the component (sandboxed); off, it answers 404", _flag),
     Setting(SCRIPT_ALLOWED_IMPORTS, (), "modules a script may import (their vetted members), "
             "or single members as module:name", _import_list),
     Setting(SCRIPT_TIMEOUT, 10.0, "seconds a script may run before it is stopped",
@@ -228,6 +238,43 @@ def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None)
             continue
         values[setting.key] = setting.parse(setting.key, raw)
     return _read_token_file(values)
+
+
+def known_keys() -> tuple[str, ...]:
+    """Every ``COMMON_API_*`` name common_api reads."""
+    return (*(setting.key for setting in SETTINGS), *SERVER_KEYS)
+
+
+def unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str]
+                 ) -> dict[str, str | None]:
+    """``COMMON_API_*`` names in the app config or the environment that common_api does not
+    read (a misspelling, say), each with the nearest known key (None if none is near)."""
+    known = known_keys()
+    unknown: dict[str, str | None] = {}
+    for source in (config, environ):
+        for name in source:
+            if isinstance(name, str) and name.startswith(PREFIX) and name not in known:
+                # compared without the prefix, which every name shares
+                nearest = difflib.get_close_matches(
+                    name[len(PREFIX):], [key[len(PREFIX):] for key in known], n=1, cutoff=0.6)
+                unknown[name] = PREFIX + nearest[0] if nearest else None
+    return unknown
+
+
+_warned_unknown: set[str] = set()
+
+
+def warn_unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+                      ) -> None:
+    """One warning per unknown key per process: it is ignored, which nobody would notice."""
+    environ = os.environ if environ is None else environ
+    for name, nearest in unknown_keys(config, environ).items():
+        if name in _warned_unknown:
+            continue
+        _warned_unknown.add(name)
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        log.warning("common_api: %s is not a setting of common_api and is ignored%s", name,
+                    hint)
 
 
 def _read_token_file(values: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from common_api import (
     bp,
     create_periodic_thread,
 )
+from common_api.config import SCRIPT_ENABLED
 
 log = logging.getLogger("demo.component")
 heartbeat_log = logging.getLogger("demo.heartbeat")
@@ -113,6 +114,9 @@ class CacheSweeper(PeriodicThread):
 
 def create_app() -> Flask:
     app = Flask("common_api.demo")
+    # the demo answers every example of the seed, the script one too: /run_script is on
+    # unless the environment turns it off (COMMON_API_SCRIPT_ENABLED=false)
+    app.config[SCRIPT_ENABLED] = os.environ.get(SCRIPT_ENABLED, "true")
     app.register_blueprint(bp)
     state: SimpleNamespace = app.state  # type: ignore[attr-defined]
     state.lmcache_adapter = Adapter()

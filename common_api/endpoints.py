@@ -42,6 +42,9 @@ class Endpoint:
     of multipart framing around an upload. ``public_health``: the probe endpoint that
     ``COMMON_API_HEALTH_PUBLIC`` opens. ``public``: answers everyone, token or not, because
     it holds no data (the operator's page, whose own requests go through the policy).
+    ``enabled_by``: the true/false setting that must be true for the endpoint to be served;
+    off, its path answers 404 with ``off_message`` and ``/openapi.json`` leaves it out.
+    ``risk``: what turning it on means, for that message.
     """
 
     name: str
@@ -57,6 +60,8 @@ class Endpoint:
     body_envelope: int = 0
     public_health: bool = False
     public: bool = False
+    enabled_by: str | None = None
+    risk: str = ""
     static_segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +72,12 @@ class Endpoint:
     def openapi_path(self) -> str:
         """The rule as OpenAPI writes it: ``/periodic-threads/{thread_name}``."""
         return _VARIABLE.sub(r"{\1}", self.rule)
+
+    def off_message(self, method: str, path: str) -> str:
+        """The 404 answer of an endpoint that ``enabled_by`` leaves off."""
+        return (f"Not found: {method} {path} is disabled on this component. {self.risk}, so it "
+                f"is off unless the operator sets {self.enabled_by}=true (app config or "
+                "environment).")
 
     def changes_state(self, method: str, params: Container[str]) -> bool:
         if self.audit_event is None or method in _ANSWERED_BY_FLASK:
@@ -95,7 +106,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("periodic_threads_health", "/periodic-threads-health", ("GET",), json=True,
              public_health=True),
     Endpoint("run_script", "/run_script", ("POST",), json=False, audit_event="script.run",
-             body_limit=config.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE),
+             body_limit=config.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE,
+             enabled_by=config.SCRIPT_ENABLED,
+             risk="It runs Python code sent by the caller inside the component (in a sandbox)"),
     Endpoint("openapi", "/openapi.json", ("GET",), json=True),
     Endpoint("ui", "/ui", ("GET",), json=False, public=True),
     Endpoint("profile", "/profile", ("GET",), json=False),

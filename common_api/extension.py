@@ -27,6 +27,8 @@ from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config
 from common_api.backend import Coordination, coordination_for
+from common_api.compat import flask as compat_flask
+from common_api.compat import problems as features_off
 from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.errors import ConfigurationError
 from common_api.host_setup import (
@@ -116,6 +118,8 @@ class CommonApiState:
     audit: AuditLog = field(default_factory=AuditLog)
     url_prefix: str = ""
     enabled: tuple[Endpoint, ...] = ENDPOINTS
+    # endpoints whose enabling setting is false: their paths answer 404 saying so
+    switched_off: tuple[Endpoint, ...] = ()
     mounted: dict[str, Endpoint] = field(default_factory=dict)
     claims: PathClaims = field(default_factory=PathClaims)
     _runner: ScriptRunner | None = None
@@ -261,6 +265,8 @@ def setup_app(app: Flask) -> CommonApiState:
     backend = coordination_for(settings[config.STATE_DIR])
     runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
     gunicorn = gunicorn_workers()
+    if gunicorn is None or gunicorn[1]:  # one process speaks for the server
+        config.warn_unknown_keys(app.config)
     if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
         _warn_multiworker_without_state(gunicorn[0])
 
@@ -279,7 +285,7 @@ def setup_app(app: Flask) -> CommonApiState:
         middleware = _instrument_requests(app, request_metrics)
 
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
-                                     backend.worker_problems)
+                                     lambda: [*backend.worker_problems(), *features_off()])
     periodic_series = PeriodicThreadCollector(periodic)
     sources = backend.metric_sources(registry)
     baseline = backend.baseline_store()
@@ -292,6 +298,8 @@ def setup_app(app: Flask) -> CommonApiState:
                 runtime.state.root / f"metrics-baseline-app{ordinal}.json")
     metrics = MetricsService([*sources, periodic_series], baseline)
 
+    available = [endpoint for endpoint in ENDPOINTS
+                 if endpoint.name not in settings[config.DISABLED_ENDPOINTS]]
     state = CommonApiState(
         settings=settings,
         access=AccessPolicy(settings[config.TOKEN], settings[config.TRUST_LOOPBACK],
@@ -310,13 +318,18 @@ def setup_app(app: Flask) -> CommonApiState:
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,
-        enabled=tuple(endpoint for endpoint in ENDPOINTS
-                      if endpoint.name not in settings[config.DISABLED_ENDPOINTS]),
+        enabled=tuple(endpoint for endpoint in available if _switched_on(endpoint, settings)),
+        switched_off=tuple(endpoint for endpoint in available
+                           if not _switched_on(endpoint, settings)),
     )
     if host_exporter is not None:
         _adopt_host_exporter(state, host_exporter)
     app.extensions[EXTENSION_KEY] = state
     return state
+
+
+def _switched_on(endpoint: Endpoint, settings: Mapping[str, Any]) -> bool:
+    return endpoint.enabled_by is None or bool(settings[endpoint.enabled_by])
 
 
 def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
@@ -387,7 +400,7 @@ def mount_endpoints(setup_state: BlueprintSetupState,
                                  methods=list(endpoint.methods))
         full_name = f"{setup_state.name_prefix}.{setup_state.name}.{endpoint.name}".lstrip(".")
         state.mounted[full_name] = endpoint
-    state.claims.add(prefix, state.enabled)
+    state.claims.add(prefix, (*state.enabled, *state.switched_off))
 
 
 def finish_registration(setup_state: BlueprintSetupState) -> None:
@@ -423,19 +436,9 @@ def _owner_of_rule(state: CommonApiState, error: MethodNotAllowed) -> Endpoint |
     return None
 
 
-def _host_class_handler(app: Flask, error: HTTPException) -> Any:
-    """The host's app-wide handler for the error's class (``@app.errorhandler(HTTPException)``),
-    which Flask would have chosen had the blueprint's handler for the code not been there."""
-    by_class = app.error_handler_spec.get(None, {}).get(None, {})
-    for cls in type(error).__mro__:
-        if cls in by_class:
-            return by_class[cls]
-    return None
-
-
 def _scoped_http_error(app: Flask, code: int) -> Any:
-    previous = app.error_handler_spec.get(None, {}).get(code, {})
-    fallback = next(iter(previous.values()), None)
+    # the host's own handler for the code, which the blueprint's takes the place of
+    fallback = compat_flask.code_handler(app, code) if compat_flask.HOST_HANDLERS else None
 
     def handle(error: HTTPException) -> Any:
         state = get_state(current_app)
@@ -444,11 +447,14 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         else:
             owner = state.claims.owner(request.path)
         if owner is None:
-            host_handler = fallback or _host_class_handler(app, error)
+            host_handler = fallback or (compat_flask.class_handler(app, error)
+                                        if compat_flask.HOST_HANDLERS else None)
             return host_handler(error) if host_handler is not None else error
         status = error.code or code
         reason = "Not found" if status == 404 else "Method not allowed"
         message = f"{reason}: {request.method} {request.path}"
+        if status == 404 and owner in state.switched_off:
+            message = owner.off_message(request.method, request.path)
         response = (json_response({"error": message}, status) if owner.json
                     else text_response(message, status))
         response.headers["Cache-Control"] = "no-store"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 # names only: gunicorn reads every module-level name here, and 'config' is one of its settings
 from common_api import gunicorn as _hooks
+from common_api.compat import gunicorn as _compat
 
 try:
     _server = _hooks.server_settings()
@@ -30,7 +31,8 @@ _hooks.want_state()
 bind = _server.bind
 workers = _server.workers
 threads = _server.threads
-worker_class = "common_api.gunicorn_worker.PlainErrorThreadWorker"
+# the slow-client worker on gunicorn 27+, gunicorn's own gthread handling before (said once)
+worker_class = _compat.preset_worker_class()
 timeout = 60
 # gunicorn's largest request line: longer query values then reach the app, whose 400 names
 # the parameter (COMMON_API_MAX_QUERY_LENGTH), instead of a bare 414 from the server

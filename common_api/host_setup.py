@@ -22,23 +22,14 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
+from common_api.compat import werkzeug as compat_werkzeug
+from common_api.compat.flask_exporter import EXPORTER_ENDPOINT, HOST_EXPORTER, closure_self
+
 log = logging.getLogger("common_api")
 
-EXPORTER_ENDPOINT = "prometheus_metrics"  # the endpoint name PrometheusMetrics registers
 _IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def _closure_self(function: Any) -> Any:
-    """The ``self`` a nested function of a method closes over, if any."""
-    while function is not None:
-        code = getattr(function, "__code__", None)
-        cells = getattr(function, "__closure__", None) or ()
-        if code is not None and "self" in code.co_freevars:
-            return cells[code.co_freevars.index("self")].cell_contents
-        function = getattr(function, "__wrapped__", None)
-    return None
 
 
 @dataclass(frozen=True)
@@ -52,16 +43,18 @@ class HostExporter:
 def find_host_exporter(app: Flask, own: PrometheusMetrics | None) -> HostExporter | None:
     """The host's prometheus-flask-exporter on ``app`` (found by its hooks and its
     ``/metrics`` view), other than ``own``."""
+    if not HOST_EXPORTER:
+        return None
     recording = None
     for hook in app.after_request_funcs.get(None, ()):
-        candidate = _closure_self(hook)
+        candidate = closure_self(hook)
         if isinstance(candidate, PrometheusMetrics) and candidate is not own:
             recording = candidate
             break
     if recording is not None:
         return HostExporter(recording, True)
     view = app.view_functions.get(EXPORTER_ENDPOINT)
-    candidate = _closure_self(view)
+    candidate = closure_self(view)
     if isinstance(candidate, PrometheusMetrics) and candidate is not own:
         return HostExporter(candidate, False)
     return None
@@ -71,11 +64,13 @@ def share_exporter_route(app: Flask, own_endpoint: str) -> list[str]:
     """Point the exporter's route at ``own_endpoint`` where both serve one path (whichever
     of the two rules werkzeug matches first then gives the one exposition, with the
     blueprint's access checks). Returns the paths that were shared."""
+    if not compat_werkzeug.REPOINT:
+        return []
     own_paths = {rule.rule for rule in app.url_map.iter_rules(own_endpoint)}
     shared = []
     for rule in list(app.url_map.iter_rules()):
         if rule.endpoint == EXPORTER_ENDPOINT and rule.rule in own_paths:
-            rule.endpoint = own_endpoint
+            compat_werkzeug.repoint(app.url_map, rule, own_endpoint)
             shared.append(rule.rule)
     return shared
 
@@ -167,23 +162,11 @@ def gunicorn_workers() -> tuple[int, bool] | None:
     if "gunicorn" not in sys.modules:
         return None
     try:
-        from gunicorn.arbiter import Arbiter
-        from gunicorn.workers.base import Worker
-    except ImportError:  # pragma: no cover - gunicorn is a dependency
-        return None
-    frame: Any = sys._getframe(1)
-    try:
-        while frame is not None:
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, Worker):
-                return int(owner.cfg.workers), int(getattr(owner, "age", 1)) == 1
-            if isinstance(owner, Arbiter):
-                return int(owner.cfg.workers), True
-            frame = frame.f_back
+        from common_api.compat.gunicorn import serving_workers
+
+        return serving_workers()
     except Exception:  # an unexpected gunicorn: no warning rather than no start
         log.debug("common_api: could not read gunicorn's worker count", exc_info=True)
-    finally:
-        del frame
     return None
 
 

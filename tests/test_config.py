@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from common_api import config
@@ -41,3 +43,45 @@ def test_every_key_has_a_meaning() -> None:
     for setting in config.SETTINGS:
         assert setting.key.startswith("COMMON_API_")
         assert setting.meaning
+
+
+def test_an_unknown_key_logs_one_warning_naming_the_nearest_known_key(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A misspelling is ignored, so it is named: once, from the app config or the
+    environment, with the key that was probably meant (issue 19)."""
+    caplog.set_level(logging.WARNING, logger="common_api")
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUTT": 3},
+                             environ={"COMMON_API_TOKNE": "x", "COMMON_API_ZZZZZZZZ": "1",
+                                      "OTHER_SCRIPT_TIMEOUTT": "1"})
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUTT": 3}, environ={})
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 3, warnings
+    by_key = {message.split()[1]: message for message in warnings}
+    assert "did you mean COMMON_API_SCRIPT_TIMEOUT?" in by_key["COMMON_API_SCRIPT_TIMEOUTT"]
+    assert "did you mean COMMON_API_TOKEN?" in by_key["COMMON_API_TOKNE"]
+    assert "ignored" in by_key["COMMON_API_ZZZZZZZZ"]
+    assert "did you mean" not in by_key["COMMON_API_ZZZZZZZZ"]
+
+
+def test_known_keys_and_the_servers_own_keys_log_nothing(caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    caplog.set_level(logging.WARNING, logger="common_api")
+    environ = {key: "1" for key in ("COMMON_API_BIND", "COMMON_API_WORKERS",
+                                    "COMMON_API_THREADS")}
+    config.warn_unknown_keys({"COMMON_API_SCRIPT_TIMEOUT": 3}, environ=environ)
+    assert caplog.records == []
+
+
+def test_a_misspelled_key_on_an_app_is_named_at_registration(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from flask import Flask
+
+    from common_api import bp
+
+    caplog.set_level(logging.WARNING, logger="common_api")
+    app = Flask("misspelled")
+    app.config["COMMON_API_ENV_MASK_SECRET"] = False
+    app.register_blueprint(bp)
+    assert any("COMMON_API_ENV_MASK_SECRET " in record.getMessage()
+               and "COMMON_API_ENV_MASK_SECRETS" in record.getMessage()
+               for record in caplog.records)

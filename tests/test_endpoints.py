@@ -10,6 +10,13 @@ from common_api.blueprint import VIEWS
 from common_api.endpoints import BY_NAME, ENDPOINTS, PathClaims, lookup
 from common_api.extension import get_state
 
+
+@pytest.fixture(autouse=True)
+def scripts_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps of this module serve /run_script (off unless COMMON_API_SCRIPT_ENABLED)."""
+    monkeypatch.setenv("COMMON_API_SCRIPT_ENABLED", "true")
+
+
 AUTOMATIC = {"HEAD", "OPTIONS"}
 
 

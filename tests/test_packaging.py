@@ -1,4 +1,5 @@
-"""The declared minimum versions are the ones ``tox -e min`` tests."""
+"""The declared minimum versions are the ones ``tox -e min`` tests; they are what the code
+needs, and LMCache's pins install beside them (``tox -e lmcache``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def _lower_bounds() -> dict[str, str]:
     return bounds
 
 
-def _pins() -> dict[str, str]:
+def _pins(name: str = "constraints-min.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "constraints-min.txt").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, version = line.split("==")
@@ -44,3 +45,24 @@ def test_min_env_is_in_the_default_tox_run_and_uses_the_constraints() -> None:
     tox.read(ROOT / "tox.ini")
     assert "min" in [env.strip() for env in tox["tox"]["env_list"].split(",")]
     assert "constraints-min.txt" in tox["testenv:min"]["set_env"]
+
+
+def test_the_floors_are_what_hosts_pin_not_the_newest_releases() -> None:
+    """gunicorn 22, prometheus_client 0.18, flask and werkzeug 3.0 (issue 19): a service
+    pinned to gunicorn 22 or 23 and prometheus_client 0.18 installs common_api."""
+    bounds = _lower_bounds()
+    assert Version(bounds["gunicorn"]) <= Version("22.0")
+    assert Version(bounds["prometheus-client"]) <= Version("0.18")
+    assert Version(bounds["flask"]) <= Version("3.0")
+    assert Version(bounds["werkzeug"]) <= Version("3.0")
+
+
+def test_lmcache_env_runs_its_pins_which_the_declared_floors_allow() -> None:
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    assert "lmcache" in [env.strip() for env in tox["tox"]["env_list"].split(",")]
+    assert "constraints-lmcache.txt" in tox["testenv:lmcache"]["set_env"]
+    pins, bounds = _pins("constraints-lmcache.txt"), _lower_bounds()
+    assert pins == {"gunicorn": "23.0.0", "prometheus-client": "0.24.1"}
+    for name, version in pins.items():
+        assert Version(version) >= Version(bounds[name])

@@ -239,8 +239,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         source, filename = read_script(args.script), Path(args.script).name
     client, url = _single(args)
     body, content_type = encode_multipart("script", filename, source)
-    return _ask(console, client, url,
-                lambda: client.post(url, "/run_script", body, content_type), whole_body=True)
+    try:
+        reply = client.post(url, "/run_script", body, content_type)
+    except Unreachable as error:
+        console.error(f"{url}: {error}")
+        return 1
+    if reply.status == 404:
+        console.error(f"{url}: /run_script is disabled on this component (its operator turns "
+                      "it on with COMMON_API_SCRIPT_ENABLED=true)")
+        return 1
+    return _report(console, url, reply, client.has_token, whole_body=True)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {

@@ -50,7 +50,9 @@ HTML = "text/html; charset=utf-8"
 
 
 @functools.lru_cache(maxsize=8)
-def render_page(component: str, version: str) -> bytes:
-    """The page for one component, encoded; cached, so serving it costs a lookup."""
+def render_page(component: str, version: str, scripts: bool = False) -> bytes:
+    """The page for one component, encoded; cached, so serving it costs a lookup. Its
+    script panel is hidden unless the component serves /run_script (``scripts``)."""
     return (_template().replace("__COMPONENT__", html.escape(component, quote=True))
-            .replace("__VERSION__", html.escape(version, quote=True)).encode("utf-8"))
+            .replace("__VERSION__", html.escape(version, quote=True))
+            .replace("__SCRIPT_HIDDEN__", "" if scripts else " hidden").encode("utf-8"))

@@ -18,13 +18,14 @@ process, ``install`` changes how prometheus_client's ``MmapedDict`` allocates:
   counts reappear, none lost.
 
 Files that are not the process's own value files (the fold's archives) are never
-detached: their allocation failure is an ``OSError`` for the caller.
+detached: their allocation failure is an ``OSError`` for the caller. The prometheus_client
+internals this relies on are checked in ``common_api.compat.prometheus``; on a version that
+lacks one, ``install`` does nothing (said once in the log and in health).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import mmap
 import os
@@ -33,9 +34,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import values
-from prometheus_client.mmap_dict import MmapedDict
-
+from common_api.compat import prometheus as compat
+from common_api.compat.prometheus import MmapedDict
 from common_api.workers.state_dir import describe_error
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _NoFile:
 def install() -> None:
     """Make this process's prometheus_client files allocate safely (idempotent)."""
     with _installed:
-        if _state["installed"]:
+        if _state["installed"] or not compat.SAFE_FILES:
             return
         _state["original_init"] = MmapedDict.__init__
         MmapedDict.__init__ = _guarded_init  # type: ignore[method-assign]
@@ -70,29 +70,12 @@ def install() -> None:
 
 
 def _value_files() -> dict[str, MmapedDict]:
-    """prometheus_client's own per-process files (prefix -> file), {} if not found."""
-    found = _closure_of(values.ValueClass).get("files")
-    return found if isinstance(found, dict) else {}
+    """prometheus_client's own per-process files (prefix -> file)."""
+    return compat.value_files()
 
 
 def _values_lock() -> Any:
-    lock = _closure_of(values.ValueClass).get("lock")
-    return lock if lock is not None else contextlib.nullcontext()
-
-
-def _closure_of(cls: type) -> dict[str, Any]:
-    """The variables prometheus_client's value class closes over (its files and lock),
-    looked up once per class: the objects stay the same for the process's life."""
-    cached = _state.get("closure")
-    if cached is not None and cached[0] is cls:
-        return cached[1]  # type: ignore[no-any-return]
-    names: dict[str, Any] = {}
-    for member in vars(cls).values():
-        if inspect.isfunction(member):
-            with contextlib.suppress(TypeError, ValueError):
-                names.update(inspect.getclosurevars(member).nonlocals)
-    _state["closure"] = (cls, names)
-    return names
+    return compat.values_lock()
 
 
 def _is_value_file(target: MmapedDict) -> bool:

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from common_api.compat import is_off
+from common_api.compat import prometheus as compat
+from common_api.compat.prometheus import MmapedDict, mmap_key
 from common_api.errors import Unavailable
 from common_api.services.metrics import Baseline
 from common_api.workers import metric_store
@@ -80,8 +82,7 @@ def _check_header(path: Path) -> None:
 def _read_one(path: Path) -> dict[str, Metric]:
     # prometheus_client's own reader, one file at a time so a bad one is found by name
     _check_header(path)
-    metrics: dict[str, Metric] = MultiProcessCollector._read_metrics([str(path)])
-    return metrics
+    return compat.read_metrics([str(path)])
 
 
 def _combine(into: dict[str, Metric], part: dict[str, Metric]) -> None:
@@ -108,6 +109,9 @@ class LockedMultiProcessCollector:
                                     (not live and pid_alive(pid)))
 
     def collect(self) -> Iterable[Metric]:
+        off = is_off(compat.READS_FEATURE)
+        if off is not None:  # never guess at the files' layout: say why there is no answer
+            raise Unavailable(f"Metrics unavailable: {off.message()}")
         try:
             with file_lock(self._state.metrics_lock, exclusive=False):
                 return self._collect_locked()
@@ -130,7 +134,7 @@ class LockedMultiProcessCollector:
                 self._unreadable(path, error, live)
         try:
             # the usual case, every file sound: one pass, keys parsed once across files
-            metrics = MultiProcessCollector._read_metrics([str(path) for path in good])
+            metrics = compat.read_metrics([str(path) for path in good])
         except Exception:
             live = self._live_pids() if live is None else live
             metrics = {}
@@ -141,7 +145,7 @@ class LockedMultiProcessCollector:
                     continue
                 except Exception as error:
                     self._unreadable(path, error, live)
-        return list(MultiProcessCollector._accumulate_metrics(metrics, True))
+        return list(compat.accumulate_metrics(metrics))
 
     def _unreadable(self, path: Path, error: Exception, live: set[int]) -> None:
         pid = file_pid(path)
@@ -275,6 +279,8 @@ def fold_dead_workers(state: StateDir, pids: set[int],
             for owner, paths in sorted(by_pid.items()):
                 with contextlib.suppress(Exception):
                     mark_process_dead(owner, directory)
+                if not compat.FOLD:
+                    continue  # the files stay, still counted (compat.prometheus says why)
                 for dead in paths:
                     problem = _fold_file(state, dead, owner)
                     if problem:

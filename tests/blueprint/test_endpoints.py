@@ -17,6 +17,13 @@ from common_api.periodic import (
     create_periodic_thread,
 )
 
+
+@pytest.fixture(autouse=True)
+def scripts_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps of this module serve /run_script (off unless COMMON_API_SCRIPT_ENABLED)."""
+    monkeypatch.setenv("COMMON_API_SCRIPT_ENABLED", "true")
+
+
 TEXT = "text/plain; charset=utf-8"
 
 

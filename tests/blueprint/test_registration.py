@@ -11,6 +11,12 @@ from common_api import bp
 from common_api.extension import get_state
 
 
+@pytest.fixture(autouse=True)
+def scripts_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps of this module serve /run_script (off unless COMMON_API_SCRIPT_ENABLED)."""
+    monkeypatch.setenv("COMMON_API_SCRIPT_ENABLED", "true")
+
+
 def test_two_apps_in_one_process_have_separate_state() -> None:
     first, second = Flask("first"), Flask("second")
     first.register_blueprint(bp)

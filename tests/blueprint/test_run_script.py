@@ -32,8 +32,10 @@ class Adapter:
 
 @pytest.fixture(autouse=True)
 def host_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The classes above are host code: this module's package is a host package."""
+    """The classes above are host code: this module's package is a host package; and the
+    apps of this module serve /run_script (off by default)."""
     monkeypatch.setenv("COMMON_API_SCRIPT_HOST_PACKAGES", __name__.split(".")[0])
+    monkeypatch.setenv("COMMON_API_SCRIPT_ENABLED", "true")
 
 
 SEED_SCRIPT = b"""lmcache_engine = app.state.lmcache_adapter.lmcache_engine

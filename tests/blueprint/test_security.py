@@ -17,6 +17,13 @@ from prometheus_client import Counter
 from common_api import bp
 from common_api.endpoints import ENDPOINTS
 
+
+@pytest.fixture(autouse=True)
+def scripts_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps of this module serve /run_script (off unless COMMON_API_SCRIPT_ENABLED)."""
+    monkeypatch.setenv("COMMON_API_SCRIPT_ENABLED", "true")
+
+
 REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
 
 

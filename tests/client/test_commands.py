@@ -120,6 +120,18 @@ def test_run_failing_script_exits_one_with_the_error(
                           "script: Import of 'os' is not allowed\n")
 
 
+def test_run_on_a_component_without_scripts_says_it_is_disabled(
+        fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The unhealthy app does not set COMMON_API_SCRIPT_ENABLED: its /run_script is off."""
+    script = tmp_path / "scratch.py"
+    script.write_text("result = 6 * 7\n")
+    result = run_cli(capsys, "run", fleet.unhealthy.url, str(script))
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (f"common-api run: {fleet.unhealthy.url}: /run_script is disabled on "
+                          "this component (its operator turns it on with "
+                          "COMMON_API_SCRIPT_ENABLED=true)\n")
+
+
 def test_run_with_token_from_environment(fleet: Fleet, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,9 @@ from support import wait_until
 
 from common_api.client.profile import WindowProgress, format_for
 
-pytestmark = pytest.mark.server
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.mark.parametrize(("name", "fmt"), [

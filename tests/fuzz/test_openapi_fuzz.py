@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from support import LiveServer
 
-pytestmark = pytest.mark.server
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MIN_REQUESTS = 1000

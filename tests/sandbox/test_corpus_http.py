@@ -31,13 +31,16 @@ SEED = (
     " 'model_version': lmcache_engine.metadata.kv_shape}\n"
 )
 
-pytestmark = pytest.mark.server
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     log_dir = tmp_path_factory.mktemp("sandbox-server")
     env = dict(
+        COMMON_API_SCRIPT_ENABLED="true",
         COMMON_API_SCRIPT_TIMEOUT=str(TIMEOUT),
         COMMON_API_SCRIPT_ALLOWED_IMPORTS=",".join(sorted(CORPUS_IMPORTS)),
         COMMON_API_TOKEN=TOKEN_CANARY,

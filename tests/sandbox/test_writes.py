@@ -98,6 +98,7 @@ def test_writes_before_a_failure_are_still_reported(writer: ScriptRunner) -> Non
 
 def test_the_audit_record_of_the_view_lists_each_write(caplog: pytest.LogCaptureFixture) -> None:
     app = make_app()
+    app.config["COMMON_API_SCRIPT_ENABLED"] = True
     app.register_blueprint(bp)
     caplog.set_level(logging.INFO, logger="common_api.audit")
     response = app.test_client().post(

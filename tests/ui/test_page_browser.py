@@ -19,8 +19,11 @@ from support import LiveServer, running_server, wait_until
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright not installed (pip install -e '.[test]')")
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
 pytestmark = [
     pytest.mark.server,
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None,
                        reason="chromium not installed (Debian: apt-get install chromium)"),
 ]
@@ -177,6 +180,20 @@ def test_a_level_set_on_the_page_is_reported_by_every_worker(
     expect(page.locator("#ll-answer")).to_contain_text(re.compile(r"^400"))
     assert "Invalid log level: LOUD" in page.inner_text("#ll-answer")
     demo.get("/loglevel", params={"logger_name": "demo.cache", "level": "NOTSET"})
+
+
+def test_the_script_panel_is_shown_only_where_run_script_is_on(
+        demo: LiveServer, guarded: tuple[LiveServer, Path], tab: Tab) -> None:
+    """The demo turns /run_script on; the stall app leaves it off (issue 19)."""
+    page = tab.page
+    page.goto(demo.url + "/ui")
+    expect(page.locator("#script")).to_be_visible()
+    expect(page.locator('nav a[href="#script"]')).to_be_visible()
+    server, _ = guarded
+    page.goto(server.url + "/ops/ui")
+    expect(page.locator("#script")).to_be_hidden()
+    expect(page.locator('nav a[href="#script"]')).to_be_hidden()
+    expect(page.locator("#periodic")).to_be_visible()  # the other panels stay
 
 
 def test_threads_are_dumped_grouped_for_every_worker_and_expand_to_their_stacks(

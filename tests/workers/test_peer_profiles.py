@@ -14,7 +14,9 @@ import pytest
 import requests
 from support import LiveServer, running_server, wait_until
 
-pytestmark = pytest.mark.server
+# slow, and the same on every pin of gunicorn and prometheus_client: tox.ini runs it in
+# the py311, py313 and min envs only
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 # waits, written out here rather than taken from the code under test
 WAITING_LEAVES = ("threading:Condition.wait", "threading:Thread._wait_for_tstate_lock",

@@ -1,0 +1,132 @@
+"""prometheus_client's private code that common_api relies on, checked at import.
+
+- Safe metric files (``common_api.workers.metric_store``): ``MmapedDict``'s constructor and
+  ``_init_value`` are replaced (on that class only, once per process) and its instance
+  attributes ``_f``, ``_m``, ``_fname``, ``_capacity``, ``_used``, ``_positions`` are
+  read and set; the per-process ``files`` and ``lock`` that ``values.MultiProcessValue``
+  closes over are read.
+- Reading the workers' metric files one by one (``common_api.workers.metrics_files``):
+  ``MultiProcessCollector._read_metrics`` and ``_accumulate_metrics``.
+- Folding an exited worker's files into archives: ``MmapedDict(path)``, its
+  ``write_value`` and ``close``, ``MmapedDict.read_all_values_from_file`` and
+  ``mmap_key`` (a private module's names).
+
+A shape that is missing turns its feature off (``common_api.compat``); the callers ask
+``SAFE_FILES``, ``METRIC_READS`` and ``FOLD`` before they use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import values
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from common_api.compat import has_attributes, require
+
+LIBRARY = "prometheus-client"
+FILE_ATTRIBUTES = ("_f", "_m", "_fname", "_capacity", "_used", "_positions")
+
+__all__ = ["FOLD", "FOLD_FEATURE", "METRIC_READS", "READS_FEATURE", "SAFE_FILES",
+           "SAFE_FILES_FEATURE", "MmapedDict", "accumulate_metrics",
+           "mmap_key", "read_metrics", "value_files", "values_lock"]
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+@functools.cache
+def closure_of(cls: type) -> dict[str, Any]:
+    """The variables the methods of ``cls`` close over (by name); the objects stay the same
+    for the class's life, so they are looked up once."""
+    names: dict[str, Any] = {}
+    for member in vars(cls).values():
+        if inspect.isfunction(member):
+            try:
+                names.update(inspect.getclosurevars(member).nonlocals)
+            except (TypeError, ValueError):
+                continue
+    return names
+
+
+def _holds_files_and_lock(cls: type) -> bool:
+    found = closure_of(cls)
+    lock = found.get("lock")
+    return isinstance(found.get("files"), dict) and callable(getattr(lock, "acquire", None))
+
+
+SAFE_FILES_FEATURE = ("safe metric files (a full or read-only state directory never stops "
+                      "a worker)")
+READS_FEATURE = "reading each worker's metric files on its own (/metrics of several workers)"
+FOLD_FEATURE = "folding an exited worker's metric files into archives"
+
+SAFE_FILES = require(SAFE_FILES_FEATURE, LIBRARY, {
+    "MmapedDict.__init__(filename, read_mode)":
+        lambda: _parameters(MmapedDict.__init__)[:3] == ["self", "filename", "read_mode"],
+    "MmapedDict._init_value(key)":
+        lambda: _parameters(MmapedDict._init_value) == ["self", "key"],
+    f"MmapedDict attributes {', '.join(FILE_ATTRIBUTES)}":
+        lambda: has_attributes(MmapedDict.__init__, *FILE_ATTRIBUTES),
+    "the files and lock values.MultiProcessValue closes over":
+        lambda: _holds_files_and_lock(values.MultiProcessValue(lambda: 0)),  # type: ignore[no-untyped-call]
+})
+
+METRIC_READS = require(READS_FEATURE, LIBRARY, {
+    "MultiProcessCollector._read_metrics(files)":
+        lambda: _parameters(MultiProcessCollector._read_metrics) == ["files"],
+    "MultiProcessCollector._accumulate_metrics(metrics, accumulate)":
+        lambda: _parameters(MultiProcessCollector._accumulate_metrics)
+        == ["metrics", "accumulate"],
+})
+
+FOLD = require(FOLD_FEATURE, LIBRARY, {
+    "MmapedDict.write_value(key, value, timestamp)":
+        lambda: _parameters(MmapedDict.write_value) == ["self", "key", "value", "timestamp"],
+    "MmapedDict.close()": lambda: callable(MmapedDict.close),
+    "MmapedDict.read_all_values_from_file(filename)":
+        lambda: _parameters(MmapedDict.read_all_values_from_file) == ["filename"],
+    "mmap_key(metric_name, name, labelnames, labelvalues, help_text)":
+        lambda: _parameters(mmap_key) == ["metric_name", "name", "labelnames", "labelvalues",
+                                          "help_text"],
+})
+
+
+def uses_files() -> bool:
+    """Whether this process's prometheus_client keeps its values in files (multiprocess
+    mode, chosen when it was first imported)."""
+    return values.ValueClass is not values.MutexValue
+
+
+def value_files() -> dict[str, MmapedDict]:
+    """This process's own value files (prefix -> file), as prometheus_client keeps them:
+    none in single-process mode. Only when ``SAFE_FILES``."""
+    if not uses_files():
+        return {}
+    found: dict[str, MmapedDict] = closure_of(values.ValueClass)["files"]
+    return found
+
+
+def values_lock() -> Any:
+    """The lock prometheus_client holds while it makes or replaces value files (none to
+    hold in single-process mode). Only when ``SAFE_FILES``."""
+    if not uses_files():
+        return contextlib.nullcontext()
+    return closure_of(values.ValueClass)["lock"]
+
+
+def read_metrics(paths: list[str]) -> dict[str, Metric]:
+    metrics: dict[str, Metric] = MultiProcessCollector._read_metrics(paths)  # type: ignore[no-untyped-call]
+    return metrics
+
+
+def accumulate_metrics(metrics: dict[str, Metric]) -> Iterable[Metric]:
+    accumulated: Iterable[Metric] = MultiProcessCollector._accumulate_metrics(  # type: ignore[no-untyped-call]
+        metrics, True)
+    return accumulated

@@ -1,0 +1,147 @@
+"""Other libraries' private code (common_api.compat, issue 19).
+
+The first test pins every private shape common_api relies on in the running versions: tox
+runs it in each env of its matrix (the newest, the lowest declared, LMCache's pins). The
+others take a shape away from the real library and watch the feature built on it go off,
+once, in the log and in health, instead of falling back silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+from collections.abc import Iterator
+from types import ModuleType
+
+import gunicorn
+import gunicorn.util
+import pytest
+from flask import Flask
+from prometheus_client import values
+from prometheus_client.mmap_dict import MmapedDict
+
+from common_api import bp
+
+COMPAT = "common_api.compat"
+
+
+def _module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        return None
+
+
+def test_every_private_shape_is_there_in_this_version() -> None:
+    from common_api.compat import flask as compat_flask
+    from common_api.compat import flask_exporter as compat_flask_exporter
+    from common_api.compat import gunicorn as compat_gunicorn
+    from common_api.compat import problems
+    from common_api.compat import prometheus as compat_prometheus
+    from common_api.compat import werkzeug as compat_werkzeug
+
+    assert compat_prometheus.SAFE_FILES
+    assert compat_prometheus.METRIC_READS
+    assert compat_prometheus.FOLD
+    assert compat_gunicorn.PLAIN_ERRORS
+    assert compat_gunicorn.WORKER_COUNT
+    assert compat_flask.HOST_HANDLERS
+    assert compat_werkzeug.REPOINT
+    assert compat_flask_exporter.HOST_EXPORTER
+    newer = tuple(gunicorn.version_info[:2]) >= (27, 0)
+    assert compat_gunicorn.SLOW_CLIENTS_VERSION is newer
+    assert bool(compat_gunicorn.SLOW_CLIENTS) is newer
+    assert compat_gunicorn.preset_worker_class() == (
+        "common_api.gunicorn_worker.PlainErrorThreadWorker" if newer
+        else "common_api.gunicorn_worker.PlainErrorGthreadWorker")
+    assert problems() == []
+
+
+def test_gunicorns_error_page_goes_out_as_plain_text_through_the_workers_socket() -> None:
+    from common_api.compat.gunicorn import PlainErrorSocket
+
+    left, right = socket.socketpair()
+    with left, right:
+        gunicorn.util.write_error(PlainErrorSocket(left), 431,  # type: ignore[no-untyped-call,unused-ignore]
+                                  "Request Header Fields Too Large", "Error parsing <headers>")
+        left.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := right.recv(65536):
+            answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b"Content-Type: text/plain; charset=utf-8" in head
+    assert body == b"Request Header Fields Too Large: Error parsing <headers>"
+
+
+@pytest.fixture
+def checks_again(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Re-runs the prometheus_client checks after the test changed the library, and once
+    more after it is restored; features turned off meanwhile are forgotten."""
+    compat = _module(COMPAT)
+    if compat is not None:
+        monkeypatch.setattr(compat, "_off", {})
+    yield monkeypatch
+    monkeypatch.undo()
+    _reload_prometheus_checks()
+
+
+def _reload_prometheus_checks() -> None:
+    """The checks run again (metric_store reads their outcome when it is called; without
+    common_api.compat, as before issue 19, metric_store itself is loaded again)."""
+    module = _module(f"{COMPAT}.prometheus") or _module("common_api.workers.metric_store")
+    assert module is not None
+    importlib.reload(module)
+
+
+def _health(app: Flask) -> dict[str, object]:
+    body: dict[str, object] = app.test_client().get("/periodic-threads-health").get_json()
+    return body
+
+
+def test_prometheus_without_its_value_files_closure_turns_safe_files_off_and_says_so(
+        checks_again: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A prometheus_client whose value class no longer closes over ``files`` and ``lock``:
+    common_api used to carry on with {} and no lock, without a word."""
+
+    def without_closure(process_identifier: object = None) -> type:
+        class Value:
+            def get(self) -> float:
+                return 0.0
+        return Value
+
+    checks_again.setattr(values, "MultiProcessValue", without_closure)
+    caplog.set_level(logging.WARNING, logger="common_api")
+    _reload_prometheus_checks()
+    _reload_prometheus_checks()  # checked again: still one line
+    lines = [r.getMessage() for r in caplog.records if "files and lock" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "safe metric files" in lines[0] and "is off" in lines[0]
+    assert "prometheus-client" in lines[0]
+
+    from common_api.workers import metric_store
+
+    original = MmapedDict.__init__
+    metric_store.install()
+    assert MmapedDict.__init__ is original  # nothing half-installed
+
+    app = Flask("shape_missing")
+    app.register_blueprint(bp)
+    health = _health(app)
+    assert health["healthy"] is True
+    problems = health["worker_problems"]
+    assert isinstance(problems, list) and len(problems) == 1
+    assert "files and lock" in problems[0]["reason"] and problems[0]["unhealthy"] is False
+
+
+def test_a_renamed_mmap_method_turns_safe_files_off(checks_again: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    checks_again.delattr(MmapedDict, "_init_value")
+    caplog.set_level(logging.WARNING, logger="common_api")
+    _reload_prometheus_checks()
+    assert any("MmapedDict._init_value(key)" in record.getMessage()
+               for record in caplog.records)
+    compat_prometheus = importlib.import_module(f"{COMPAT}.prometheus")
+    assert not compat_prometheus.SAFE_FILES
+    assert compat_prometheus.METRIC_READS and compat_prometheus.FOLD  # the others stay on

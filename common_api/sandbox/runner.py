@@ -209,11 +209,10 @@ class ScriptRunner:
         changed = ",".join(f"{w['path']}:{w['old']}->{w['new']}" for w in writes)
         if bridge is not None and bridge.writes_omitted:
             changed += f" and {bridge.writes_omitted} more"
-        outcome = log_text(outcome)
         script_log.info(
-            "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s writes=%s",
-            digest, size, outcome, duration, log_text(client) or "-",
-            log_text(changed) or "-",
+            "run_script sha256=%s size=%d duration=%.3fs client=%s writes=%s outcome=%s",
+            digest, size, duration, log_text(client) if client else "-",
+            log_text(changed) if changed else "-", log_text(outcome),
             extra={"script_sha256": digest, "script_size": size,
                    "script_outcome": outcome, "script_duration": duration,
                    "script_client": client,

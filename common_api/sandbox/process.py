@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
+from .confine import seccomp_program
 from .policy import CHILD_MAX_FILES, SPAWN_TIMEOUT
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -52,6 +54,7 @@ _REQUEST = struct.Struct(">ci")
 _REPLY = struct.Struct(">i")
 #: Exit status the fork server reports when it cannot tell.
 UNKNOWN_STATUS = -(1 << 30)
+log = logging.getLogger(__name__)
 
 
 class ChildGone(Exception):
@@ -86,6 +89,9 @@ class ForkServer:
 
     def __init__(self, config: dict[str, Any]) -> None:
         config = dict(config, max_files=CHILD_MAX_FILES)
+        _program, missing_filter = seccomp_program()
+        if missing_filter:
+            log.warning("%s", missing_filter)
         search_path = [p for p in sys.path if p and os.path.isabs(p)]
         code = _BOOTSTRAP.format(
             path=search_path, root=str(_PACKAGE_DIR.parent), pkg=str(_PACKAGE_DIR)

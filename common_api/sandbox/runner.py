@@ -23,6 +23,7 @@ from typing import Any
 
 from . import protocol
 from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .confine import resolve_user
 from .guards import importable
 from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
@@ -68,6 +69,7 @@ class ScriptRunner:
             "timeout": settings.timeout,
             "max_result_bytes": settings.max_result_bytes,
             "memory_limit_bytes": settings.memory_limit_bytes,
+            "user": list(resolve_user(settings.user)),
         }
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent))
         self._server_lock = threading.Lock()

@@ -1,0 +1,316 @@
+"""The script child is confined by the kernel, and nothing outlives a script.
+
+The child runs as an unprivileged user (when the worker is root) with no
+capabilities, no_new_privs, no new processes and a seccomp filter; the fork
+server kills whatever process a script left behind; the child holds nothing but
+its channel (close-on-exec) and /dev/null. Checked on a real script child, and
+each refused action attempted for real in a forked, locked-down test process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from sandbox.helpers import make_app
+
+from common_api.sandbox import ScriptRunner, ScriptSettings, child, process
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process confinement")
+
+GATED = "result = app.state.gate.wait()"
+IS_ROOT = os.geteuid() == 0
+O_CLOEXEC = 0o2000000
+
+
+def _nobody() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return 65534, 65534
+    return entry.pw_uid, entry.pw_gid
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        return {key: value.strip() for key, value in
+                (line.split(":", 1) for line in handle.read().splitlines() if ":" in line)}
+
+
+def _script_child(runner: ScriptRunner) -> int:
+    server = runner._server
+    assert server is not None
+    pid = server.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        children = [int(p) for p in handle.read().split()]
+    assert len(children) == 1, children
+    return children[0]
+
+
+@pytest.fixture(scope="module")
+def gated() -> Iterator[tuple[ScriptRunner, Flask]]:
+    runner = ScriptRunner(ScriptSettings(timeout=10))
+    app = make_app()
+    yield runner, app
+    app.state.gate.release.set()  # type: ignore[attr-defined]
+    runner.close()
+
+
+def _while_gated(runner: ScriptRunner, app: Flask, look: Callable[[int], None]) -> None:
+    """Run the gated script; call ``look(child pid)`` while it waits at the gate."""
+    gate = app.state.gate  # type: ignore[attr-defined]
+    gate.release.clear()
+    results: list[object] = []
+
+    def target() -> None:
+        try:
+            results.append(runner.run(GATED, app).result)
+        except Exception as exc:  # recorded for the assertion
+            results.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        assert gate.entered.acquire(timeout=10), "the script never reached the gate"
+        look(_script_child(runner))
+    finally:
+        gate.release.set()
+        thread.join(10)
+    assert results == ["released"]
+
+
+def test_script_child_has_no_privileges(gated: tuple[ScriptRunner, Flask]) -> None:
+    seen: dict[str, str] = {}
+    _while_gated(*gated, look=lambda pid: seen.update(_status(pid)))
+    if IS_ROOT:
+        uid, gid = _nobody()
+        assert seen["Uid"].split() == [str(uid)] * 4
+        assert seen["Gid"].split() == [str(gid)] * 4
+        assert seen["Groups"] == ""
+    assert "0" not in seen["Uid"].split()
+    for capabilities in ("CapInh", "CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(seen[capabilities], 16) == 0, (capabilities, seen[capabilities])
+    assert seen["NoNewPrivs"] == "1"
+    assert seen["Seccomp"] == "2"
+
+
+def test_script_child_holds_only_its_channel_and_devnull(
+        gated: tuple[ScriptRunner, Flask]) -> None:
+    links: dict[int, str] = {}
+    flags: dict[int, int] = {}
+
+    def look(pid: int) -> None:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            links[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+            with open(f"/proc/{pid}/fdinfo/{name}", encoding="ascii") as handle:
+                info = dict(line.split(":", 1) for line in handle.read().splitlines())
+            flags[int(name)] = int(info["flags"].strip(), 8)
+
+    _while_gated(*gated, look=look)
+    sockets = [fd for fd, target in links.items() if target.startswith("socket:")]
+    assert len(sockets) == 1, links
+    assert {target for fd, target in links.items() if fd not in sockets} == {"/dev/null"}, links
+    assert flags[sockets[0]] & O_CLOEXEC, "the channel would be inherited across exec"
+
+
+# -- each refused action, attempted for real after the lock-down ------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PTRACE_ATTACH = 16
+TIOCSTI = 0x5412
+
+
+def _libc_errno(result: int) -> int:
+    return ctypes.get_errno() if result == -1 else 0
+
+
+def _attempt(action: Callable[[], object]) -> int:
+    """0 if ``action`` succeeded, else the errno it failed with."""
+    try:
+        action()
+    except OSError as exc:
+        return exc.errno or -1
+    return 0
+
+
+def _fork_and_wait() -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _type_into_devnull() -> None:
+    fd = os.open(os.devnull, os.O_RDWR)
+    try:
+        fcntl.ioctl(fd, TIOCSTI, b"x")  # ENOTTY unless refused before the driver sees it
+    finally:
+        os.close(fd)
+
+
+def _locked_down_probe(parent: int, bystander: int, mountpoint: str) -> dict[str, int]:
+    """Runs in the forked test process after the lock-down: errno of each attempt."""
+    outcome = {
+        "kill parent 0": _attempt(lambda: os.kill(parent, 0)),
+        "kill parent SIGCONT": _attempt(lambda: os.kill(parent, signal.SIGCONT)),
+        "clock_settime": _attempt(lambda: time.clock_settime(
+            time.CLOCK_REALTIME, time.clock_gettime(time.CLOCK_REALTIME))),
+        "fork": _attempt(_fork_and_wait),
+        "execve": _attempt(lambda: os.execv("/nonexistent/common-api-probe", ["probe"])),
+        "mount": _libc_errno(_LIBC.mount(b"none", mountpoint.encode(),
+                                         b"common-api-no-such-fs", 0, None)),
+        "setuid 0": _attempt(lambda: os.setuid(0)),
+        "ptrace attach": _libc_errno(_LIBC.ptrace(PTRACE_ATTACH, bystander, None, None)),
+        "socket": _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
+        "TIOCSTI": _attempt(_type_into_devnull),
+    }
+    if IS_ROOT:  # as an ordinary user the child keeps the worker's uid (docs/sandbox.md)
+        outcome["read parent environ"] = _attempt(
+            lambda: open(f"/proc/{parent}/environ", "rb").close())
+    return outcome
+
+
+def _still_works() -> dict[str, object]:
+    """What a script child must still do after the lock-down."""
+    data = bytearray(20 * 1024 * 1024)
+    try:
+        raise ValueError("raised")
+    except ValueError as exc:
+        message = str(exc)
+    caught: list[int] = []
+    signal.signal(signal.SIGUSR1, lambda number, frame: caught.append(number))
+    signal.raise_signal(signal.SIGUSR1)  # a signal to itself is allowed
+    os.kill(os.getpid(), 0)
+    return {"allocated": len(data), "raised": message, "own signal": caught}
+
+
+@pytest.fixture()
+def bystander() -> Iterator[int]:
+    """A process of the test's user that the locked-down child must not reach."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc.pid
+    proc.kill()
+    proc.wait(10)
+
+
+def _run_locked_down(probe: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Fork, lock down as a script child does (the fork server's config), run ``probe``
+    and send its answer back on the child's socket."""
+    config = {"timeout": 5, "memory_limit_bytes": 4 * 1024 * 1024 * 1024,
+              "max_files": 16, "max_result_bytes": 1000,
+              "user": list(_nobody())}
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (runs in the forked process)
+        code = 1
+        try:
+            ours.close()
+            keep = theirs.fileno()  # as in a script child: its socket and 0, 1, 2
+            os.closerange(3, keep)
+            os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+            child.lock_down(config)
+            answer = json.dumps(probe()).encode()
+            theirs.sendall(answer)
+            code = 0
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                theirs.sendall(json.dumps({"error": repr(exc)}).encode())
+        finally:
+            os._exit(code)
+    theirs.close()
+    ours.settimeout(20)
+    chunks = []
+    try:
+        while chunk := ours.recv(65536):
+            chunks.append(chunk)
+    finally:
+        ours.close()
+        _, status = os.waitpid(pid, 0)
+    answer = json.loads(b"".join(chunks) or b"{}")
+    assert os.waitstatus_to_exitcode(status) == 0, answer
+    return dict(answer)
+
+
+def test_locked_down_child_is_refused_each_privileged_action(bystander: int) -> None:
+    parent = os.getpid()
+    with tempfile.TemporaryDirectory() as mountpoint:
+        outcome = _run_locked_down(lambda: _locked_down_probe(parent, bystander, mountpoint))
+        assert not os.path.ismount(mountpoint)
+    refused = {name: errno.errorcode.get(int(code), code) for name, code in outcome.items()}
+    expected = {name: "EPERM" for name in outcome}
+    if IS_ROOT:
+        expected["read parent environ"] = "EACCES"  # another user's process
+    assert refused == expected
+
+
+def test_locked_down_child_still_works() -> None:
+    outcome = _run_locked_down(_still_works)
+    assert outcome == {"allocated": 20 * 1024 * 1024, "raised": "raised",
+                       "own signal": [int(signal.SIGUSR1)]}
+
+
+# -- nothing outlives a script --------------------------------------------------------------
+
+#: Appended to the fork server's bootstrap: the lock-down is disabled (an escape that
+#: got that far), and before running a script the child forks a process that starts
+#: its own session and sleeps; the script's result is that process's pid.
+ESCAPE = """
+import os as _os, time as _time
+from common_api.sandbox import child as _child
+_run = _child.run
+def _escaped_run(source, *args):
+    pid = _os.fork()
+    if pid == 0:
+        _os.setsid()
+        _time.sleep(60)
+        _os._exit(0)
+    report = _run(source, *args)
+    report["result"] = str(pid)
+    return report
+_child.lock_down = lambda *args, **kwargs: None
+_child.run = _escaped_run
+"""
+_SERVER_CALL = "fork_server_main()\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_process_an_escaped_script_started_dies_with_the_script(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert process._BOOTSTRAP.endswith(_SERVER_CALL)
+    monkeypatch.setattr(process, "_BOOTSTRAP",
+                        process._BOOTSTRAP[:-len(_SERVER_CALL)] + ESCAPE + _SERVER_CALL)
+    runner = ScriptRunner(ScriptSettings(timeout=5))
+    orphan = 0
+    try:
+        orphan = int(runner.run("result = 1", make_app()).result)
+        deadline = time.monotonic() + 5
+        while _alive(orphan) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(orphan), f"process {orphan} outlived its script: {_status(orphan)}"
+    finally:
+        runner.close()
+        if orphan and _alive(orphan):
+            os.kill(orphan, signal.SIGKILL)

@@ -37,6 +37,7 @@ import struct
 #: system has no such entry).
 DEFAULT_USER = "nobody"
 _NOBODY_IDS = (65534, 65534)
+_NO_ID = 0xFFFFFFFF  # (uid_t) -1: "leave unchanged" to setresuid
 
 # prctl options and values (linux/prctl.h, linux/seccomp.h, linux/capability.h)
 PR_SET_PDEATHSIG = 1
@@ -186,6 +187,8 @@ def resolve_user(spec: str) -> tuple[int, int]:
         ids = (entry.pw_uid, entry.pw_gid)
     if ids[0] == 0:
         raise ValueError(f"{spec!r} is root; scripts must run as an unprivileged user")
+    if not all(0 <= number < _NO_ID for number in ids):
+        raise ValueError(f"{spec!r} is not a valid user id")
     return ids
 
 

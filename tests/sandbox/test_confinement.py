@@ -208,12 +208,13 @@ def bystander() -> Iterator[int]:
     proc.wait(10)
 
 
-def _run_locked_down(probe: Callable[[], dict[str, object]]) -> dict[str, object]:
+def _run_locked_down(probe: Callable[[], dict[str, object]],
+                     user: list[int] | None = None) -> dict[str, object]:
     """Fork, lock down as a script child does (the fork server's config), run ``probe``
     and send its answer back on the child's socket."""
     config = {"timeout": 5, "memory_limit_bytes": 4 * 1024 * 1024 * 1024,
               "max_files": 16, "max_result_bytes": 1000,
-              "user": list(_nobody())}
+              "user": user or list(_nobody())}
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (runs in the forked process)
@@ -314,3 +315,38 @@ def test_a_process_an_escaped_script_started_dies_with_the_script(
         runner.close()
         if orphan and _alive(orphan):
             os.kill(orphan, signal.SIGKILL)
+
+
+# -- the user a child becomes --------------------------------------------------------------
+
+
+def test_script_user_setting_is_checked_at_start() -> None:
+    from common_api import config
+
+    assert config.resolve({}, environ={})[config.SCRIPT_USER] == "nobody"
+    daemon = config.resolve({config.SCRIPT_USER: "daemon"}, environ={})
+    assert daemon[config.SCRIPT_USER] == "daemon"
+    for bad, reason in (("root", "is root"), ("0", "is root"), ("no-such-user-x", "no user"),
+                        ("4294967295", "not a valid user id")):
+        with pytest.raises(ValueError, match=f"{config.SCRIPT_USER}: .*{reason}"):
+            config.resolve({config.SCRIPT_USER: bad}, environ={})
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root worker switches user")
+def test_configured_user_is_the_one_the_child_becomes() -> None:
+    daemon = pwd.getpwnam("daemon")
+    runner = ScriptRunner(ScriptSettings(timeout=10, user="daemon"))
+    app = make_app()
+    seen: dict[str, str] = {}
+    try:
+        _while_gated(runner, app, look=lambda pid: seen.update(_status(pid)))
+    finally:
+        runner.close()
+    assert seen["Uid"].split() == [str(daemon.pw_uid)] * 4
+    assert seen["Gid"].split() == [str(daemon.pw_gid)] * 4
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root worker switches user")
+def test_a_child_that_cannot_switch_user_refuses_to_run() -> None:
+    with pytest.raises(AssertionError, match="still root"):
+        _run_locked_down(lambda: {}, user=[0xFFFFFFFF, 0xFFFFFFFF])  # "leave unchanged"

@@ -11,12 +11,18 @@ of the script (:func:`.child.lock_down`), in this order:
    process or thread (``RLIMIT_NPROC=0``);
 3. it dies with its fork server (``PR_SET_PDEATHSIG``);
 4. ``no_new_privs``: nothing it could execute may grant privileges;
-5. a seccomp filter (classic BPF, installed with ``prctl``) answers ``EPERM`` to the
+5. a Landlock domain, where the kernel has one (:mod:`.landlock`): no file created,
+   written or removed, and no ptrace-type access to any process outside it (the
+   worker's ``/proc/<pid>/mem`` and ``environ`` even for a worker that is not root);
+6. a seccomp filter (classic BPF, installed with ``prctl``) answers ``EPERM`` to the
    system calls a script never needs and an escape would: other processes (ptrace,
    signals to anyone but itself, priorities), the clock, mounts and namespaces,
    identities, new processes and programs, kernel modules, keys, BPF, io_uring,
-   new sockets. Only on architectures whose system call numbers are listed here;
-   elsewhere the worker logs one line when it starts the fork server.
+   new sockets. Only on architectures whose system call numbers are listed here.
+
+Where the kernel lacks Landlock or seccomp, or the architecture is not listed, the
+worker logs one line per missing layer when it starts the fork server
+(:func:`missing_layers`).
 
 Everything here only ever lowers what the process may do, so it works with an
 interpreter the unprivileged user cannot read: the fork server imported what the
@@ -32,6 +38,8 @@ import platform
 import pwd
 import resource
 import struct
+
+from .landlock import LandlockRuleset
 
 #: The user a child switches to when none is configured (and its ids when the
 #: system has no such entry).
@@ -303,6 +311,12 @@ def seccomp_program() -> tuple[SeccompProgram | None, str | None]:
     return SeccompProgram(*arch), None
 
 
+def missing_layers() -> list[str]:
+    """One line for each layer this machine cannot give script children."""
+    missing = [seccomp_program()[1], LandlockRuleset.probe()[1]]
+    return [reason for reason in missing if reason]
+
+
 class Confinement:
     """Prepared in the fork server, applied in each script child (:meth:`apply`)."""
 
@@ -310,7 +324,8 @@ class Confinement:
         self.user = user or _NOBODY_IDS
         self.libc = _Libc()
         self.last_capability = _last_capability()
-        self.program, self.missing_filter = seccomp_program()
+        self.program, _missing = seccomp_program()
+        self.landlock, _missing = LandlockRuleset.probe()
 
     def apply(self) -> None:
         """Confine the calling process for good; raises ConfinementError."""
@@ -324,6 +339,8 @@ class Confinement:
             if os.getppid() != parent:
                 os._exit(3)  # the fork server is already gone
             self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+            if self.landlock is not None:
+                self.landlock.restrict_self()
             if self.program is not None:
                 self._install(self.program.for_pid(os.getpid()))
         except OSError as exc:

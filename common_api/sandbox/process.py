@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
-from .confine import seccomp_program
+from .confine import missing_layers
 from .policy import CHILD_MAX_FILES, SPAWN_TIMEOUT
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -89,9 +89,8 @@ class ForkServer:
 
     def __init__(self, config: dict[str, Any]) -> None:
         config = dict(config, max_files=CHILD_MAX_FILES)
-        _program, missing_filter = seccomp_program()
-        if missing_filter:
-            log.warning("%s", missing_filter)
+        for missing in missing_layers():
+            log.warning("%s", missing)
         search_path = [p for p in sys.path if p and os.path.isabs(p)]
         code = _BOOTSTRAP.format(
             path=search_path, root=str(_PACKAGE_DIR.parent), pkg=str(_PACKAGE_DIR)

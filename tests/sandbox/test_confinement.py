@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import platform
 import pwd
 import signal
 import socket
@@ -132,6 +133,19 @@ def test_script_child_holds_only_its_channel_and_devnull(
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PTRACE_ATTACH = 16
+PR_SET_DUMPABLE = 4
+
+
+def _landlock_abi() -> int:
+    if platform.machine() not in ("x86_64", "aarch64"):
+        return 0
+    syscall = _LIBC.syscall
+    syscall.restype = ctypes.c_long
+    abi = syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return max(int(abi), 0)  # landlock_create_ruleset(NULL, 0, VERSION)
+
+
+LANDLOCK = _landlock_abi() > 0
 TIOCSTI = 0x5412
 
 
@@ -156,14 +170,15 @@ def _fork_and_wait() -> None:
 
 
 def _type_into_devnull() -> None:
-    fd = os.open(os.devnull, os.O_RDWR)
+    fd = os.open(os.devnull, os.O_RDONLY)
     try:
         fcntl.ioctl(fd, TIOCSTI, b"x")  # ENOTTY unless refused before the driver sees it
     finally:
         os.close(fd)
 
 
-def _locked_down_probe(parent: int, bystander: int, mountpoint: str) -> dict[str, int]:
+def _locked_down_probe(parent: int, bystander: int, mountpoint: str, scratch: str
+                       ) -> dict[str, int]:
     """Runs in the forked test process after the lock-down: errno of each attempt."""
     outcome = {
         "kill parent 0": _attempt(lambda: os.kill(parent, 0)),
@@ -179,9 +194,11 @@ def _locked_down_probe(parent: int, bystander: int, mountpoint: str) -> dict[str
         "socket": _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
         "TIOCSTI": _attempt(_type_into_devnull),
     }
-    if IS_ROOT:  # as an ordinary user the child keeps the worker's uid (docs/sandbox.md)
+    if IS_ROOT or LANDLOCK:  # else an ordinary user's child may (docs/sandbox.md)
         outcome["read parent environ"] = _attempt(
             lambda: open(f"/proc/{parent}/environ", "rb").close())
+    if LANDLOCK:  # /tmp is writable by every user
+        outcome["create a file"] = _attempt(lambda: _create_file(scratch))
     return outcome
 
 
@@ -208,25 +225,19 @@ def bystander() -> Iterator[int]:
     proc.wait(10)
 
 
-def _run_locked_down(probe: Callable[[], dict[str, object]],
-                     user: list[int] | None = None) -> dict[str, object]:
-    """Fork, lock down as a script child does (the fork server's config), run ``probe``
-    and send its answer back on the child's socket."""
-    config = {"timeout": 5, "memory_limit_bytes": 4 * 1024 * 1024 * 1024,
-              "max_files": 16, "max_result_bytes": 1000,
-              "user": user or list(_nobody())}
+def _forked(body: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Run ``body`` in a forked process that holds only its socket (and 0, 1, 2), as a
+    script child does; return what it sent back on that socket."""
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (runs in the forked process)
         code = 1
         try:
             ours.close()
-            keep = theirs.fileno()  # as in a script child: its socket and 0, 1, 2
+            keep = theirs.fileno()
             os.closerange(3, keep)
             os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-            child.lock_down(config)
-            answer = json.dumps(probe()).encode()
-            theirs.sendall(answer)
+            theirs.sendall(json.dumps(body()).encode())
             code = 0
         except BaseException as exc:
             with contextlib.suppress(BaseException):
@@ -247,16 +258,73 @@ def _run_locked_down(probe: Callable[[], dict[str, object]],
     return dict(answer)
 
 
+def _run_locked_down(probe: Callable[[], dict[str, object]],
+                     user: list[int] | None = None) -> dict[str, object]:
+    """Fork, lock down as a script child does (the fork server's config), run ``probe``."""
+    config = {"timeout": 5, "memory_limit_bytes": 4 * 1024 * 1024 * 1024,
+              "max_files": 16, "max_result_bytes": 1000,
+              "user": user or list(_nobody())}
+
+    def body() -> dict[str, object]:
+        child.lock_down(config)
+        return probe()
+
+    return _forked(body)
+
+
+def _create_file(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def test_locked_down_child_is_refused_each_privileged_action(bystander: int) -> None:
     parent = os.getpid()
-    with tempfile.TemporaryDirectory() as mountpoint:
-        outcome = _run_locked_down(lambda: _locked_down_probe(parent, bystander, mountpoint))
-        assert not os.path.ismount(mountpoint)
+    scratch = f"/tmp/common-api-confinement-{parent}"
+    try:
+        with tempfile.TemporaryDirectory() as mountpoint:
+            outcome = _run_locked_down(
+                lambda: _locked_down_probe(parent, bystander, mountpoint, scratch))
+            assert not os.path.ismount(mountpoint)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
     refused = {name: errno.errorcode.get(int(code), code) for name, code in outcome.items()}
     expected = {name: "EPERM" for name in outcome}
-    if IS_ROOT:
-        expected["read parent environ"] = "EACCES"  # another user's process
+    expected.update({name: "EACCES" for name in ("read parent environ", "create a file")
+                     if name in outcome})  # open() of another user's or a refused file
     assert refused == expected
+
+
+@pytest.mark.skipif(not (IS_ROOT and LANDLOCK), reason="needs root (to become an ordinary "
+                    "user) and a kernel with Landlock")
+def test_child_of_an_ordinary_user_worker_cannot_reach_the_worker() -> None:
+    """The worker is an ordinary user: its child keeps that uid, and still neither
+    signals the worker nor reads its environment or memory."""
+
+    def worker() -> dict[str, object]:
+        uid, gid = _nobody()
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        _LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # as any process of an ordinary user
+        me = os.getpid()
+
+        def probe() -> dict[str, object]:
+            attempts = {
+                "kill worker": _attempt(lambda: os.kill(me, signal.SIGCONT)),
+                "read worker environ": _attempt(
+                    lambda: open(f"/proc/{me}/environ", "rb").close()),
+                "read worker memory": _attempt(lambda: open(f"/proc/{me}/mem", "rb").close()),
+            }
+            return {name: errno.errorcode.get(code, code) for name, code in attempts.items()}
+
+        answer = _run_locked_down(probe)
+        readable = _attempt(lambda: open(f"/proc/{me}/environ", "rb").close())
+        return {**answer, "worker reads its own environ": readable}
+
+    assert _forked(worker) == {
+        "kill worker": "EPERM", "read worker environ": "EACCES",
+        "read worker memory": "EACCES", "worker reads its own environ": 0,
+    }
 
 
 def test_locked_down_child_still_works() -> None:

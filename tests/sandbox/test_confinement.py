@@ -14,6 +14,7 @@ import ctypes
 import errno
 import fcntl
 import json
+import logging
 import os
 import platform
 import pwd
@@ -418,3 +419,20 @@ def test_configured_user_is_the_one_the_child_becomes() -> None:
 def test_a_child_that_cannot_switch_user_refuses_to_run() -> None:
     with pytest.raises(AssertionError, match="still root"):
         _run_locked_down(lambda: {}, user=[0xFFFFFFFF, 0xFFFFFFFF])  # "leave unchanged"
+
+
+def test_each_layer_the_machine_lacks_is_logged_once_at_fork_server_start(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: "sparc64")  # in the worker only
+    caplog.set_level(logging.WARNING, logger="common_api.sandbox")
+    runner = ScriptRunner(ScriptSettings(timeout=5))
+    try:
+        assert runner.run("result = 1", make_app()).result == "1"
+        assert runner.run("result = 2", make_app()).result == "2"
+    finally:
+        runner.close()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("common_api")] == [
+        "no seccomp filter for script children on sparc64 (system call numbers known for "
+        "aarch64, x86_64)",
+        "no Landlock domain for script children on sparc64",
+    ]

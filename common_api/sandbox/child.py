@@ -344,7 +344,13 @@ def _script_child(fd: int, config: dict[str, Any], allowed: list[str],
 
 def _close_other_fds(keep: int) -> None:
     """Only the channel and /dev/null (0, 1, 2) stay open in a script child."""
-    for name in os.listdir("/proc/self/fd"):
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:  # no /proc: close the whole range
+        os.closerange(3, keep)
+        os.closerange(keep + 1, max(os.sysconf("SC_OPEN_MAX"), keep + 1))
+        return
+    for name in names:
         fd = int(name)
         if fd > 2 and fd != keep:
             with contextlib.suppress(OSError):  # the listing's own, closed already

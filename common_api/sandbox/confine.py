@@ -18,7 +18,8 @@ of the script (:func:`.child.lock_down`), in this order:
    system calls a script never needs and an escape would: other processes (ptrace,
    signals to anyone but itself, priorities), the clock, mounts and namespaces,
    identities, new processes and programs, kernel modules, keys, BPF, io_uring,
-   new sockets. Only on architectures whose system call numbers are listed here.
+   file modes, owners, times and attributes, new sockets. Only on architectures
+   whose system call numbers are listed here.
 
 Where the kernel lacks Landlock or seccomp, or the architecture is not listed, the
 worker logs one line per missing layer when it starts the fork server
@@ -101,6 +102,10 @@ DENIED = (
     "swapoff", "acct", "sethostname", "setdomainname", "syslog", "vhangup", "iopl",
     "ioperm", "modify_ldt", "uselib", "lookup_dcookie", "nfsservctl", "userfaultfd",
     "io_uring_setup", "io_uring_enter", "io_uring_register",
+    # file owners, modes, times and attributes (which Landlock does not cover)
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "setxattr", "lsetxattr", "fsetxattr", "setxattrat", "removexattr", "lremovexattr",
+    "fremovexattr", "removexattrat", "utime", "utimes", "utimensat", "futimesat",
     # new sockets (the child's one channel to the worker is already connected)
     "socket",
 )
@@ -134,9 +139,14 @@ _X86_64 = {
     "lookup_dcookie": 212, "nfsservctl": 180, "userfaultfd": 323, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "socket": 41, "kill": 62,
     "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
-    "prlimit64": 302, "ioctl": 16,
+    "prlimit64": 302, "ioctl": 16, "chmod": 90, "fchmod": 91, "fchmodat": 268,
+    "fchmodat2": 452, "chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260,
+    "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "setxattrat": 463,
+    "removexattr": 197, "lremovexattr": 198, "fremovexattr": 199, "removexattrat": 466,
+    "utime": 132, "utimes": 235, "utimensat": 280, "futimesat": 261,
 }
-# aarch64 uses the generic table: no fork, vfork, iopl, ioperm, modify_ldt, uselib.
+# aarch64 uses the generic table: no fork, vfork, iopl, ioperm, modify_ldt, uselib, and
+# only the *at forms of chmod, chown and utime.
 _AARCH64 = {
     "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_open": 434,
     "pidfd_send_signal": 424, "pidfd_getfd": 438, "kcmp": 272, "get_robust_list": 100,
@@ -158,7 +168,10 @@ _AARCH64 = {
     "lookup_dcookie": 18, "nfsservctl": 42, "userfaultfd": 282, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "socket": 198, "kill": 129,
     "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
-    "prlimit64": 261, "ioctl": 29,
+    "prlimit64": 261, "ioctl": 29, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452,
+    "fchown": 55, "fchownat": 54, "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7,
+    "setxattrat": 463, "removexattr": 14, "lremovexattr": 15, "fremovexattr": 16,
+    "removexattrat": 466, "utimensat": 88,
 }
 #: machine name -> (AUDIT_ARCH value, system call numbers, lowest number of another ABI)
 _ARCHITECTURES: dict[str, tuple[int, dict[str, int], int | None]] = {

@@ -194,6 +194,7 @@ def _locked_down_probe(parent: int, bystander: int, mountpoint: str, scratch: st
         "ptrace attach": _libc_errno(_LIBC.ptrace(PTRACE_ATTACH, bystander, None, None)),
         "socket": _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
         "TIOCSTI": _attempt(_type_into_devnull),
+        "chmod": _attempt(lambda: os.chmod(mountpoint, 0o777)),
     }
     if IS_ROOT or LANDLOCK:  # else an ordinary user's child may (docs/sandbox.md)
         outcome["read parent environ"] = _attempt(
@@ -436,3 +437,14 @@ def test_each_layer_the_machine_lacks_is_logged_once_at_fork_server_start(
         "aarch64, x86_64)",
         "no Landlock domain for script children on sparc64",
     ]
+
+
+def test_the_filter_builds_for_every_listed_architecture() -> None:
+    from common_api.sandbox import confine
+
+    for machine, (arch, numbers, other_abi) in confine._ARCHITECTURES.items():
+        assert len(set(numbers.values())) == len(numbers), f"{machine}: a number twice"
+        program = confine.SeccompProgram(arch, numbers, other_abi).for_pid(4242)
+        assert len(program) % 8 == 0 and len(program) // 8 < 4096
+        listed = [name for name in confine.DENIED if name in numbers]
+        assert len(program) // 8 > len(listed) + len(confine.SELF_ONLY), machine

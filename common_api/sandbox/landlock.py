@@ -23,11 +23,9 @@ import platform
 import struct
 from typing import Any
 
-# The generic system call numbers, the same on x86_64 and aarch64.
-_CREATE_RULESET = 444
-_RESTRICT_SELF = 446
+from .syscalls import ARCHITECTURES
+
 _CREATE_RULESET_VERSION = 1
-_MACHINES = frozenset({"x86_64", "aarch64"})
 
 # LANDLOCK_ACCESS_FS_* rights that change the file system, by the ABI that added them
 _FS_CHANGES_BY_ABI = {
@@ -55,8 +53,10 @@ def _syscall() -> Any:
 class LandlockRuleset:
     """The ruleset attribute for one kernel's Landlock ABI."""
 
-    def __init__(self, abi: int) -> None:
+    def __init__(self, abi: int, numbers: dict[str, int]) -> None:
         self.abi = abi
+        self.create_ruleset = numbers["landlock_create_ruleset"]
+        self.restrict = numbers["landlock_restrict_self"]
         fs = 0
         for added, rights in _FS_CHANGES_BY_ABI.items():
             if abi >= added:
@@ -70,25 +70,27 @@ class LandlockRuleset:
     @classmethod
     def probe(cls) -> tuple[LandlockRuleset | None, str | None]:
         """The ruleset this kernel supports, or None and why there is none."""
-        if platform.machine() not in _MACHINES:
-            return None, f"no Landlock domain for script children on {platform.machine()}"
-        abi = int(_syscall()(ctypes.c_long(_CREATE_RULESET), None, ctypes.c_size_t(0),
-                             ctypes.c_uint32(_CREATE_RULESET_VERSION)))
+        machine = platform.machine()
+        if machine not in ARCHITECTURES:
+            return None, f"no Landlock domain for script children on {machine}"
+        numbers = ARCHITECTURES[machine][1]
+        abi = int(_syscall()(ctypes.c_long(numbers["landlock_create_ruleset"]), None,
+                             ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)))
         if abi < 1:
             reason = os.strerror(ctypes.get_errno())
             return None, f"no Landlock domain for script children: the kernel has none ({reason})"
-        return cls(abi), None
+        return cls(abi, numbers), None
 
     def restrict_self(self) -> None:
         """Enter the domain for good (needs no_new_privs); raises OSError."""
         attribute = ctypes.create_string_buffer(self.attribute, len(self.attribute))
-        fd = int(self._syscall(ctypes.c_long(_CREATE_RULESET), attribute,
+        fd = int(self._syscall(ctypes.c_long(self.create_ruleset), attribute,
                                ctypes.c_size_t(len(self.attribute)), ctypes.c_uint32(0)))
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"landlock_create_ruleset: {os.strerror(code)}")
         try:
-            if self._syscall(ctypes.c_long(_RESTRICT_SELF), ctypes.c_int(fd),
+            if self._syscall(ctypes.c_long(self.restrict), ctypes.c_int(fd),
                              ctypes.c_uint32(0)) != 0:
                 code = ctypes.get_errno()
                 raise OSError(code, f"landlock_restrict_self: {os.strerror(code)}")

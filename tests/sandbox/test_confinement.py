@@ -440,9 +440,9 @@ def test_each_layer_the_machine_lacks_is_logged_once_at_fork_server_start(
 
 
 def test_the_filter_builds_for_every_listed_architecture() -> None:
-    from common_api.sandbox import confine
+    from common_api.sandbox import confine, syscalls
 
-    for machine, (arch, numbers, other_abi) in confine._ARCHITECTURES.items():
+    for machine, (arch, numbers, other_abi) in syscalls.ARCHITECTURES.items():
         assert len(set(numbers.values())) == len(numbers), f"{machine}: a number twice"
         program = confine.SeccompProgram(arch, numbers, other_abi).for_pid(4242)
         assert len(program) % 8 == 0 and len(program) // 8 < 4096

@@ -18,7 +18,8 @@ of the script (:func:`.child.lock_down`), in this order:
    system calls a script never needs and an escape would: other processes (ptrace,
    signals to anyone but itself, priorities), the clock, mounts and namespaces,
    identities, new processes and programs, kernel modules, keys, BPF, io_uring,
-   file modes, owners, times and attributes, new sockets. Only on architectures
+   file modes, owners, times and attributes, System V IPC and message queues (they
+   would outlive the script), new sockets. Only on architectures
    whose system call numbers are listed here.
 
 Where the kernel lacks Landlock or seccomp, or the architecture is not listed, the
@@ -107,6 +108,10 @@ DENIED = (
     "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
     "setxattr", "lsetxattr", "fsetxattr", "setxattrat", "removexattr", "lremovexattr",
     "fremovexattr", "removexattrat", "utime", "utimes", "utimensat", "futimesat",
+    # System V IPC and POSIX message queues: objects that outlive the process
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr",
     # new sockets (the child's one channel to the worker is already connected)
     "socket",
 )

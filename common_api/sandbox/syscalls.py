@@ -36,6 +36,10 @@ X86_64 = {
     "removexattr": 197, "lremovexattr": 198, "fremovexattr": 199, "removexattrat": 466,
     "utime": 132, "utimes": 235, "utimensat": 280, "futimesat": 261,
     "landlock_create_ruleset": 444, "landlock_restrict_self": 446,
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+    "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+    "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+    "mq_notify": 244, "mq_getsetattr": 245,
 }
 # aarch64 uses the generic table: no fork, vfork, iopl, ioperm, modify_ldt, uselib, and
 # only the *at forms of chmod, chown and utime.
@@ -65,6 +69,10 @@ AARCH64 = {
     "setxattrat": 463, "removexattr": 14, "lremovexattr": 15, "fremovexattr": 16,
     "removexattrat": 466, "utimensat": 88,
     "landlock_create_ruleset": 444, "landlock_restrict_self": 446,
+    "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193,
+    "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188,
+    "msgctl": 187, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182,
+    "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
 }
 #: machine name -> (AUDIT_ARCH value, system call numbers, lowest number of another ABI)
 ARCHITECTURES: dict[str, tuple[int, dict[str, int], int | None]] = {

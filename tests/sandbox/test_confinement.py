@@ -136,6 +136,7 @@ def test_script_child_holds_only_its_channel_and_devnull(
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PTRACE_ATTACH = 16
 PR_SET_DUMPABLE = 4
+IPC_PRIVATE, IPC_CREAT, IPC_RMID = 0, 0o1000, 0
 
 
 def _landlock_abi() -> int:
@@ -179,6 +180,15 @@ def _type_into_devnull() -> None:
         os.close(fd)
 
 
+def _shared_memory_segment() -> int:
+    """shmget(IPC_PRIVATE): a segment outlives its process; removed at once if made."""
+    segment = _LIBC.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600)
+    if segment == -1:
+        return ctypes.get_errno()
+    _LIBC.shmctl(segment, IPC_RMID, None)
+    return 0
+
+
 def _locked_down_probe(parent: int, bystander: int, mountpoint: str, scratch: str
                        ) -> dict[str, int]:
     """Runs in the forked test process after the lock-down: errno of each attempt."""
@@ -196,6 +206,7 @@ def _locked_down_probe(parent: int, bystander: int, mountpoint: str, scratch: st
         "socket": _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
         "TIOCSTI": _attempt(_type_into_devnull),
         "chmod": _attempt(lambda: os.chmod(mountpoint, 0o777)),
+        "System V shared memory": _shared_memory_segment(),
     }
     if IS_ROOT or LANDLOCK:  # else an ordinary user's child may (docs/sandbox.md)
         outcome["read parent environ"] = _attempt(
@@ -340,17 +351,21 @@ def test_locked_down_child_still_works() -> None:
 
 #: Appended to the fork server's bootstrap: the lock-down is disabled (an escape that
 #: got that far), and before running a script the child forks a process that starts
-#: its own session and sleeps; the script's result is that process's pid.
+#: its own session (before the script goes on) and sleeps; the script's result is that
+#: process's pid.
 ESCAPE = """
 import os as _os, time as _time
 from common_api.sandbox import child as _child
 _run = _child.run
 def _escaped_run(source, *args):
+    ready, done = _os.pipe()
     pid = _os.fork()
     if pid == 0:
         _os.setsid()
+        _os.write(done, b"s")
         _time.sleep(60)
         _os._exit(0)
+    _os.read(ready, 1)  # it has left the child's process group
     report = _run(source, *args)
     report["result"] = str(pid)
     return report

@@ -15,7 +15,8 @@ The worker is threaded, so it never forks itself.
 
 The fork server does not reap a script child until the worker asks for its exit
 status, so the worker can always kill a child's process group by pid without a
-pid-reuse race.
+pid-reuse race. Reaping also kills whatever process the child left behind, in its
+own session or not: the fork server is the subreaper of its children.
 """
 
 from __future__ import annotations

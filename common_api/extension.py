@@ -139,6 +139,7 @@ class CommonApiState:
                     max_concurrent=self.settings[config.SCRIPT_MAX_CONCURRENT],
                     memory_limit_bytes=self.settings[config.SCRIPT_MEMORY_LIMIT],
                     host_packages=frozenset(self.settings[config.SCRIPT_HOST_PACKAGES]),
+                    user=self.settings[config.SCRIPT_USER],
                 ))
                 atexit.register(self._runner.close)
             return self._runner

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import protocol
 from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .confine import resolve_user
 from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
     ChildGone,
@@ -59,12 +60,13 @@ class ScriptRunner:
 
     def __init__(self, settings: ScriptSettings) -> None:
         self.settings = settings
-        # entries that grant nothing are named once at start-up (setup.check_script_imports)
+        # entries that grant nothing are named once at registration (extension.py)
         self._config: dict[str, Any] = {
             "allowed_imports": sorted(settings.allowed_imports),
             "timeout": settings.timeout,
             "max_result_bytes": settings.max_result_bytes,
             "memory_limit_bytes": settings.memory_limit_bytes,
+            "user": list(resolve_user(settings.user)),
         }
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent))
         self._server_lock = threading.Lock()

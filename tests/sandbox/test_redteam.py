@@ -42,8 +42,23 @@ REDTEAM_IMPORTS = frozenset({
     "functools", "copy", "enum", "pprint", "textwrap", "base64", "mimetypes", "binascii",
     "bisect", "heapq", "zlib", "unicodedata", "cmath", "mailcap", "uu",
 })
+#: A secret the host keeps in a third-party type that masks its str() and repr().
+VAULT_CANARY = "vlt-canary-0d4417"
 #: Plain values that count as a host setting in the snapshot.
 _SETTING_TYPES = (type(None), bool, int, float, str, tuple, list, dict, set)
+
+
+class MaskedToken(str):
+    """A third-party secret type (a vault client's): a str that never shows itself."""
+
+    def __repr__(self) -> str:
+        return "MaskedToken('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+
+MaskedToken.__module__ = "hvac.secrets"
 
 
 class Heartbeat:
@@ -78,9 +93,11 @@ def wide_runner() -> Iterator[ScriptRunner]:
 
 @pytest.fixture(scope="module")
 def host() -> Flask:
-    """The realistic host, plus a float and an int setting (``tuning.ttl``, ``.batch``)."""
+    """The realistic host, plus a float and an int setting (``tuning.ttl``, ``.batch``) and
+    a secret in a third-party masking type (``tuning.vault_token``)."""
     app = make_app()
-    app.state.tuning = types.SimpleNamespace(ttl=30.0, batch=8)  # type: ignore[attr-defined]
+    app.state.tuning = types.SimpleNamespace(  # type: ignore[attr-defined]
+        ttl=30.0, batch=8, vault_token=MaskedToken(VAULT_CANARY))
     return app
 
 
@@ -148,6 +165,7 @@ def test_red_team_attempt_does_not_escape(attack: Attack, wide_runner: ScriptRun
     text, elapsed = _attempt(wide_runner, attack.source, host, writes)
     assert not shows_escape(text), text
     assert_no_canary(text)
+    assert VAULT_CANARY not in text
     assert "Traceback" not in text
     if attack.expect is not None:
         assert any(word in text for word in attack.expect.split("|")), text

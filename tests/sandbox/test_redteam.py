@@ -34,13 +34,16 @@ from common_api.sandbox import ScriptError, ScriptRunner, ScriptSettings
 
 TIMEOUT = 2.0
 DOS_THREAT = 7
-#: Issue 16's plausible allowlist plus the modules the red-team brief adds. mailcap
-#: and uu are gone in Python 3.13; naming them there only adds a start-up problem.
+#: Issue 16's plausible allowlist plus the modules the red-team brief adds, and the
+#: member entries the start-up warning suggests for uu (enum, mimetypes, mailcap and
+#: uu have no vetted table). mailcap and uu are gone in Python 3.13; naming them there
+#: only adds a start-up problem.
 REDTEAM_IMPORTS = frozenset({
     "json", "math", "re", "operator", "string", "collections", "datetime", "time",
     "decimal", "fractions", "statistics", "random", "hashlib", "uuid", "itertools",
     "functools", "copy", "enum", "pprint", "textwrap", "base64", "mimetypes", "binascii",
-    "bisect", "heapq", "zlib", "unicodedata", "cmath", "mailcap", "uu",
+    "bisect", "heapq", "zlib", "unicodedata", "cmath", "mailcap", "uu", "uu:encode",
+    "uu:decode",
 })
 #: A secret the host keeps in a third-party type that masks its str() and repr().
 VAULT_CANARY = "vlt-canary-0d4417"

@@ -1,6 +1,6 @@
 # ruff: noqa - a hostile script, kept as written
 # threat: 1 reach the operating system
-# technique: the privileged or file-reading members of allowed modules (time.clock_settime_ns, time.tzset, uuid.getnode/uuid1, hashlib.file_digest, random.seed) and the unvetted modules of the wide allowlist (enum, mimetypes, mailcap, uu)
+# technique: the privileged or file-reading members of allowed modules (time.clock_settime_ns, time.tzset, uuid.getnode/uuid1, hashlib.file_digest, random.seed) and the unvetted modules of the wide allowlist (enum, mimetypes, mailcap)
 # red team: 6d8a476, wide allowlist
 import time, uuid, hashlib, random
 
@@ -13,7 +13,7 @@ for module, name in ((time, "clock_settime_ns"), (time, "clock_settime"), (time,
         reached.append(getattr(module, name))
     except AttributeError:
         pass
-for name in ("enum", "mimetypes", "mailcap", "uu", "os", "posix", "sys", "_thread"):
+for name in ("enum", "mimetypes", "mailcap", "os", "posix", "sys", "_thread"):  # uu: see 130
     try:
         reached.append(__import__(name))
     except ImportError:

@@ -170,6 +170,8 @@ def test_red_team_attempt_does_not_escape(attack: Attack, wide_runner: ScriptRun
     assert_no_canary(text)
     assert VAULT_CANARY not in text
     assert "Traceback" not in text
+    assert writes == [], f"the host took writes: {writes}"
+    assert _host_snapshot(host) == before
     if attack.expect is not None:
         assert any(word in text for word in attack.expect.split("|")), text
     if attack.threat == DOS_THREAT:
@@ -183,5 +185,3 @@ def test_red_team_attempt_does_not_escape(attack: Attack, wide_runner: ScriptRun
     assert records, "the runner logged no record of the script"
     for message in records:
         assert not _record_problems(message), (_record_problems(message), message)
-    assert writes == [], f"the host took writes: {writes}"
-    assert _host_snapshot(host) == before

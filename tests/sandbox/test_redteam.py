@@ -8,7 +8,8 @@ environment, underscore attributes and a third-party client) and must not escape
 
 * no ``ESCAPED`` marker and no canary in what the script gets back;
 * the host unchanged: no write recorded, the app's config, routes and hooks and every
-  public setting under ``app.state`` (value and type) as before;
+  public setting under ``app.state`` (value and type) as before; no file in the scratch
+  directory the host names;
 * the runner's record of the script stays one line with one ``client=`` and one
   ``writes=`` field and no control or format characters (nothing the script said
   forges or disguises a record);
@@ -24,6 +25,7 @@ import time
 import types
 import unicodedata
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -95,12 +97,19 @@ def wide_runner() -> Iterator[ScriptRunner]:
 
 
 @pytest.fixture(scope="module")
-def host() -> Flask:
-    """The realistic host, plus a float and an int setting (``tuning.ttl``, ``.batch``) and
-    a secret in a third-party masking type (``tuning.vault_token``)."""
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty directory the host names: whatever a script creates there is a trace."""
+    return tmp_path_factory.mktemp("redteam-scratch")
+
+
+@pytest.fixture(scope="module")
+def host(scratch: Path) -> Flask:
+    """The realistic host, plus a float and an int setting (``tuning.ttl``, ``.batch``), a
+    secret in a third-party masking type (``tuning.vault_token``) and the path of an
+    empty scratch directory (``tuning.scratch``)."""
     app = make_app()
     app.state.tuning = types.SimpleNamespace(  # type: ignore[attr-defined]
-        ttl=30.0, batch=8, vault_token=MaskedToken(VAULT_CANARY))
+        ttl=30.0, batch=8, vault_token=MaskedToken(VAULT_CANARY), scratch=str(scratch))
     return app
 
 
@@ -159,19 +168,23 @@ def test_the_red_team_corpus_covers_the_brief() -> None:
 
 @pytest.mark.parametrize("attack", REDTEAM, ids=lambda a: a.id)
 def test_red_team_attempt_does_not_escape(attack: Attack, wide_runner: ScriptRunner,
-                                          host: Flask, heartbeat: Heartbeat,
+                                          host: Flask, scratch: Path, heartbeat: Heartbeat,
                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="common_api.sandbox.scripts")
     before = _host_snapshot(host)
     ticks = heartbeat.ticks
     writes: list[dict[str, str]] = []
     text, elapsed = _attempt(wide_runner, attack.source, host, writes)
+    left = sorted(scratch.iterdir())
+    for path in left:  # first, so that one trace does not fail the attempts after it
+        path.unlink()
     assert not shows_escape(text), text
     assert_no_canary(text)
     assert VAULT_CANARY not in text
     assert "Traceback" not in text
     assert writes == [], f"the host took writes: {writes}"
     assert _host_snapshot(host) == before
+    assert left == [], "the script left files"
     if attack.expect is not None:
         assert any(word in text for word in attack.expect.split("|")), text
     if attack.threat == DOS_THREAT:

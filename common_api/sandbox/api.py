@@ -38,6 +38,11 @@ class ScriptError(Exception):
         return self.reason
 
 
+class ScriptUnavailable(ScriptError):
+    """The sandbox cannot run scripts here (no process could be started or confined): the
+    script did not run, and the view answers 503 with the reason."""
+
+
 class ScriptBusy(Exception):
     """Too many scripts are running in this worker process right now."""
 

@@ -320,7 +320,7 @@ def _script_child(fd: int, config: dict[str, Any], granted: ImportGrant,
             lock_down(config, confinement)
         except ConfinementError as exc:  # never run a script unconfined
             reason = f"Script sandbox error: cannot confine the script process ({exc})"
-            channel.send({"op": "fail", "reason": reason, "lineno": None})
+            channel.send({"op": "fail", "reason": reason, "lineno": None, "unavailable": True})
             os._exit(5)
         message = channel.recv()
         if message.get("op") != "run":

@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from . import protocol
-from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings, ScriptUnavailable
 from .confine import resolve_user
 from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
@@ -147,7 +147,7 @@ class ScriptRunner:
                     log.warning("script fork server failed: %s", exc)
                     self._server.close()
                     self._server = None
-        raise ScriptError("Script process could not be started")
+        raise ScriptUnavailable("Script process could not be started")
 
     def _serve(self, child: ChildProcess, bridge: HostBridge, deadline: float
                ) -> ScriptOutcome:
@@ -161,6 +161,8 @@ class ScriptRunner:
                 return self._outcome(message, result, output)
             if op == "fail":
                 lineno = message.get("lineno")
+                if message.get("unavailable") is True:
+                    raise ScriptUnavailable(str(message.get("reason", "Script sandbox error")))
                 raise ScriptError(str(message.get("reason", "Script failed"))[:1000],
                                   lineno if type(lineno) is int else None)
             if bridge.calls >= MAX_HOST_CALLS:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
-from sandbox.helpers import make_app
+from sandbox.helpers import TOKEN_CANARY, make_app
 
 from common_api.sandbox import ScriptRunner, ScriptSettings, child, process
 
@@ -464,3 +464,32 @@ def test_the_filter_builds_for_every_listed_architecture() -> None:
         assert len(program) % 8 == 0 and len(program) // 8 < 4096
         listed = [name for name in confine.DENIED if name in numbers]
         assert len(program) // 8 > len(listed) + len(confine.SELF_ONLY), machine
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root worker switches user")
+def test_a_script_that_cannot_be_confined_does_not_run_and_the_view_answers_503() -> None:
+    import io
+
+    from common_api import bp
+    from common_api.extension import get_state
+    from common_api.sandbox import ScriptUnavailable
+
+    app = make_app()
+    app.config["COMMON_API_SCRIPT_ENABLED"] = True
+    app.register_blueprint(bp)
+    runner = ScriptRunner(ScriptSettings(timeout=5))
+    runner._config["user"] = [0xFFFFFFFF, 0xFFFFFFFF]  # "leave unchanged": stays root
+    get_state(app)._runner = runner
+    try:
+        with pytest.raises(ScriptUnavailable, match="still root"):
+            runner.run("app.state.counter = 99", app)
+        response = app.test_client().post(
+            "/run_script", data={"script": (io.BytesIO(b"app.state.counter = 7"), "s.py")},
+            content_type="multipart/form-data",
+            headers={"Authorization": f"Bearer {TOKEN_CANARY}"})
+    finally:
+        runner.close()
+    assert response.status_code == 503
+    assert response.content_type.startswith("text/plain")
+    assert "cannot confine" in response.get_data(as_text=True)
+    assert app.state.counter == 0  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common_api import startup_log
 from common_api.services.access import split_host
 
 log = logging.getLogger("common_api")
@@ -287,8 +288,8 @@ def warn_unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str] | No
             continue
         _warned_unknown.add(name)
         hint = f"; did you mean {nearest}?" if nearest else ""
-        log.warning("common_api: %s is not a setting of common_api and is ignored%s", name,
-                    hint)
+        startup_log.warn(log, "common_api: %s is not a setting of common_api and is ignored%s",
+                         name, hint)
 
 
 def _read_token_file(values: dict[str, Any]) -> dict[str, Any]:

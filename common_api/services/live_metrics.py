@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -327,9 +328,13 @@ class LiveMetricsCollector:
         self._missing_log = missing_log or MissingWorkerLog()
 
     def collect(self) -> Iterator[Metric]:
-        gathered = self._gather()
+        # the other workers answer while this one reads the files: the live part costs
+        # the scrape only what outlasts the files' read
+        asking = _Background(self._gather)
+        files = list(self._files.collect())
+        gathered = asking.result()
         live = combine(gathered.reports)
-        yield from merge_with_files(self._files.collect(), live)
+        yield from merge_with_files(files, live)
         self._missing_log.report(gathered.missing)
         note_missing_workers(gathered.missing)
         yield from missing_families(gathered.missing)
@@ -338,6 +343,31 @@ class LiveMetricsCollector:
         """What a reset takes its baseline from: the files only (a collector's own counts
         come from every worker afresh at each scrape; README "Metrics")."""
         return self._files.collect()
+
+
+class _Background:
+    """``work()`` run in a thread of its own; ``result`` waits for it (and re-raises)."""
+
+    def __init__(self, work: Callable[[], Gathered]) -> None:
+        self._work = work
+        self._value: Gathered | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="common-api-live-metrics",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as error:  # handed to the scraping thread
+            self._error = error
+
+    def result(self) -> Gathered:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def missing_families(missing: Mapping[int, str]) -> Iterator[Metric]:

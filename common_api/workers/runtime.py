@@ -128,8 +128,8 @@ class WorkerRuntime:
 
     def gather_live_metrics(self, timeout: float) -> Gathered:
         """This worker's live metrics and every other live worker's, within ``timeout``."""
-        reports = {os.getpid(): self.live_metrics.families()}
         replies = self.link.ask_siblings(LIVE_METRICS, None, timeout)
+        reports = {os.getpid(): self.live_metrics.families()}
         missing = dict(replies.missing)
         for pid, answer in replies.answers.items():
             try:

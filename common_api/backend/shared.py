@@ -112,7 +112,7 @@ class SharedDirectoryCoordination:
         # registry; the rest of the default registry is read live in every worker
         runtime = self.runtime
         return [LiveMetricsCollector(runtime.metrics_source,
-                                     lambda: runtime.gather_live_metrics(peer_timeout),
+                                     lambda: runtime.begin_live_metrics(peer_timeout),
                                      runtime.missing_log)]
 
     def statuses(self) -> list[Status]:

@@ -59,48 +59,81 @@ class _Call:
         return None
 
 
+class FanOut:
+    """One request to many workers, in two halves: the constructor connects and sends
+    (without blocking), ``wait`` collects the answers until the deadline set at the
+    start. Between the two the caller does its own work while the workers answer."""
+
+    def __init__(self, targets: Mapping[int, ChannelAddress], kind: str, body: Any,
+                 timeout: float, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._replies = Replies()
+        self._selector = selectors.DefaultSelector()
+        self._calls: dict[int, _Call] = {}
+        request = wire.request(kind, body)
+        try:
+            for pid, address in targets.items():
+                call = _Call(pid, address, request, max_answer_bytes)
+                problem = call.connect()
+                if problem is not None:
+                    call.sock.close()
+                    self._replies.missing[pid] = problem
+                    continue
+                self._calls[pid] = call
+                self._selector.register(call.sock, selectors.EVENT_WRITE, pid)
+            self._pump(0.0)  # the requests go out now
+        except BaseException:
+            self._close()
+            raise
+
+    def wait(self) -> Replies:
+        """Every answer that came by the deadline; each other target named with why."""
+        try:
+            self._pump(max(0.0, self._deadline - time.monotonic()))
+            while self._calls and self._deadline > time.monotonic():
+                self._pump(self._deadline - time.monotonic())
+            for pid, call in self._calls.items():
+                self._replies.missing[pid] = (
+                    f"no answer within {self._timeout:g} s" if call.outgoing.nbytes == 0
+                    else f"did not take the request within {self._timeout:g} s")
+        finally:
+            self._close()
+        return self._replies
+
+    def _pump(self, timeout: float) -> None:
+        """Advance every call that is ready within ``timeout`` (0: only those ready now)."""
+        while self._calls:
+            ready = self._selector.select(timeout)
+            if not ready:
+                return
+            for key, events in ready:
+                self._advance(key.data, events)
+            timeout = 0.0
+
+    def _advance(self, pid: int, events: int) -> None:
+        outcome = _step(self._calls[pid], events, self._selector)
+        if outcome is None:
+            return
+        done, value = outcome
+        self._selector.unregister(self._calls[pid].sock)
+        self._calls.pop(pid).sock.close()
+        if done:
+            self._replies.answers[pid] = value
+        else:
+            self._replies.missing[pid] = value
+
+    def _close(self) -> None:
+        for call in self._calls.values():
+            call.sock.close()
+        self._calls.clear()
+        self._selector.close()
+
+
 def ask_all(targets: Mapping[int, ChannelAddress], kind: str, body: Any, timeout: float,
             max_answer_bytes: int = MAX_ANSWER_BYTES) -> Replies:
     """Ask every target the same request at once; return within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    replies = Replies()
-    request = wire.request(kind, body)
-    selector = selectors.DefaultSelector()
-    calls: dict[int, _Call] = {}
-    try:
-        for pid, address in targets.items():
-            call = _Call(pid, address, request, max_answer_bytes)
-            problem = call.connect()
-            if problem is not None:
-                call.sock.close()
-                replies.missing[pid] = problem
-                continue
-            calls[pid] = call
-            selector.register(call.sock, selectors.EVENT_WRITE, pid)
-        while calls:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            for key, events in selector.select(remaining):
-                pid = key.data
-                outcome = _step(calls[pid], events, selector)
-                if outcome is None:
-                    continue
-                done, value = outcome
-                selector.unregister(calls[pid].sock)
-                calls.pop(pid).sock.close()
-                if done:
-                    replies.answers[pid] = value
-                else:
-                    replies.missing[pid] = value
-        for pid, call in calls.items():
-            replies.missing[pid] = (f"no answer within {timeout:g} s" if call.outgoing.nbytes
-                                    == 0 else f"did not take the request within {timeout:g} s")
-    finally:
-        for call in calls.values():
-            call.sock.close()
-        selector.close()
-    return replies
+    return FanOut(targets, kind, body, timeout, max_answer_bytes).wait()
 
 
 def _step(call: _Call, events: int, selector: selectors.BaseSelector

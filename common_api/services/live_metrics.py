@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -80,14 +79,13 @@ class LiveFamily:
         return family
 
     @classmethod
-    def of(cls, metric: Metric, mode: str | None = None) -> LiveFamily:
+    def of(cls, metric: Metric, mode: str | None = None,
+           replaced: list[dict[str, str]] | None = None) -> LiveFamily:
+        """What crosses the channel of ``metric``: name, labels, value and timestamp of
+        each sample (exemplars and native histograms stay behind)."""
         return cls(metric.name, metric.documentation, metric.type, metric.unit, mode,
-                   [Sample(s.name, s.labels, s.value, s.timestamp) for s in metric.samples])
-
-    def to_metric(self) -> Metric:
-        metric = Metric(self.name, self.documentation, self.type, self.unit)
-        metric.samples = list(self.samples)
-        return metric
+                   [Sample(s.name, s.labels, s.value, s.timestamp) for s in metric.samples],
+                   list(replaced or ()))
 
 
 class _OnceLog:
@@ -114,54 +112,57 @@ class RegistryReader:
         self._multiprocess = multiprocess
         self._failures = _OnceLog()
 
-    def families(self) -> list[LiveFamily]:
-        found: list[LiveFamily] = []
+    def metrics(self) -> Iterator[tuple[Metric, str | None, list[dict[str, str]]]]:
+        """Each family read: the Metric as its collector made it (exemplars and all), the
+        ``multiprocess_mode`` of a gauge fed by ``set_function`` (multiprocess only, else
+        None) and the label sets of its callback series (the files' 0s they replace)."""
         target = self._registry.get_target_info()
         if target:
-            info = InfoMetricFamily("target", "Target metadata", value=target)
-            found.append(LiveFamily.of(info))
+            yield InfoMetricFamily("target", "Target metadata", value=target), None, []
         for collector in registered_collectors(self._registry):
             if isinstance(collector, MultiProcessCollector):
                 continue  # the files, read once by the scraping worker, not per worker
             if isinstance(collector, Gauge):
-                family = self._gauge(collector)
-                if family is not None:
-                    found.append(family)
+                yield from self._gauge(collector)
             elif not (self._multiprocess and isinstance(collector, FILE_BACKED)):
-                found.extend(self._collected(collector))
-        return found
+                yield from ((metric, None, []) for metric in self._collected(collector))
+
+    def families(self) -> list[LiveFamily]:
+        return [LiveFamily.of(metric, mode, replaced)
+                for metric, mode, replaced in self.metrics()]
 
     def collect(self) -> Iterator[Metric]:
-        """A Collector's face: the families as prometheus_client Metrics."""
-        for family in self.families():
-            yield family.to_metric()
+        """A Collector's face (one process: the whole registry, guarded)."""
+        for metric, _, _ in self.metrics():
+            yield metric
 
     def report(self) -> dict[str, Any]:
         """This worker's part, as sent over the peer channel."""
         return {"families": [family.to_json() for family in self.families()]}
 
-    def _collected(self, collector: Collector) -> list[LiveFamily]:
+    def _collected(self, collector: Collector) -> list[Metric]:
         try:
-            return [LiveFamily.of(metric) for metric in collector.collect()]
+            return list(collector.collect())
         except Exception:
             self._failures.failed(f"collector {id(collector)}",
                                   "common_api: collector %r raised; its metrics are left out "
                                   "of /metrics (logged once)", collector)
             return []
 
-    def _gauge(self, gauge: Gauge) -> LiveFamily | None:
+    def _gauge(self, gauge: Gauge) -> Iterator[tuple[Metric, str | None, list[dict[str, str]]]]:
         series = gauge_series(gauge)
-        functions = any(one.from_function for one in series)
-        if not functions:
-            return None if self._multiprocess else next(iter(self._collected(gauge)), None)
+        if not any(one.from_function for one in series):
+            if not self._multiprocess:
+                yield from ((metric, None, []) for metric in self._collected(gauge))
+            return
         described = next(iter(gauge.describe()))
-        family = LiveFamily(described.name, described.documentation, "gauge",
-                            described.unit, gauge_mode(gauge) if self._multiprocess else None)
+        family = Metric(described.name, described.documentation, "gauge", described.unit)
+        replaced: list[dict[str, str]] = []
         for one in series:
             if self._multiprocess and not one.from_function:
                 continue
             if self._multiprocess:
-                family.replaced.append(one.labels)
+                replaced.append(one.labels)
             try:
                 values = [sample.value for sample in one.read()]
             except Exception:
@@ -170,9 +171,9 @@ class RegistryReader:
                                       "raised; its series is left out of /metrics (logged "
                                       "once)", described.name, one.labels or "")
                 continue
-            family.samples.extend(Sample(described.name, one.labels, value, None)
-                                  for value in values)
-        return family
+            for value in values:
+                family.add_sample(described.name, one.labels, value)
+        yield family, gauge_mode(gauge) if self._multiprocess else None, replaced
 
 
 # --------------------------------------------------------------------------- combining
@@ -321,18 +322,18 @@ class MissingWorkerLog:
 class LiveMetricsCollector:
     """The multiprocess files plus every live worker's live part: one scrape."""
 
-    def __init__(self, files: Collector, gather: Callable[[], Gathered],
+    def __init__(self, files: Collector, begin: Callable[[], Callable[[], Gathered]],
                  missing_log: MissingWorkerLog | None = None) -> None:
         self._files = files
-        self._gather = gather
+        self._begin = begin
         self._missing_log = missing_log or MissingWorkerLog()
 
     def collect(self) -> Iterator[Metric]:
-        # the other workers answer while this one reads the files: the live part costs
-        # the scrape only what outlasts the files' read
-        asking = _Background(self._gather)
+        # the other workers are asked first and answer while this one reads the files:
+        # the live part costs the scrape only what outlasts the read
+        finish = self._begin()
         files = list(self._files.collect())
-        gathered = asking.result()
+        gathered = finish()
         live = combine(gathered.reports)
         yield from merge_with_files(files, live)
         self._missing_log.report(gathered.missing)
@@ -343,31 +344,6 @@ class LiveMetricsCollector:
         """What a reset takes its baseline from: the files only (a collector's own counts
         come from every worker afresh at each scrape; README "Metrics")."""
         return self._files.collect()
-
-
-class _Background:
-    """``work()`` run in a thread of its own; ``result`` waits for it (and re-raises)."""
-
-    def __init__(self, work: Callable[[], Gathered]) -> None:
-        self._work = work
-        self._value: Gathered | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="common-api-live-metrics",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._work()
-        except BaseException as error:  # handed to the scraping thread
-            self._error = error
-
-    def result(self) -> Gathered:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
 
 
 def missing_families(missing: Mapping[int, str]) -> Iterator[Metric]:

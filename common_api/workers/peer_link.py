@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from common_api.peer_channel import (
     ChannelAddress,
+    FanOut,
     Handler,
     PeerCredentials,
     PeerServer,
     Replies,
-    ask_all,
     server_identity,
 )
 from common_api.workers import peers
@@ -78,6 +79,12 @@ class PeerLink:
 
     def ask_siblings(self, kind: str, body: object, timeout: float) -> Replies:
         """Ask every other live worker at once; answers and the missing ones by pid."""
+        return self.begin_asking_siblings(kind, body, timeout)()
+
+    def begin_asking_siblings(self, kind: str, body: object, timeout: float
+                              ) -> Callable[[], Replies]:
+        """``ask_siblings`` in two halves: the requests go out now, the returned function
+        collects the answers (within ``timeout`` from now)."""
         stopped: dict[int, str] = {}
         targets: dict[int, ChannelAddress] = {}
         for worker in peers.server_workers():
@@ -85,9 +92,14 @@ class PeerLink:
                 stopped[worker.pid] = STOPPED
             else:
                 targets[worker.pid] = self.address(worker.pid)
-        replies = ask_all(targets, kind, body, timeout) if targets else Replies()
-        for pid in replies.missing:
-            if peers.is_stopped(pid):
-                replies.missing[pid] = STOPPED
-        replies.missing.update(stopped)
-        return replies
+        fan_out = FanOut(targets, kind, body, timeout) if targets else None
+
+        def finish() -> Replies:
+            replies = fan_out.wait() if fan_out is not None else Replies()
+            for pid in replies.missing:
+                if peers.is_stopped(pid):
+                    replies.missing[pid] = STOPPED
+            replies.missing.update(stopped)
+            return replies
+
+        return finish

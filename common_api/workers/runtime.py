@@ -128,15 +128,25 @@ class WorkerRuntime:
 
     def gather_live_metrics(self, timeout: float) -> Gathered:
         """This worker's live metrics and every other live worker's, within ``timeout``."""
-        replies = self.link.ask_siblings(LIVE_METRICS, None, timeout)
-        reports = {os.getpid(): self.live_metrics.families()}
-        missing = dict(replies.missing)
-        for pid, answer in replies.answers.items():
-            try:
-                reports[pid] = [LiveFamily.from_json(item) for item in answer["families"]]
-            except (TypeError, ValueError, KeyError) as error:
-                missing[pid] = f"answer unreadable ({type(error).__name__})"
-        return Gathered(reports, missing)
+        return self.begin_live_metrics(timeout)()
+
+    def begin_live_metrics(self, timeout: float) -> Callable[[], Gathered]:
+        """``gather_live_metrics`` in two halves: the other workers are asked now, the
+        returned function reads this worker's part and collects theirs."""
+        finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+
+        def gathered() -> Gathered:
+            reports = {os.getpid(): self.live_metrics.families()}
+            replies = finish()
+            missing = dict(replies.missing)
+            for pid, answer in replies.answers.items():
+                try:
+                    reports[pid] = [LiveFamily.from_json(item) for item in answer["families"]]
+                except (TypeError, ValueError, KeyError) as error:
+                    missing[pid] = f"answer unreadable ({type(error).__name__})"
+            return Gathered(reports, missing)
+
+        return gathered
 
     def _tick(self) -> None:
         self._ticks += 1

@@ -150,11 +150,13 @@ class RegistryReader:
             return []
 
     def _gauge(self, gauge: Gauge) -> Iterator[tuple[Metric, str | None, list[dict[str, str]]]]:
-        series = gauge_series(gauge)
-        if not any(one.from_function for one in series):
+        series = gauge_series(gauge, callbacks_only=True)
+        if not series:
             if not self._multiprocess:
                 yield from ((metric, None, []) for metric in self._collected(gauge))
             return
+        if not self._multiprocess:
+            series = gauge_series(gauge)
         described = next(iter(gauge.describe()))
         family = Metric(described.name, described.documentation, "gauge", described.unit)
         replaced: list[dict[str, str]] = []

@@ -48,15 +48,17 @@ class GaugeSeries:
     read: Callable[[], Iterable[Sample]]
 
 
-def gauge_series(gauge: Gauge) -> list[GaugeSeries]:
+def gauge_series(gauge: Gauge, callbacks_only: bool = False) -> list[GaugeSeries]:
+    """The gauge's series (only those fed by ``set_function`` with ``callbacks_only``,
+    the cheap question a scrape asks of every gauge)."""
     names = tuple(gauge._labelnames)
     children: list[tuple[Sequence[str], Gauge]] = [((), gauge)]
     if names:
         with gauge._lock:
             children = cast(list[tuple[Sequence[str], Gauge]], list(gauge._metrics.items()))
-    return [GaugeSeries(dict(zip(names, values, strict=True)),
-                        "_child_samples" in vars(child), child._child_samples)
-            for values, child in children]
+    return [GaugeSeries(dict(zip(names, values, strict=True)), fed, child._child_samples)
+            for values, child in children
+            if (fed := "_child_samples" in vars(child)) or not callbacks_only]
 
 
 def gauge_mode(gauge: Gauge) -> str:

@@ -50,6 +50,8 @@ class ChannelAddress:
             return
         directory = _private_directory(self.identity)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.parent.stat().st_uid != os.geteuid():
+            raise PermissionError(f"{directory.parent} belongs to another user")
         os.chmod(directory.parent, 0o700)
         path = directory / f"{self.pid}.sock"
         if path.is_socket():

@@ -189,3 +189,17 @@ def test_a_failing_handler_is_an_error_answer_naming_it(
     server = serve({"q": fail})
     replies = ask_all({7: server.address}, "q", None, TIMEOUT)
     assert replies.missing == {7: "could not answer: KeyError: 'cache'"}
+
+
+def test_without_abstract_names_the_socket_is_a_file_in_a_private_directory(
+        serve: Callable[..., PeerServer], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any) -> None:
+    monkeypatch.setattr("common_api.peer_channel.address.ABSTRACT", False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    server = serve({"echo": lambda body: body})
+    path = server.address.sockaddr()
+    assert path.startswith(str(tmp_path)) and os.path.exists(path)
+    assert os.stat(os.path.dirname(os.path.dirname(path))).st_mode & 0o077 == 0
+    assert ask(server.address, "echo", "via a file", TIMEOUT) == "via a file"
+    server.close()
+    assert not os.path.exists(path)

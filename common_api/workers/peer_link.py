@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common_api.peer_channel import (
     ChannelAddress,
+    Claims,
     FanOut,
     Handler,
     PeerCredentials,
@@ -41,9 +42,14 @@ class PeerLink:
         self._handlers: dict[str, Handler] = {}
         self._server: PeerServer | None = None
         self._lock = threading.Lock()
+        self._claims = Claims(self.identity)
 
     def identity(self) -> str:
         return server_identity(self._root, os.getppid())
+
+    def claim(self, name: str) -> bool:
+        """True for the first worker of the server to claim ``name`` (for two minutes)."""
+        return self._claims.claim(name)
 
     def address(self, pid: int) -> ChannelAddress:
         return ChannelAddress(self.identity(), pid)

@@ -64,8 +64,8 @@ class WorkerRuntime:
         self.baseline = FileBaselineStore(state.metrics_baseline)
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
-        self.missing_log = MissingWorkerLog()
         self.link = PeerLink(state.root)
+        self.missing_log = MissingWorkerLog(self.link.claim)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report())
         self._pid: int | None = None
         self._ticks = 0

@@ -22,6 +22,7 @@ import pytest
 
 from common_api.peer_channel import (
     ChannelAddress,
+    Claims,
     PeerCredentials,
     PeerServer,
     ask,
@@ -203,3 +204,20 @@ def test_without_abstract_names_the_socket_is_a_file_in_a_private_directory(
     assert ask(server.address, "echo", "via a file", TIMEOUT) == "via a file"
     server.close()
     assert not os.path.exists(path)
+
+
+def test_a_claim_is_held_by_the_first_process_only() -> None:
+    identity = uuid.uuid4().hex[:12]
+    mine = Claims(lambda: identity, hold=0.2)
+    assert mine.claim("missing-7-1")
+    script = ("import sys\nfrom common_api.peer_channel import Claims\n"
+              "print(Claims(lambda: sys.argv[1]).claim(sys.argv[2]))\n")
+    other = subprocess.run([sys.executable, "-c", script, identity, "missing-7-1"],
+                           capture_output=True, text=True, timeout=60)
+    assert other.stdout.strip() == "False", other.stderr
+    assert mine.claim("missing-8-1")  # another name is free
+    time.sleep(0.3)  # the hold is a duration: let it pass
+    mine.claim("anything")  # expires what is due
+    again = subprocess.run([sys.executable, "-c", script, identity, "missing-7-1"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == "True", again.stderr

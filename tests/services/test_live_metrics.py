@@ -136,3 +136,16 @@ def test_a_raising_collector_or_callback_loses_only_its_own_series_logged_once(
                             "build": {("build_info", (("v", "1"),)): 1.0}}
     assert caplog.text.count("raised; its metrics are left out") == 1
     assert caplog.text.count("callback of gauge pools") == 1
+
+
+def test_a_prometheus_client_without_the_registry_layout_read_is_a_503_naming_it() -> None:
+    from common_api.services.prometheus_registry import RegistryLayoutChanged
+
+    class Changed(CollectorRegistry):
+        def __init__(self) -> None:
+            super().__init__()
+            del self._collector_to_names
+
+    with pytest.raises(RegistryLayoutChanged, match="prometheus_client has changed") as error:
+        list(RegistryReader(Changed(), multiprocess=True).collect())
+    assert error.value.status == 503

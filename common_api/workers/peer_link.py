@@ -47,6 +47,12 @@ class PeerLink:
     def identity(self) -> str:
         return server_identity(self._root, os.getppid())
 
+    @staticmethod
+    def released(root: Path, pid: int) -> None:
+        """In the master, after worker ``pid`` exited: remove its socket file (where
+        sockets are files; an abstract name goes with the process)."""
+        ChannelAddress(server_identity(root, os.getpid()), pid).release()
+
     def claim(self, name: str) -> bool:
         """True for the first worker of the server to claim ``name`` (for two minutes)."""
         return self._claims.claim(name)

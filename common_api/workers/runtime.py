@@ -224,6 +224,7 @@ def worker_exited(state: StateDir, pid: int) -> None:
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
+                         ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
                          ("status file", lambda: StatusBoard(state).withdraw(pid)),
                          ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
                          ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):

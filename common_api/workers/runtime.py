@@ -3,7 +3,8 @@
 A runtime starts in each worker: after the fork (when the app was loaded in the master),
 from gunicorn's ``post_worker_init`` hook, or on the first request, whichever comes first;
 starting twice in one process does nothing. It installs the dump signal, applies the
-shared log levels, and runs one background thread that re-applies levels when they
+shared log levels, listens on its peer channel (``peer_link``: its siblings ask it for its
+live metrics there), and runs one background thread that re-applies levels when they
 change and publishes this worker's periodic-thread statuses.
 
 The same thread recovers the worker's side from state-directory faults by itself: it
@@ -26,6 +27,7 @@ from typing import ClassVar
 
 from prometheus_client import REGISTRY
 
+from common_api.errors import Unavailable
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.services.live_metrics import (
     Gathered,
@@ -133,7 +135,11 @@ class WorkerRuntime:
     def begin_live_metrics(self, timeout: float) -> Callable[[], Gathered]:
         """``gather_live_metrics`` in two halves: the other workers are asked now, the
         returned function reads this worker's part and collects theirs."""
-        finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+        try:
+            finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+        except OSError as error:  # out of file descriptors, say: say so, never guess
+            raise Unavailable(f"Metrics unavailable: the other workers cannot be asked for "
+                              f"their live metrics ({describe_error(error)})") from None
 
         def gathered() -> Gathered:
             reports = {os.getpid(): self.live_metrics.families()}

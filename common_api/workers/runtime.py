@@ -68,7 +68,9 @@ class WorkerRuntime:
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
         self.link = PeerLink(state.root)
         self.missing_log = MissingWorkerLog(self.link.claim)
-        self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report())
+        # inline: the quick answer every scrape waits for (a host callback that is slow
+        # delays only what this worker is asked meanwhile, within each caller's deadline)
+        self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}

@@ -221,3 +221,13 @@ def test_a_claim_is_held_by_the_first_process_only() -> None:
     again = subprocess.run([sys.executable, "-c", script, identity, "missing-7-1"],
                            capture_output=True, text=True, timeout=60)
     assert again.stdout.strip() == "True", again.stderr
+
+
+def test_an_inline_kind_is_answered_on_the_listening_thread_the_others_on_their_own(
+        serve: Callable[..., PeerServer]) -> None:
+    def thread_name(body: Any) -> str:
+        return threading.current_thread().name
+
+    server = serve({"quick": thread_name, "slow": thread_name}, inline=("quick",))
+    assert ask(server.address, "quick", None, TIMEOUT) == "common-api-peer-channel"
+    assert ask(server.address, "slow", None, TIMEOUT) == "common-api-peer-request"

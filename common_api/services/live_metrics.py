@@ -25,12 +25,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from common_api.services.metrics import note_missing_workers
-from common_api.services.prometheus_registry import (
+from common_api.compat.prometheus import (
     gauge_mode,
     gauge_series,
     registered_collectors,
 )
+from common_api.services.metrics import note_missing_workers
 
 log = logging.getLogger(__name__)
 

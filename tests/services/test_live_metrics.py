@@ -140,7 +140,7 @@ def test_a_raising_collector_or_callback_loses_only_its_own_series_logged_once(
 
 
 def test_a_prometheus_client_without_the_registry_layout_read_is_a_503_naming_it() -> None:
-    from common_api.services.prometheus_registry import RegistryLayoutChanged
+    from common_api.compat.prometheus import RegistryLayoutChanged
 
     class Changed(CollectorRegistry):
         def __init__(self) -> None:

@@ -302,7 +302,8 @@ def setup_app(app: Flask) -> CommonApiState:
         middleware = _instrument_requests(app, request_metrics)
 
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
-                                     lambda: [*backend.worker_problems(), *features_off()])
+                                     lambda: [*backend.worker_problems(), *features_off()],
+                                     backend.booting_count)
     periodic_series = PeriodicThreadCollector(periodic)
     sources = backend.metric_sources(registry, settings[config.METRICS_PEER_TIMEOUT])
     baseline = backend.baseline_store()

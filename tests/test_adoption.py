@@ -52,3 +52,28 @@ def test_start_up_checks_reach_the_log_through_the_host_s_logging_config(
     listed = half_hooked.get("/loglevel", params={"logger_name": "common_api",
                                                   "format": "json"}).json()
     assert listed["disabled"] is True  # the host's dictConfig did it, and it is shown
+
+
+def test_right_after_start_health_counts_booting_workers_instead_of_fewer_workers(
+        tmp_path: Path) -> None:
+    """Polled from the first answer on, health never reads as a smaller server: the workers
+    that answer plus those still booting make 3."""
+    from support import launch_server
+
+    server = launch_server(tmp_path, "--workers", "3")
+    seen: list[tuple[int, int]] = []
+    try:
+        def three_answering() -> bool:
+            if server.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{server.log()}")
+            try:
+                body = server.get("/periodic-threads-health", timeout=2).json()
+            except (OSError, ValueError):
+                return False
+            seen.append((body["workers"], body.get("booting", 0)))
+            return body["workers"] == 3
+
+        wait_until(three_answering, 60, interval=0.02, message="health from 3 workers")
+    finally:
+        server.stop()
+    assert seen and all(workers + booting == 3 for workers, booting in seen), seen

@@ -50,6 +50,9 @@ class Coordination(Protocol):
     def worker_count(self) -> int:
         """Live worker processes of the server."""
 
+    def booting_count(self) -> int:
+        """Worker processes of the server still starting (not counted by worker_count)."""
+
     def worker_problems(self) -> list[dict[str, Any]]:
         """Workers whose statuses are missing or old: ``pid``, ``reason``, ``unhealthy``."""
 

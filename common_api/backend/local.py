@@ -47,6 +47,9 @@ class LocalCoordination:
     def worker_count(self) -> int:
         return 1
 
+    def booting_count(self) -> int:
+        return 0
+
     def worker_problems(self) -> list[dict[str, Any]]:
         return []
 

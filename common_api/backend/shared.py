@@ -121,6 +121,9 @@ class SharedDirectoryCoordination:
     def worker_count(self) -> int:
         return self.runtime.board.worker_count()
 
+    def booting_count(self) -> int:
+        return self.runtime.board.booting_count()
+
     def worker_problems(self) -> list[dict[str, Any]]:
         return [problem.to_dict() for problem in self.runtime.board.problems()]
 

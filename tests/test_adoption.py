@@ -77,3 +77,16 @@ def test_right_after_start_health_counts_booting_workers_instead_of_fewer_worker
     finally:
         server.stop()
     assert seen and all(workers + booting == 3 for workers, booting in seen), seen
+
+
+def test_a_level_set_that_creates_a_logger_says_so_once(half_hooked: LiveServer) -> None:
+    first = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "INFO"})
+    assert first.status_code == 200
+    assert first.text.splitlines()[:2] == [
+        "Set kvctll level to INFO (including all handlers)",
+        "No logger named kvctll existed: it has been created"]
+    again = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "DEBUG",
+                                                "format": "json"})
+    assert again.status_code == 200
+    # the answering worker may be another one, where the first set created it too
+    assert again.json()["created"] is False

@@ -20,6 +20,7 @@ health's ``worker_problems``); the service asks ``TASKS`` before it reads anythi
 from __future__ import annotations
 
 import asyncio
+import platform
 import threading
 import weakref
 from asyncio import base_events
@@ -117,16 +118,20 @@ def _waiter_is_read() -> bool:
             await future
 
         task = loop.create_task(waits())
-        await asyncio.sleep(0)
-        found.append(awaited_future(task) is future and task in registered_tasks()
-                     and stepping_task(loop) is asyncio.current_task())
-        future.set_result(None)
-        await task
+        try:
+            await asyncio.sleep(0)
+            found.append(awaited_future(task) is future and task in registered_tasks()
+                         and stepping_task(loop) is asyncio.current_task())
+        finally:
+            future.set_result(None)
+            await task
 
     def run() -> None:
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(probe())
+        except Exception:  # a shape that is not there fails the check, whatever the error
+            found.append(False)
         finally:
             loop.close()
 
@@ -141,4 +146,4 @@ TASKS = require(TASKS_FEATURE, LIBRARY, {
     "asyncio.tasks._all_tasks or _scheduled_tasks/_eager_tasks (WeakSet.data, set)":
         _registries_hold_tasks,
     "asyncio.tasks._current_tasks and Task._fut_waiter": _waiter_is_read,
-})
+}, version=f"(Python {platform.python_version()})")

@@ -103,9 +103,10 @@ class TaskListing:
         return sum(len(loop.tasks) for loop in self.loops)
 
     def filtered(self, keep: Callable[[TaskInfo], bool]) -> TaskListing:
-        return replace(self, loops=tuple(
-            replace(loop, tasks=tuple(task for task in loop.tasks if keep(task)))
-            for loop in self.loops))
+        """The tasks ``keep`` keeps, in the loops that still have one."""
+        loops = (replace(loop, tasks=tuple(task for task in loop.tasks if keep(task)))
+                 for loop in self.loops)
+        return replace(self, loops=tuple(loop for loop in loops if loop.tasks))
 
     def tasks(self) -> list[TaskInfo]:
         return [task for loop in self.loops for task in loop.tasks]

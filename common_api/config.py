@@ -46,6 +46,7 @@ ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
 ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
 METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
 PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
+METRICS_PEER_TIMEOUT = "COMMON_API_METRICS_PEER_TIMEOUT"
 
 DEFAULT_SECRET_PATTERN = (
     r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"
@@ -218,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
             "record request count and latency of every route on /metrics", _flag),
     Setting(PROFILE_MAX_SECONDS, 60.0, "longest window of /profile and /memory, seconds "
             "(400 above)", _positive_number),
+    Setting(METRICS_PEER_TIMEOUT, 1.0, "longest wait of a /metrics scrape for the other "
+            "workers' live metrics, seconds (a later worker is left out and named)",
+            _positive_number),
 )
 
 

@@ -46,6 +46,11 @@ from common_api.services.profiling import Profile
 from common_api.services.tasks import name_filter
 from common_api.services.tasks_render import group_tasks, render_listing
 from common_api.services.tasks_render import render_groups as render_task_groups
+from common_api.services.tasks_workers import (
+    AllWorkerTasks,
+    render_all_worker_tasks,
+    render_all_worker_tasks_json,
+)
 from common_api.services.threads import (
     AllWorkers,
     group_threads,
@@ -337,17 +342,28 @@ def threads() -> Response:
 
 @view("tasks")
 def tasks() -> Response:
-    _scope()
+    scope = _scope()
     as_json = _wants_json()
     grouped = _flag("group")
-    listing = _state().tasks.dump().filtered(name_filter(request.args.get("name")))
+    keep = name_filter(request.args.get("name"))
+    state = _state()
+    listing = state.tasks.dump()
+    every = None
+    if scope == "all":
+        every = AllWorkerTasks(os.getpid(), listing, state.backend.peer_tasks()).filtered(keep)
+    listing = listing.filtered(keep)
     if grouped:
-        groups = group_tasks(listing.tasks())
+        members = every.merged() if every is not None else listing.tasks()
+        omitted = every.omitted() if every is not None else listing.omitted
+        groups = group_tasks(members)
         if as_json:
-            return _json({"pid": os.getpid(), "total": listing.total(),
-                          "tasks_omitted": listing.omitted,
+            return _json({"pid": os.getpid(), "total": len(members), "tasks_omitted": omitted,
                           "groups": [group.to_dict() for group in groups]})
-        return _text(render_task_groups(groups, listing.omitted))
+        return _text(render_task_groups(groups, omitted))
+    if every is not None:
+        if as_json:
+            return _json(render_all_worker_tasks_json(every))
+        return _text(render_all_worker_tasks(every))
     if as_json:
         return _json({"pid": os.getpid(), **listing.to_dict()})
     return _text(render_listing(listing))

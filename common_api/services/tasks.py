@@ -47,6 +47,11 @@ class Awaited:
         return {"kind": self.kind, "description": self.description,
                 "task": self.task_name}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Awaited:
+        return cls(str(data["kind"]), str(data["description"]),
+                   None if data.get("task") is None else str(data["task"]))
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -76,6 +81,21 @@ class TaskInfo:
             else round(self.pending_for, 3),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskInfo:
+        """The task as another worker sent it (``to_dict``); KeyError/TypeError/ValueError
+        if it is not that shape."""
+        awaits, age = data["awaits"], data["pending_for_seconds"]
+        return cls(
+            name=str(data["name"]), state=str(data["state"]),
+            chain=tuple(Frame(str(f["file"]), int(f["line"]), str(f["function"]),
+                              str(f["code"])) for f in data["chain"]),
+            frames_omitted=int(data["frames_omitted"]),
+            awaits=None if awaits is None else Awaited.from_dict(awaits),
+            awaited_by=tuple(str(name) for name in data["awaited_by"]),
+            pending_for=None if age is None else float(age),
+            chain_end=str(data.get("chain_end") or ""))
+
 
 @dataclass(frozen=True)
 class LoopTasks:
@@ -90,6 +110,13 @@ class LoopTasks:
         return {"loop": self.loop, "thread": self.thread_name,
                 "thread_ident": self.thread_ident, "running": self.thread_ident is not None,
                 "total": len(self.tasks), "tasks": [task.to_dict() for task in self.tasks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopTasks:
+        ident = data["thread_ident"]
+        return cls(str(data["loop"]), None if data["thread"] is None else str(data["thread"]),
+                   None if ident is None else int(ident),
+                   tuple(TaskInfo.from_dict(task) for task in data["tasks"]))
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,11 @@ class TaskListing:
     def to_dict(self) -> dict[str, Any]:
         return {"loops": [loop.to_dict() for loop in self.loops], "total": self.total(),
                 "tasks_omitted": self.omitted, "max_tasks": MAX_TASKS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskListing:
+        return cls(tuple(LoopTasks.from_dict(loop) for loop in data["loops"]),
+                   int(data["tasks_omitted"]))
 
 
 def name_filter(name: str | None) -> Callable[[TaskInfo], bool]:

@@ -4,6 +4,7 @@ channel, in a section per worker; a stopped worker named, not waited for."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from client.helpers import run_cli
 from support import LiveServer, freeze, launch_server, wait_until
 
 pytestmark = pytest.mark.server
@@ -80,6 +82,20 @@ def test_group_across_workers_names_each_task_by_pid(server: LiveServer) -> None
     assert group["count"] == 3 * WORKERS
     pids = {int(name.split("@")[1]) for name in group["names"]}
     assert len(pids) == WORKERS
+
+
+def test_cli_tasks_prints_the_listing_and_its_options_reach_the_server(
+        server: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, "tasks", server.url, "--name", "FETCH")
+    assert result.code == 0, result.err
+    assert result.out.startswith("--- Loop ") and "run by thread 'storage-loop'" in result.out
+    assert "  fetch_from_remote -> remote_get -> sleep\n" in result.out
+    assert result.out.endswith("=== Task Summary ===\nLoops: 1\nTotal tasks: 1\n")
+    grouped = run_cli(capsys, "tasks", server.url, "--all-workers", "--group", "--name",
+                      "consumer", "--json")
+    assert grouped.code == 0, grouped.err
+    (group,) = json.loads(grouped.out)["groups"]
+    assert group["count"] == 3 * WORKERS
 
 
 def test_a_stopped_worker_is_named_at_once(server: LiveServer) -> None:

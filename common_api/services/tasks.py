@@ -30,7 +30,6 @@ MAX_TASKS = 10_000
 MAX_CHAIN_FRAMES = 50
 # how far a cr_await walk goes before it stops counting (chains are never cyclic)
 _MAX_WALK = 10_000
-_AWAITING_CODE = (types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType)
 NOT_RUNNING = ("not running in any thread found (stopped, or a loop written in C "
                "such as uvloop, whose frames are not Python's)")
 
@@ -154,46 +153,51 @@ def name_filter(name: str | None) -> Callable[[TaskInfo], bool]:
     return lambda task: needle is None or needle in task.name.lower()
 
 
-def _frame_of(awaitable: Any) -> types.FrameType | None:
-    if isinstance(awaitable, types.CoroutineType):
-        return awaitable.cr_frame
-    if isinstance(awaitable, types.GeneratorType):
-        return awaitable.gi_frame
-    if isinstance(awaitable, types.AsyncGeneratorType):
-        return awaitable.ag_frame
-    return None
+_LINKS: dict[type, tuple[str, str]] = {
+    types.CoroutineType: ("cr_frame", "cr_await"),
+    types.GeneratorType: ("gi_frame", "gi_yieldfrom"),
+    types.AsyncGeneratorType: ("ag_frame", "ag_await"),
+}
 
 
-def _next_link(awaitable: Any) -> Any:
-    if isinstance(awaitable, types.CoroutineType):
-        return awaitable.cr_await
-    if isinstance(awaitable, types.GeneratorType):
-        return awaitable.gi_yieldfrom
-    return awaitable.ag_await
+class _ChainReader:
+    """Walks coroutine chains for one read; a place (code, line) many tasks share is
+    looked up once."""
 
+    def __init__(self) -> None:
+        self._places: dict[tuple[types.CodeType, int], Frame] = {}
 
-def _chain(coro: Any) -> tuple[tuple[Frame, ...], int, str]:
-    """The innermost ``MAX_CHAIN_FRAMES`` frames of the walk, how many outer ones were left
-    out, and the type of what the innermost frame awaits when it is not Python code."""
-    frames: list[Frame] = []
-    link, end = coro, ""
-    for _ in range(_MAX_WALK):
-        if link is None:
-            break
-        if not isinstance(link, _AWAITING_CODE):
-            # a future's own awaiting (``awaits`` names the future) is not worth a line
-            end = "" if type(link).__qualname__ == "FutureIter" else type(link).__qualname__
-            break
-        frame = _frame_of(link)
-        if frame is None:  # finished while read
-            break
-        code = frame.f_code
-        line = frame.f_lineno or 0
-        frames.append(Frame(code.co_filename, line, code.co_name,
-                            linecache.getline(code.co_filename, line).strip()))
-        link = _next_link(link)
-    kept = frames[-MAX_CHAIN_FRAMES:]
-    return tuple(kept), len(frames) - len(kept), end
+    def _place(self, code: types.CodeType, line: int) -> Frame:
+        key = (code, line)
+        frame = self._places.get(key)
+        if frame is None:
+            frame = Frame(code.co_filename, line, code.co_name,
+                          linecache.getline(code.co_filename, line).strip())
+            self._places[key] = frame
+        return frame
+
+    def chain(self, coro: Any) -> tuple[tuple[Frame, ...], int, str]:
+        """The innermost ``MAX_CHAIN_FRAMES`` frames of the walk, how many outer ones were
+        left out, and the type of what the innermost frame awaits when it is not Python
+        code."""
+        frames: list[Frame] = []
+        link, end = coro, ""
+        for _ in range(_MAX_WALK):
+            if link is None:
+                break
+            names = _LINKS.get(type(link))
+            if names is None:
+                # a future's own awaiting (``awaits`` names the future) is not worth a line
+                kind = type(link).__qualname__
+                end = "" if kind == "FutureIter" else kind
+                break
+            frame = getattr(link, names[0])
+            if frame is None:  # finished while read
+                break
+            frames.append(self._place(frame.f_code, frame.f_lineno or 0))
+            link = getattr(link, names[1])
+        kept = frames[-MAX_CHAIN_FRAMES:]
+        return tuple(kept), len(frames) - len(kept), end
 
 
 def _describe(future: Any) -> Awaited:
@@ -279,13 +283,14 @@ class TaskDumpService:
             if waiter is not None:
                 awaited_by.setdefault(id(waiter), []).append(task.get_name())
         stepping = {id(loop): asyncio_compat.stepping_task(loop) for loop, _ in running.values()}
+        reader = _ChainReader()
         by_loop: dict[int, list[TaskInfo]] = {}
         loops: dict[int, Any] = {}
         for task, age in zip(pending, ages, strict=True):
             loop = task.get_loop()
             loops[id(loop)] = loop
             waiter = waiters[id(task)]
-            chain, omitted, end = _chain(task.get_coro())
+            chain, omitted, end = reader.chain(task.get_coro())
             if stepping.get(id(loop)) is task:
                 state = "running"
             elif task.cancelling():

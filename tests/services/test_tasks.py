@@ -194,3 +194,20 @@ def test_reading_under_churn_never_harms_the_loop() -> None:
     assert host.errors == []
     assert reads > 10
     assert rate > 1000, f"only {rate:.0f} tasks a second finished while read"
+
+
+def test_another_workers_listing_round_trips_and_a_garbled_one_is_named(
+        storage_loop: LoopThread) -> None:
+    from common_api.services.tasks import TaskListing
+    from common_api.services.tasks_workers import AllWorkerTasks, worker_tasks
+
+    own = TaskDumpService().dump()
+    peers = worker_tasks({11: own.to_dict(), 12: {"loops": [{"loop": "x"}]}},
+                         {13: "no answer within 2 s"})
+    assert [(peer.pid, peer.note) for peer in peers] == [
+        (11, ""), (12, "answer unreadable (KeyError)"), (13, "no answer within 2 s")]
+    assert peers[0].listing == TaskListing.from_dict(own.to_dict())
+    assert peers[0].listing is not None and peers[0].listing.total() == own.total()
+    every = AllWorkerTasks(10, own, peers)
+    assert every.total() == 2 * own.total()
+    assert {task.name.rsplit("@", 1)[1] for task in every.merged()} == {"10", "11"}

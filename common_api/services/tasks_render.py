@@ -47,7 +47,8 @@ def loop_heading(loop: LoopTasks) -> str:
         where = NOT_RUNNING
     else:
         where = f"run by thread {loop.thread_name!r} (ident {loop.thread_ident})"
-    return f"--- Loop {loop.loop}, {where}: {len(loop.tasks)} tasks ---"
+    count = "1 task" if len(loop.tasks) == 1 else f"{len(loop.tasks)} tasks"
+    return f"--- Loop {loop.loop}, {where}: {count} ---"
 
 
 def render_loops(listing: TaskListing) -> list[str]:

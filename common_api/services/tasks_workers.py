@@ -63,10 +63,14 @@ class AllWorkerTasks:
                 for pid, listing in self.listings() for task in listing.tasks()]
 
 
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
+
+
 def _section(pid: int, role: str, listing: TaskListing | None, note: str) -> str:
     if listing is None:
         return f"=== Worker {pid} ({role}) ===\n(no tasks: {note})"
-    counts = f"{len(listing.loops)} loops, {listing.total()} tasks"
+    counts = f"{_count(len(listing.loops), 'loop')}, {_count(listing.total(), 'task')}"
     if listing.omitted:
         counts += f", {listing.omitted} omitted"
     return "\n\n".join([f"=== Worker {pid} ({role}: {counts}) ===", *render_loops(listing)])

@@ -26,8 +26,12 @@ and under worker churn (issue 3, acceptance 2 and 3; issue 17, acceptance 4).
 (c) The per-request cost of the mechanism on host routes (multiprocess metrics on) is
     measured by ``benchmarks/bench_overhead.py`` (variants bp-mp and bp-state), not here.
 
+    With ``--before DIR`` (a checkout of an earlier commit, e.g. ``git worktree add DIR
+    a75ee23``), the same server run from it is scraped in the same rounds, so the cost of
+    what changed is read from one run on this shared machine, not from two.
+
 Usage: python benchmarks/bench_metrics_scrape.py [--quick] [--part a|b|all]
-                                                 [--workers 1,2,4,8,16]
+                                                 [--workers 1,2,4,8,16] [--before DIR]
 """
 
 from __future__ import annotations
@@ -343,10 +347,10 @@ class Comparison:
 
 def interleaved(ports: dict[str, int], samples: int, warmup: int,
                 path: str = "/metrics") -> Comparison:
-    """Scrape the two servers alternately, one scrape each at a time, in A B B A order
-    (which cancels a linear drift of the machine's speed)."""
+    """Scrape the servers alternately, one scrape each at a time, in A B B A order
+    (which cancels a linear drift of the machine's speed); the ratio is of the first two."""
     names = tuple(ports)
-    assert len(names) == 2
+    assert len(names) >= 2
     comparison = Comparison((names[0], names[1]), {name: [] for name in names})
     for number in range(warmup + samples):
         order = names if number % 2 == 0 else names[::-1]
@@ -404,16 +408,34 @@ class ScrapeResult:
     live_ms: float
     live_workers: int
 
+    @property
+    def before_ratio(self) -> float | None:
+        """The other checkout's median over the reference's, when one was scraped too."""
+        if BEFORE not in self.comparison.samples:
+            return None
+        return (self.comparison.median_ms(BEFORE)
+                / self.comparison.median_ms(self.comparison.names[1]))
 
-def scrape_at(settings: Settings, workers: int) -> ScrapeResult:
-    """Part (a) at ``workers`` workers: both servers started, compared, stopped."""
+
+BEFORE = "before GET /metrics"
+
+
+def start_ready(group: Servers, name: str, workers: int, env: dict[str, str]) -> Server:
+    server = group.start(name, serve_argv(free_port(), workers), env)
+    wait_for(lambda: http_get(server.port, "/bench/state")[0] == 200, 120,
+             "common-api serve", server)
+    wait_workers_ready(server, prometheus_dir(server), 180, workers)
+    return server
+
+
+def scrape_at(settings: Settings, workers: int, before: Path | None = None) -> ScrapeResult:
+    """Part (a) at ``workers`` workers: the servers started, compared, stopped; with
+    ``before`` (another checkout of common_api), a third server run from it is scraped in
+    the same rounds."""
     with server_group() as group:
         env = base_env()
-        ours = group.start(f"common_api-{workers}", serve_argv(free_port(), workers), env)
-        wait_for(lambda: http_get(ours.port, "/bench/state")[0] == 200, 120,
-                 "common-api serve", ours)
+        ours = start_ready(group, f"common_api-{workers}", workers, env)
         directory = prometheus_dir(ours)
-        wait_workers_ready(ours, directory, 180, workers)
         ref_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         reference = group.start(f"reference-{workers}", reference_argv(free_port(), workers),
                                 ref_env)
@@ -429,9 +451,11 @@ def scrape_at(settings: Settings, workers: int) -> ScrapeResult:
               f"{len(ours_samples)} ({len(bench_only(ours_samples))} bench_*), reference "
               f"{len(ref_samples)}; bench_* values identical: {same}; body bytes "
               f"{len(ours_body)} vs {len(ref_body)}")
-        comparison = interleaved({"common_api GET /metrics": ours.port,
-                                  "reference GET /metrics": reference.port},
-                                 settings.samples, settings.warmup)
+        ports = {"common_api GET /metrics": ours.port, "reference GET /metrics": reference.port}
+        if before is not None:
+            before_env = {**env, "PYTHONPATH": os.pathsep.join([str(before), env["PYTHONPATH"]])}
+            ports[BEFORE] = start_ready(group, f"before-{workers}", workers, before_env).port
+        comparison = interleaved(ports, settings.samples, settings.warmup)
         live = json.loads(http_get(ours.port, "/bench/live")[2])
         if workers == SCRAPE_WORKERS[-1] or workers == 1:
             print(f"     common_api server: {ours.command}")
@@ -440,12 +464,14 @@ def scrape_at(settings: Settings, workers: int) -> ScrapeResult:
                         int(live["workers"]))
 
 
-def part_a(settings: Settings, sizes: tuple[int, ...] = SCRAPE_WORKERS) -> bool:
+def part_a(settings: Settings, sizes: tuple[int, ...] = SCRAPE_WORKERS,
+           before: Path | None = None) -> bool:
     print(f"(a) /metrics with {', '.join(map(str, sizes))} workers and ~2,000 series per "
-          "worker vs prometheus_client's own multiprocess exposition of the same directory")
-    results = [scrape_at(settings, workers) for workers in sizes]
+          "worker vs prometheus_client's own multiprocess exposition of the same directory"
+          + (f"; 'before': the same server run from {before}" if before else ""))
+    results = [scrape_at(settings, workers, before) for workers in sizes]
     print(f"\n  {'workers':>7}  {'common_api ms':>13}  {'reference ms':>12}  {'ratio':>6}  "
-          f"{'live part ms':>12}  bar <= {SCRAPE_BAR}")
+          f"{'live part ms':>12}  {'before ratio':>12}  bar <= {SCRAPE_BAR}")
     ok = True
     for result in results:
         first, second = result.comparison.names
@@ -453,7 +479,9 @@ def part_a(settings: Settings, sizes: tuple[int, ...] = SCRAPE_WORKERS) -> bool:
         ok = ok and passed
         print(f"  {result.workers:7d}  {result.comparison.median_ms(first):13.2f}  "
               f"{result.comparison.median_ms(second):12.2f}  {result.comparison.ratio:6.3f}  "
-              f"{result.live_ms:12.2f}  {'PASS' if passed else 'FAIL'}")
+              f"{result.live_ms:12.2f}  "
+              f"{'' if result.before_ratio is None else f'{result.before_ratio:.3f}':>12}  "
+              f"{'PASS' if passed else 'FAIL'}")
     print(f"  medians of {settings.samples} scrapes per server and size (after "
           f"{settings.warmup} warm-up scrapes each), alternating one by one in A B B A order, "
           "a new connection per scrape, same client; 'live part' = median time one worker "
@@ -617,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("a", "b", "all"), default="all")
     parser.add_argument("--workers", default=",".join(map(str, SCRAPE_WORKERS)),
                         help="part (a)'s worker counts, comma-separated")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="part (a): also scrape, in the same rounds, the server run from "
+                             "this other checkout of the project (e.g. a worktree of an "
+                             "earlier commit)")
     args = parser.parse_args(argv)
     sizes = tuple(int(part) for part in args.workers.split(","))
     settings = (Settings(samples=40, warmup=5, churn_increments=800, max_requests=25,
@@ -633,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = []
     if args.part in ("a", "all"):
-        results.append(part_a(settings, sizes))
+        results.append(part_a(settings, sizes, args.before))
     if args.part in ("b", "all"):
         results.append(part_b(settings))
     print(f"\ntotal {time.monotonic() - started:.0f} s: "

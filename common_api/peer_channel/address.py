@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ABSTRACT = sys.platform.startswith("linux")
-_PREFIX = "common_api-peer"
+PREFIX = "common_api-peer"
 
 
 def server_identity(*parts: object) -> str:
@@ -24,7 +24,7 @@ def _private_directory(identity: str) -> Path:
     """Where socket files live where abstract names do not exist: a directory only this
     user can enter (the socket path stays under the 104-byte limit)."""
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-    return base / f"{_PREFIX}-{os.geteuid()}" / identity
+    return base / f"{PREFIX}-{os.geteuid()}" / identity
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ChannelAddress:
 
     def sockaddr(self) -> str:
         if ABSTRACT:
-            return f"\0{_PREFIX}/{self.identity}/{self.pid}"
+            return f"\0{PREFIX}/{self.identity}/{self.pid}"
         return str(_private_directory(self.identity) / f"{self.pid}.sock")
 
     def prepare(self) -> None:
@@ -50,6 +50,8 @@ class ChannelAddress:
             return
         directory = _private_directory(self.identity)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.parent.stat().st_uid != os.geteuid():
+            raise PermissionError(f"{directory.parent} belongs to another user")
         os.chmod(directory.parent, 0o700)
         path = directory / f"{self.pid}.sock"
         if path.is_socket():

@@ -1,6 +1,7 @@
-"""A worker's listening side: one daemon thread accepts, checks the caller, and hands each
-accepted request to a short-lived thread (a few at most) that reads it within its time
-and size bounds, answers, and closes."""
+"""A worker's listening side: one daemon thread accepts and checks the caller (a refused
+one is closed unread). A request that has arrived whole is answered on that thread when
+its kind is inline (quick), else handed to a short-lived thread (a few at most) that reads
+the rest within the time and size bounds, answers, and closes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,13 @@ class PeerServer:
 
     def __init__(self, address: ChannelAddress, handlers: Mapping[str, Handler],
                  authorize: Callable[[PeerCredentials], bool], *,
+                 inline: Iterable[str] = (),
                  max_request_bytes: int = MAX_REQUEST_BYTES,
                  request_seconds: float = REQUEST_SECONDS,
                  max_concurrent: int = MAX_CONCURRENT) -> None:
         self.address = address
         self._handlers = dict(handlers)
+        self._inline = set(inline)
         self._authorize = authorize
         self._max_request_bytes = max_request_bytes
         self._request_seconds = request_seconds
@@ -73,8 +76,16 @@ class PeerServer:
         self._failed_kinds: set[str] = set()
         self.refused = 0  # connections closed unread (for diagnostics and tests)
 
-    def add_handler(self, kind: str, handler: Handler) -> None:
+    def add_handler(self, kind: str, handler: Handler, inline: bool = False) -> None:
+        """Answer ``kind`` with ``handler``. An ``inline`` handler is called on the
+        listening thread itself when its request has arrived whole (it has, from a
+        worker): half the round trip of a thread hop, but while it runs this worker
+        takes no other request, so only quick handlers are inline."""
         self._handlers[kind] = handler
+        if inline:
+            self._inline.add(kind)
+        else:
+            self._inline.discard(kind)
 
     def start(self) -> None:
         """Bind and start answering (OSError when the name is taken or cannot be bound)."""
@@ -140,31 +151,74 @@ class PeerServer:
             self.refused += 1
             conn.close()
             return
+        reader = wire.FrameReader(self._max_request_bytes)
+        try:
+            payload = self._read_arrived(conn, reader)
+        except (OSError, wire.FrameError):
+            conn.close()
+            return
+        if payload is not None:
+            try:
+                message = wire.decode_object(payload)
+            except wire.FrameError as error:
+                self._send(conn, wire.failure(f"bad request: {error}"))
+                return
+            if message.get("kind") in self._inline:
+                self._send(conn, self._answer(message))  # no thread hop: the quick path
+                return
         if not self._slots.acquire(blocking=False):
             conn.close()  # the caller names this worker busy
             return
         try:
-            threading.Thread(target=self._serve, args=(conn,), daemon=True,
+            threading.Thread(target=self._serve, args=(conn, reader, payload), daemon=True,
                              name="common-api-peer-request").start()
         except BaseException:
             self._slots.release()
             conn.close()
             raise
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, reader: wire.FrameReader,
+               payload: bytes | None) -> None:
         try:
-            with conn:
-                payload = self._read_request(conn)
-                if payload is None:
-                    return
-                conn.settimeout(ANSWER_SECONDS)
-                with contextlib.suppress(OSError):
-                    conn.sendall(self._answer(payload))
+            if payload is None:
+                payload = self._read_request(conn, reader)
+            if payload is None:
+                conn.close()
+                return
+            try:
+                answer = self._answer(wire.decode_object(payload))
+            except wire.FrameError as error:
+                answer = wire.failure(f"bad request: {error}")
+            self._send(conn, answer)
         finally:
             self._slots.release()
 
-    def _read_request(self, conn: socket.socket) -> bytes | None:
-        reader = wire.FrameReader(self._max_request_bytes)
+    @staticmethod
+    def _send(conn: socket.socket, data: bytes) -> None:
+        with conn:
+            conn.settimeout(ANSWER_SECONDS)
+            with contextlib.suppress(OSError):
+                conn.sendall(data)
+
+    @staticmethod
+    def _read_arrived(conn: socket.socket, reader: wire.FrameReader) -> bytes | None:
+        """The request if it has all arrived already (a worker sends it as it connects),
+        without waiting; None if more is to come. OSError when the caller hung up."""
+        conn.setblocking(False)
+        try:
+            while True:
+                chunk = conn.recv(min(reader.wanted(), 65536))
+                if not chunk:
+                    raise ConnectionResetError("closed before a whole request")
+                payload = reader.feed(chunk)
+                if payload is not None:
+                    return payload
+        except BlockingIOError:
+            return None
+        finally:
+            conn.setblocking(True)
+
+    def _read_request(self, conn: socket.socket, reader: wire.FrameReader) -> bytes | None:
         deadline = time.monotonic() + self._request_seconds
         try:
             while True:
@@ -181,11 +235,7 @@ class PeerServer:
         except (OSError, wire.FrameError):
             return None
 
-    def _answer(self, payload: bytes) -> bytes:
-        try:
-            message = wire.decode_object(payload)
-        except wire.FrameError as error:
-            return wire.failure(f"bad request: {error}")
+    def _answer(self, message: dict[str, Any]) -> bytes:
         kind = message.get("kind")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:

@@ -305,20 +305,26 @@ class Gathered:
 
 
 class MissingWorkerLog:
-    """One log line per missing worker per minute at most."""
+    """One log line per missing worker per clock minute at most: per process, and with
+    ``claim`` (a name only one process of the server gets) across the server's workers."""
 
-    def __init__(self, every: float = LOG_EVERY) -> None:
+    def __init__(self, claim: Callable[[str], bool] | None = None,
+                 every: float = LOG_EVERY) -> None:
+        self._claim = claim
         self._every = every
-        self._last: dict[int, float] = {}
+        self._last: dict[int, int] = {}
 
     def report(self, missing: Mapping[int, str]) -> None:
-        now = time.monotonic()
+        period = int(time.time() // self._every)
         for pid, cause in missing.items():
-            if now - self._last.get(pid, -math.inf) >= self._every:
-                self._last[pid] = now
-                log.warning("common_api: /metrics left out worker %d's live metrics "
-                            "(callbacks, Info, Enum, custom collectors): %s; its file-backed "
-                            "metrics still count", pid, cause)
+            if self._last.get(pid) == period:
+                continue
+            self._last[pid] = period
+            if self._claim is not None and not self._claim(f"missing-{pid}-{period}"):
+                continue  # another worker logged it this minute
+            log.warning("common_api: /metrics left out worker %d's live metrics "
+                        "(callbacks, Info, Enum, custom collectors): %s; its file-backed "
+                        "metrics still count", pid, cause)
 
 
 class LiveMetricsCollector:

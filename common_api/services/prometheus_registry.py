@@ -9,8 +9,8 @@ this one module (prometheus_client 0.18 to 0.26 alike):
   ``._lock``: a labelled gauge's children;
 - ``Gauge._multiprocess_mode``: how the gauge's values of several processes combine.
 
-If a later prometheus_client changes these, ``registered_collectors`` raises (the scrape
-answers 503 naming it) rather than silently leaving metrics out.
+If a later prometheus_client changes these, ``RegistryLayoutChanged`` is raised (the scrape
+answers 503 naming it) rather than metrics silently left out.
 """
 
 from __future__ import annotations
@@ -23,9 +23,15 @@ from prometheus_client import Gauge
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
+from common_api.errors import Unavailable
 
-class RegistryLayoutChanged(RuntimeError):
+
+class RegistryLayoutChanged(Unavailable):
     """prometheus_client no longer keeps its collectors where this module reads them."""
+
+    def __init__(self, error: AttributeError) -> None:
+        super().__init__(f"Metrics unavailable: prometheus_client has changed ({error}); "
+                         "common_api cannot read the live part of /metrics")
 
 
 def registered_collectors(registry: CollectorRegistry) -> list[Collector]:
@@ -33,9 +39,7 @@ def registered_collectors(registry: CollectorRegistry) -> list[Collector]:
         with registry._lock:
             return list(registry._collector_to_names)
     except AttributeError as error:
-        raise RegistryLayoutChanged(
-            f"prometheus_client's registry has changed ({error}); common_api cannot list "
-            "the collectors of the live part of /metrics") from None
+        raise RegistryLayoutChanged(error) from None
 
 
 @dataclass(frozen=True)
@@ -51,14 +55,18 @@ class GaugeSeries:
 def gauge_series(gauge: Gauge, callbacks_only: bool = False) -> list[GaugeSeries]:
     """The gauge's series (only those fed by ``set_function`` with ``callbacks_only``,
     the cheap question a scrape asks of every gauge)."""
-    names = tuple(gauge._labelnames)
-    children: list[tuple[Sequence[str], Gauge]] = [((), gauge)]
-    if names:
-        with gauge._lock:
-            children = cast(list[tuple[Sequence[str], Gauge]], list(gauge._metrics.items()))
-    return [GaugeSeries(dict(zip(names, values, strict=True)), fed, child._child_samples)
-            for values, child in children
-            if (fed := "_child_samples" in vars(child)) or not callbacks_only]
+    try:
+        names = tuple(gauge._labelnames)
+        children: list[tuple[Sequence[str], Gauge]] = [((), gauge)]
+        if names:
+            with gauge._lock:
+                children = cast(list[tuple[Sequence[str], Gauge]],
+                                list(gauge._metrics.items()))
+        return [GaugeSeries(dict(zip(names, values, strict=True)), fed, child._child_samples)
+                for values, child in children
+                if (fed := "_child_samples" in vars(child)) or not callbacks_only]
+    except AttributeError as error:
+        raise RegistryLayoutChanged(error) from None
 
 
 def gauge_mode(gauge: Gauge) -> str:

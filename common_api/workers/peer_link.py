@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common_api.peer_channel import (
     ChannelAddress,
+    Claims,
     FanOut,
     Handler,
     PeerCredentials,
@@ -38,22 +39,34 @@ def _authorize(credentials: PeerCredentials) -> bool:
 class PeerLink:
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
         self._server: PeerServer | None = None
         self._lock = threading.Lock()
+        self._claims = Claims(self.identity)
 
     def identity(self) -> str:
         return server_identity(self._root, os.getppid())
 
+    @staticmethod
+    def released(root: Path, pid: int) -> None:
+        """In the master, after worker ``pid`` exited: remove its socket file (where
+        sockets are files; an abstract name goes with the process)."""
+        ChannelAddress(server_identity(root, os.getpid()), pid).release()
+
+    def claim(self, name: str) -> bool:
+        """True for the first worker of the server to claim ``name`` (for two minutes)."""
+        return self._claims.claim(name)
+
     def address(self, pid: int) -> ChannelAddress:
         return ChannelAddress(self.identity(), pid)
 
-    def handle(self, kind: str, handler: Handler) -> None:
-        """Answer requests of ``kind`` with ``handler`` (before or after ``start``)."""
+    def handle(self, kind: str, handler: Handler, inline: bool = False) -> None:
+        """Answer requests of ``kind`` with ``handler`` (before or after ``start``;
+        ``inline``: see ``PeerServer.add_handler``)."""
         with self._lock:
-            self._handlers[kind] = handler
+            self._handlers[kind] = (handler, inline)
             if self._server is not None:
-                self._server.add_handler(kind, handler)
+                self._server.add_handler(kind, handler, inline)
 
     def start(self) -> None:
         """Listen in this process (after a fork, afresh); OSError if it cannot."""
@@ -63,8 +76,11 @@ class PeerLink:
                 return
             if self._server is not None:
                 self._server.forget_after_fork()
-            self._server = PeerServer(self.address(os.getpid()), self._handlers, _authorize)
-            self._server.start()
+            server = PeerServer(self.address(os.getpid()), {}, _authorize)
+            for kind, (handler, inline) in self._handlers.items():
+                server.add_handler(kind, handler, inline)
+            self._server = server
+            server.start()
 
     def close(self) -> None:
         with self._lock:

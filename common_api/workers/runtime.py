@@ -3,7 +3,8 @@
 A runtime starts in each worker: after the fork (when the app was loaded in the master),
 from gunicorn's ``post_worker_init`` hook, or on the first request, whichever comes first;
 starting twice in one process does nothing. It installs the dump signal, applies the
-shared log levels, and runs one background thread that re-applies levels when they
+shared log levels, listens on its peer channel (``peer_link``: its siblings ask it for its
+live metrics there), and runs one background thread that re-applies levels when they
 change and publishes this worker's periodic-thread statuses.
 
 The same thread recovers the worker's side from state-directory faults by itself: it
@@ -26,6 +27,7 @@ from typing import ClassVar
 
 from prometheus_client import REGISTRY
 
+from common_api.errors import Unavailable
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.services.live_metrics import (
     Gathered,
@@ -68,9 +70,12 @@ class WorkerRuntime:
         self.baseline = FileBaselineStore(state.metrics_baseline)
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
-        self.missing_log = MissingWorkerLog()
         self.link = PeerLink(state.root)
-        self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report())
+        self.missing_log = MissingWorkerLog(self.link.claim)
+        # inline: the quick answer every scrape waits for (a host callback that is slow
+        # delays only what this worker is asked meanwhile, within each caller's deadline)
+        self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
+        # not inline: reading 1,000 tasks takes milliseconds, off the listening thread
         self.tasks = TaskDumpService()
         self.link.handle(TASK_LISTING, lambda _body: self.tasks.dump().to_dict())
         self._pid: int | None = None
@@ -145,7 +150,11 @@ class WorkerRuntime:
     def begin_live_metrics(self, timeout: float) -> Callable[[], Gathered]:
         """``gather_live_metrics`` in two halves: the other workers are asked now, the
         returned function reads this worker's part and collects theirs."""
-        finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+        try:
+            finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+        except OSError as error:  # out of file descriptors, say: say so, never guess
+            raise Unavailable(f"Metrics unavailable: the other workers cannot be asked for "
+                              f"their live metrics ({describe_error(error)})") from None
 
         def gathered() -> Gathered:
             reports = {os.getpid(): self.live_metrics.families()}
@@ -236,6 +245,7 @@ def worker_exited(state: StateDir, pid: int) -> None:
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
+                         ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
                          ("status file", lambda: StatusBoard(state).withdraw(pid)),
                          ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
                          ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):

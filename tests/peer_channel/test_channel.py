@@ -22,6 +22,7 @@ import pytest
 
 from common_api.peer_channel import (
     ChannelAddress,
+    Claims,
     PeerCredentials,
     PeerServer,
     ask,
@@ -189,3 +190,44 @@ def test_a_failing_handler_is_an_error_answer_naming_it(
     server = serve({"q": fail})
     replies = ask_all({7: server.address}, "q", None, TIMEOUT)
     assert replies.missing == {7: "could not answer: KeyError: 'cache'"}
+
+
+def test_without_abstract_names_the_socket_is_a_file_in_a_private_directory(
+        serve: Callable[..., PeerServer], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any) -> None:
+    monkeypatch.setattr("common_api.peer_channel.address.ABSTRACT", False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    server = serve({"echo": lambda body: body})
+    path = server.address.sockaddr()
+    assert path.startswith(str(tmp_path)) and os.path.exists(path)
+    assert os.stat(os.path.dirname(os.path.dirname(path))).st_mode & 0o077 == 0
+    assert ask(server.address, "echo", "via a file", TIMEOUT) == "via a file"
+    server.close()
+    assert not os.path.exists(path)
+
+
+def test_a_claim_is_held_by_the_first_process_only() -> None:
+    identity = uuid.uuid4().hex[:12]
+    mine = Claims(lambda: identity, hold=0.2)
+    assert mine.claim("missing-7-1")
+    script = ("import sys\nfrom common_api.peer_channel import Claims\n"
+              "print(Claims(lambda: sys.argv[1]).claim(sys.argv[2]))\n")
+    other = subprocess.run([sys.executable, "-c", script, identity, "missing-7-1"],
+                           capture_output=True, text=True, timeout=60)
+    assert other.stdout.strip() == "False", other.stderr
+    assert mine.claim("missing-8-1")  # another name is free
+    time.sleep(0.3)  # the hold is a duration: let it pass
+    mine.claim("anything")  # expires what is due
+    again = subprocess.run([sys.executable, "-c", script, identity, "missing-7-1"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == "True", again.stderr
+
+
+def test_an_inline_kind_is_answered_on_the_listening_thread_the_others_on_their_own(
+        serve: Callable[..., PeerServer]) -> None:
+    def thread_name(body: Any) -> str:
+        return threading.current_thread().name
+
+    server = serve({"quick": thread_name, "slow": thread_name}, inline=("quick",))
+    assert ask(server.address, "quick", None, TIMEOUT) == "common-api-peer-channel"
+    assert ask(server.address, "slow", None, TIMEOUT) == "common-api-peer-request"

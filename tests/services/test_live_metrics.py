@@ -4,6 +4,7 @@ guarded read of a registry, on plain data: no server, no files."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, Info
@@ -136,3 +137,40 @@ def test_a_raising_collector_or_callback_loses_only_its_own_series_logged_once(
                             "build": {("build_info", (("v", "1"),)): 1.0}}
     assert caplog.text.count("raised; its metrics are left out") == 1
     assert caplog.text.count("callback of gauge pools") == 1
+
+
+def test_a_prometheus_client_without_the_registry_layout_read_is_a_503_naming_it() -> None:
+    from common_api.services.prometheus_registry import RegistryLayoutChanged
+
+    class Changed(CollectorRegistry):
+        def __init__(self) -> None:
+            super().__init__()
+            del self._collector_to_names
+
+    with pytest.raises(RegistryLayoutChanged, match="prometheus_client has changed") as error:
+        list(RegistryReader(Changed(), multiprocess=True).collect())
+    assert error.value.status == 503
+
+
+def test_a_reset_covers_the_files_and_leaves_a_live_collector_counts_raw() -> None:
+    from common_api.services.live_metrics import Gathered, LiveMetricsCollector
+    from common_api.services.metrics import MetricsService
+
+    counts = {"files": 5.0, "live": 7.0}
+
+    class Files:
+        def collect(self) -> list[Metric]:
+            return [CounterMetricFamily("work", "from the files", value=counts["files"])]
+
+    def begin() -> Callable[[], Gathered]:
+        live = family("custom", "counter", ("custom_total", {}, counts["live"]))
+        return lambda: Gathered({1: [live]}, {})
+
+    service = MetricsService([LiveMetricsCollector(Files(), begin)])
+    service.reset()
+    counts.update(files=6.0, live=9.0)
+    read = {m.name: shown(m) for m in service.collect()}
+    assert read["work"] == {("work_total", ()): 1.0}
+    assert read["custom"] == {("custom_total", ()): 9.0}
+    assert read["common_api_scrape_missing_workers"] == {
+        ("common_api_scrape_missing_workers", ()): 0.0}

@@ -292,6 +292,7 @@ def test_a_stopped_worker_is_named_at_once_and_its_file_metrics_still_count(
         preset_3: LiveServer) -> None:
     pids = worker_pids(preset_3)
     stopped = min(pids)
+    first_minute = int(time.time() // 60)
     freeze(stopped)
     try:
         for _ in range(3):
@@ -313,7 +314,8 @@ def test_a_stopped_worker_is_named_at_once_and_its_file_metrics_still_count(
         os.kill(stopped, signal.SIGCONT)
     logged = [line for line in preset_3.log().splitlines()
               if f"left out worker {stopped}'s live metrics" in line]
-    assert 1 <= len(logged) <= 2, logged  # once per scraping worker within the minute
+    minutes = int(time.time() // 60) - first_minute + 1
+    assert 1 <= len(logged) <= minutes, logged  # once a minute, whichever worker scraped
 
 
 def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
@@ -322,7 +324,7 @@ def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
     holder: dict[str, Any] = {}
 
     def block() -> None:
-        holder["pid"] = fresh_get(preset_3, "/block", params={"s": "4"}).json()["pid"]
+        holder["pid"] = fresh_get(preset_3, "/block", params={"s": "6"}).json()["pid"]
 
     thread = threading.Thread(target=block)
     thread.start()
@@ -331,12 +333,11 @@ def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
             answer = fresh_get(preset_3, "/metrics")
             return answer if "X-Missing-Workers" in answer.headers else None
 
-        started = time.monotonic()
-        answer = wait_until(blocked, 3, interval=0.05, message="a scrape to miss the worker")
+        answer = wait_until(blocked, 5, interval=0.05, message="a scrape to miss the worker")
         assert isinstance(answer, requests.Response)
-        assert time.monotonic() - started < 3
+        assert thread.is_alive(), "the worker was released before the scrape answered"
         assert answer.status_code == 200
-        assert answer.elapsed.total_seconds() < PEER_TIMEOUT + 0.5
+        assert answer.elapsed.total_seconds() < PEER_TIMEOUT + 1.0
         assert "no answer within 1 s" in answer.headers["X-Missing-Workers"]
     finally:
         thread.join(30)
@@ -349,8 +350,9 @@ def _socket_names() -> dict[int, str]:
     names = {}
     for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
         path = line.split()[-1] if len(line.split()) > 7 else ""
-        if path.startswith("@common_api-peer/"):
-            names[int(path.rsplit("/", 1)[1])] = path
+        last = path.rsplit("/", 1)[-1]
+        if path.startswith("@common_api-peer/") and "/claim/" not in path and last.isdigit():
+            names[int(last)] = path
     return names
 
 

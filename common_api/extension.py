@@ -56,6 +56,7 @@ from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.profiler import Profiler
+from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.metrics_files import FileBaselineStore
 
@@ -105,6 +106,7 @@ class CommonApiState:
     environment: EnvironmentService
     loglevels: LogLevelService
     threads: ThreadDumpService
+    tasks: TaskDumpService
     periodic: PeriodicStatusService
     metrics: MetricsService
     exporter: PrometheusMetrics
@@ -326,6 +328,7 @@ def setup_app(app: Flask) -> CommonApiState:
                                        _mask_secrets(settings)),
         loglevels=LogLevelService(backend.level_publisher()),
         threads=ThreadDumpService(),
+        tasks=TaskDumpService(),
         periodic=periodic,
         metrics=metrics,
         exporter=exporter,

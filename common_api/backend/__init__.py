@@ -3,10 +3,10 @@
 The views and services ask one ``Coordination`` object for what they share with other
 processes: the log-level publisher, the reset baseline, the metric sources, the
 periodic-thread statuses, the worker count and the workers' problems, and the other
-workers' thread dumps. ``LocalCoordination`` is a single process (no state directory);
-``SharedDirectoryCoordination`` is every worker of a gunicorn server through its state
-directory (``common_api.workers``), where all state-directory faults are met. Nothing
-above this package knows which one it has.
+workers' thread dumps and asyncio tasks. ``LocalCoordination`` is a single process (no
+state directory); ``SharedDirectoryCoordination`` is every worker of a gunicorn server
+through its state directory (``common_api.workers``), where all state-directory faults
+are met. Nothing above this package knows which one it has.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerWindows
+from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -58,6 +59,10 @@ class Coordination(Protocol):
 
     def peer_dumps(self) -> PeerDumps:
         """The other workers' thread dumps (none for a single process)."""
+
+    def peer_tasks(self) -> list[WorkerTasks]:
+        """The other workers' asyncio tasks, or why a worker gave none (none for a single
+        process)."""
 
     def window_lock_dir(self) -> Path | None:
         """Where /profile and /memory take their one-per-server lock (None: per process)."""

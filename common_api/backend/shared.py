@@ -20,6 +20,7 @@ from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerWindows
+from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
@@ -129,6 +130,9 @@ class SharedDirectoryCoordination:
 
     def peer_dumps(self) -> PeerDumps:
         return self.runtime.peer_dumps()
+
+    def peer_tasks(self) -> list[WorkerTasks]:
+        return self.runtime.gather_tasks()
 
     def window_lock_dir(self) -> Path | None:
         return self.runtime.state.root

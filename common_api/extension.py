@@ -127,6 +127,8 @@ class CommonApiState:
     claims: PathClaims = field(default_factory=PathClaims)
     _runner: ScriptRunner | None = None
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
+    _openapi: dict[str, Any] | None = None
+    _openapi_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def scripts(self) -> ScriptRunner:
@@ -153,9 +155,16 @@ class CommonApiState:
         return self.mounted.get(flask_endpoint or "")
 
     def openapi_document(self, base: str) -> dict[str, Any]:
+        """This app's document, built once; only ``servers`` differs per request (the
+        returned dict is new, what it holds is shared: callers do not change it)."""
+        with self._openapi_lock:
+            if self._openapi is None:
+                self._openapi = self._build_openapi()
+        return {**self._openapi, "servers": [{"url": base or "/"}]}
+
+    def _build_openapi(self) -> dict[str, Any]:
         document = copy.deepcopy(_packaged_openapi())
         document["info"]["version"] = __version__
-        document["servers"] = [{"url": base or "/"}]
         described = {}
         for endpoint in self.enabled:
             operations = document["paths"][endpoint.openapi_path]

@@ -324,7 +324,7 @@ def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
     holder: dict[str, Any] = {}
 
     def block() -> None:
-        holder["pid"] = fresh_get(preset_3, "/block", params={"s": "6"}).json()["pid"]
+        holder["pid"] = fresh_get(preset_3, "/block", params={"s": "12"}).json()["pid"]
 
     thread = threading.Thread(target=block)
     thread.start()
@@ -333,7 +333,7 @@ def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
             answer = fresh_get(preset_3, "/metrics")
             return answer if "X-Missing-Workers" in answer.headers else None
 
-        answer = wait_until(blocked, 5, interval=0.05, message="a scrape to miss the worker")
+        answer = wait_until(blocked, 10, interval=0.05, message="a scrape to miss the worker")
         assert isinstance(answer, requests.Response)
         assert thread.is_alive(), "the worker was released before the scrape answered"
         assert answer.status_code == 200

@@ -37,7 +37,7 @@ from common_api.services.live_metrics import (
 )
 from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
-from common_api.workers.dumps import WorkerDumps
+from common_api.workers.dumps import THREADS, WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import PeerWindows
@@ -61,7 +61,7 @@ class WorkerRuntime:
         self.state = state
         self.levels = SharedLogLevels(state)
         self.board = StatusBoard(state)
-        self.dumps = WorkerDumps(state)
+        self.dumps = WorkerDumps()
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
@@ -71,10 +71,10 @@ class WorkerRuntime:
         # inline: the quick answer every scrape waits for (a host callback that is slow
         # delays only what this worker is asked meanwhile, within each caller's deadline)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
+        self.link.handle(THREADS, self.dumps.answer)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
-        self._dumps_installed = False
         self._lock = threading.Lock()
         self._sync = PeriodicThread("common-api-state-sync", SYNC_INTERVAL, self._tick,
                                     level=ThreadLevel.LOW)
@@ -118,7 +118,6 @@ class WorkerRuntime:
             installed = self._step("thread dumps", self.dumps.install)
             if installed is _FAILED:
                 _catch_worker_signal()
-            self._dumps_installed = installed is True
             self._step("log levels", self.levels.listen)
             self.board.publish()
             self.peer_windows.listen()
@@ -128,7 +127,8 @@ class WorkerRuntime:
 
     def peer_dumps(self) -> list[PeerDump]:
         """Every other live worker's threads, by pid (``workers/dumps.py``)."""
-        return self.dumps.collect(server_workers(), names=self.board.thread_names)
+        return self.dumps.collect(server_workers(), self.link.address,
+                                  names=self.board.thread_names)
 
     def gather_live_metrics(self, timeout: float) -> Gathered:
         """This worker's live metrics and every other live worker's, within ``timeout``."""
@@ -169,8 +169,6 @@ class WorkerRuntime:
             self._step("metric files", metric_store.reattach)
             if not self.link.listening:
                 self._step("peer channel", self.link.start)
-            if self._dumps_installed:
-                self._step("thread dumps", self.dumps.ensure_fallback)
             self.board.publish()
 
     def _step(self, what: str, action: Callable[[], object]) -> object:
@@ -226,7 +224,7 @@ def prepare_worker() -> None:
 
 def worker_exited(state: StateDir, pid: int) -> None:
     """In the master, after worker ``pid`` exited: fold its metric files (and any a failed
-    fold left) and remove its status and dump files. Never raises: a fault of the state
+    fold left) and remove its status file. Never raises: a fault of the state
     directory must not take the master down; what is left is folded next time."""
     from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_workers
@@ -234,7 +232,6 @@ def worker_exited(state: StateDir, pid: int) -> None:
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
                          ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
                          ("status file", lambda: StatusBoard(state).withdraw(pid)),
-                         ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
                          ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):
         try:
             action()

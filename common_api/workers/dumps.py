@@ -22,8 +22,8 @@ its siblings know it is a worker.
 
 from __future__ import annotations
 
-import fcntl
 import faulthandler
+import fcntl
 import logging
 import os
 import re

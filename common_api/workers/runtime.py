@@ -42,7 +42,7 @@ from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProce
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.peers import server_workers
-from common_api.workers.shared_levels import SharedLogLevels
+from common_api.workers.shared_levels import LEVELS, SharedLogLevels
 from common_api.workers.state_dir import StateDir, describe_error
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 
@@ -59,7 +59,6 @@ class WorkerRuntime:
 
     def __init__(self, state: StateDir) -> None:
         self.state = state
-        self.levels = SharedLogLevels(state)
         self.board = StatusBoard(state)
         self.dumps = WorkerDumps()
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
@@ -67,11 +66,13 @@ class WorkerRuntime:
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
         self.link = PeerLink(state.root)
+        self.levels = SharedLogLevels(state, self.link.ask_siblings)
         self.missing_log = MissingWorkerLog(self.link.claim)
         # inline: the quick answer every scrape waits for (a host callback that is slow
         # delays only what this worker is asked meanwhile, within each caller's deadline)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
         self.link.handle(THREADS, self.dumps.answer)
+        self.link.handle(LEVELS, self.levels.receive)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
@@ -226,13 +227,11 @@ def worker_exited(state: StateDir, pid: int) -> None:
     """In the master, after worker ``pid`` exited: fold its metric files (and any a failed
     fold left) and remove its status file. Never raises: a fault of the state
     directory must not take the master down; what is left is folded next time."""
-    from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
                          ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
-                         ("status file", lambda: StatusBoard(state).withdraw(pid)),
-                         ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):
+                         ("status file", lambda: StatusBoard(state).withdraw(pid))):
         try:
             action()
         except Exception as error:

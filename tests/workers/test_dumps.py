@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from support import wait_until
 
+from common_api.peer_channel import ChannelAddress
 from common_api.services.threads import FAULTHANDLER, PYTHON, STOPPED, PeerDump
 from common_api.workers import peers
-from common_api.peer_channel import ChannelAddress
 from common_api.workers.dumps import ANSWER_SECONDS, WorkerDumps, label_threads
 
 # argv: channel identity, ready marker, number of idle threads, then "gil" to hold the GIL

@@ -40,7 +40,7 @@ from common_api.workers import metric_store, peers
 from common_api.workers.dumps import THREADS, WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_link import PeerLink
-from common_api.workers.peer_profiles import PeerWindows
+from common_api.workers.peer_profiles import WINDOW, PeerWindows
 from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import LEVELS, SharedLogLevels
 from common_api.workers.state_dir import StateDir, describe_error
@@ -63,7 +63,6 @@ class WorkerRuntime:
         self.dumps = WorkerDumps()
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
-        self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
         self.link = PeerLink(state.root)
         self.levels = SharedLogLevels(state, self.link.ask_siblings)
@@ -72,6 +71,8 @@ class WorkerRuntime:
         # delays only what this worker is asked meanwhile, within each caller's deadline)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
         self.link.handle(THREADS, self.dumps.answer)
+        self.peer_windows = PeerWindows(self.link.begin_asking_siblings)
+        self.link.handle(WINDOW, self.peer_windows.answer)
         self.link.handle(LEVELS, self.levels.receive)
         self._pid: int | None = None
         self._ticks = 0
@@ -121,7 +122,6 @@ class WorkerRuntime:
                 _catch_worker_signal()
             self._step("log levels", self.levels.listen)
             self.board.publish()
-            self.peer_windows.listen()
             self._sync.start()
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
@@ -159,7 +159,6 @@ class WorkerRuntime:
 
     def _tick(self) -> None:
         self._ticks += 1
-        self._step("peer windows", self.peer_windows.poll)
         self._step("log levels", lambda: self.levels.apply_due(time.time()))
         self._step("log levels", self.levels.sync)
         if self._ticks % PUBLISH_EVERY == 0:

@@ -147,7 +147,9 @@ class SharedLogLevels:
         except (OSError, Unavailable):  # no lock to take: the set goes on without it
             current, not_saved = self._change(name, level, revert)
         replies = self._ask_siblings(LEVELS, _render(current), self.answer_timeout)
-        return Published(dict(sorted(replies.missing.items())), not_saved)
+        late = {pid: f"{cause}, busy or stuck?" if cause.startswith("no answer") else cause
+                for pid, cause in sorted(replies.missing.items())}
+        return Published(late, not_saved)
 
     def _change(self, name: str, level: str, revert: Revert | None
                 ) -> tuple[SharedLevels, str | None]:
@@ -198,6 +200,7 @@ class SharedLogLevels:
     def apply_due(self, now: float) -> list[str]:
         """Carry out the reverts that are due in this worker (each worker does, at their
         time); the file is rewritten when it can be."""
+        self.sync()  # a sibling that reverted first has saved it: take that
         try:
             if not any(r.at <= now for r in self._read().reverts.values()):
                 return []
@@ -224,7 +227,8 @@ class SharedLogLevels:
                 current = self._known
             levels, reverts = dict(current.levels), dict(current.reverts)
             due = sorted(name for name, r in reverts.items() if r.at <= now)
-            if not due:
+            if not due:  # a sibling reverted first (saved while we waited for the lock)
+                self._adopt(current)
                 return [], None
             for name in due:
                 levels[name] = reverts.pop(name).level

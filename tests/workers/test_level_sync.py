@@ -202,3 +202,16 @@ def test_change_text_keeps_the_seed_line_and_names_unacknowledged_workers() -> N
     plain = LevelChange("x", "INFO", None)
     assert plain.render() == "Set x level to INFO (including all handlers)"
     assert plain.to_dict()["unacknowledged_workers"] == []
+
+
+@pytest.mark.parametrize("body", [None, [], "DEBUG", {"levels": {LOGGER: 10}},
+                                  {"levels": [], "reverts": {}},
+                                  {"generation": "9", "levels": {}, "reverts": {}},
+                                  {"levels": {}, "reverts": {LOGGER: {"at": 1}}}])
+def test_a_levels_request_that_is_not_a_levels_state_changes_nothing(
+        state: StateDir, logger: logging.Logger, body: object) -> None:
+    logger.setLevel(logging.WARNING)
+    levels = SharedLogLevels(state)
+    with pytest.raises(ValueError, match="not a levels state"):
+        levels.receive(body)
+    assert logger.level == logging.WARNING and levels.levels() == {}

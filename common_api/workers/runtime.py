@@ -2,10 +2,11 @@
 
 A runtime starts in each worker: after the fork (when the app was loaded in the master),
 from gunicorn's ``post_worker_init`` hook, or on the first request, whichever comes first;
-starting twice in one process does nothing. It installs the dump signal, applies the
-shared log levels, listens on its peer channel (``peer_link``: its siblings ask it for its
-live metrics there), and runs one background thread that re-applies levels when they
-change and publishes this worker's periodic-thread statuses.
+starting twice in one process does nothing. It listens on its peer channel
+(``peer_link``), where its siblings ask it for its live metrics, its thread dump, a level
+change and its part of a profile or memory window; installs the worker signal and the
+faulthandler fallback; applies the shared log levels; and runs one background thread
+that re-applies levels when the file changes and publishes this worker's statuses.
 
 The same thread recovers the worker's side from state-directory faults by itself: it
 recreates a deleted directory, writes back value files that were detached, deleted or
@@ -199,8 +200,8 @@ _FAILED = object()
 
 
 def _catch_worker_signal() -> None:
-    """Without its dump file a worker still catches the worker signal, so its siblings
-    count it (``peers``) and a dump request cannot terminate it."""
+    """When the dump side could not be installed (no memfd for faulthandler, say) a worker
+    still catches the worker signal, so its siblings count it (``peers``)."""
     try:
         if signal.getsignal(peers.WORKER_SIGNAL) in (signal.SIG_DFL, None):
             signal.signal(peers.WORKER_SIGNAL, lambda signum, frame: None)

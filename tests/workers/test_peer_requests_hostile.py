@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -153,3 +156,38 @@ def test_a_stranger_sending_a_worker_request_kind_gets_nothing_and_harms_nothing
     assert profile.status_code == 200, profile.text  # no window was left running (429)
     wait_until(lambda: len(os.listdir(f"/proc/{target}/fd")) <= fds_before, 10,
                message="the worker's file descriptors back to where they were")
+
+
+STRANGER = """
+import socket, sys
+data = bytes.fromhex(sys.argv[2])
+got = b""
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock.settimeout(5)
+    sock.connect(sys.argv[1].replace("@", chr(0), 1))
+    try:
+        sock.sendall(data)
+        while chunk := sock.recv(65536):
+            got += chunk
+    except OSError:
+        pass
+print(len(got))
+"""
+
+
+def test_another_user_sending_a_plausible_level_set_gets_nothing_and_changes_nothing(
+        server: LiveServer) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    pids = workers_of(server)
+    target = min(pids)
+    name = socket_names()[target]
+    assert fresh_get(server, "/loglevel", logger_name=LOGGER, level="WARNING").ok
+    request = attacks("levels")["plausible"]
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    stranger = subprocess.run([python, "-c", STRANGER, name, request.hex()],
+                              capture_output=True, text=True, timeout=30, user=65534,
+                              group=65534, cwd="/")
+    assert stranger.returncode == 0, stranger.stderr
+    assert stranger.stdout.strip() == "0"
+    assert level_in(server, target) == "WARNING"

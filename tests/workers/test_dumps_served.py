@@ -188,3 +188,20 @@ def test_a_stopped_worker_is_listed_as_stopped(server: LiveServer) -> None:
         assert f"\nWorkers: {WORKERS}\n" in text
     finally:
         os.kill(victim, signal.SIGCONT)
+
+
+def test_after_a_dump_a_level_set_a_profile_and_a_reset_no_fifo_or_request_file_is_left(
+        server: LiveServer) -> None:
+    root = state_dir(server)
+    assert fresh_get(server, "/threads", scope="all").status_code == 200
+    assert fresh_get(server, "/loglevel", logger_name="multi.app", level="INFO").ok
+    assert fresh_get(server, "/profile", seconds="0.2", scope="all").status_code == 200
+    assert fresh_get(server, "/memory", seconds="0.2", scope="all").status_code == 200
+    assert requests.post(server.url + "/metrics/reset", timeout=30).status_code == 200
+    fifos = [path for path in root.rglob("*") if path.is_fifo()]
+    assert fifos == []
+    top = {path.name for path in root.iterdir()}
+    assert top <= {"prometheus", "workers", "loglevels.json", "loglevels.lock",
+                   "metrics-baseline.json", "metrics-baseline.json.lock", "metrics.lock",
+                   "profile.lock", "memory.lock"}, top
+    assert not {"dumps", "level-sync", "windows"} & top

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from common_api.config import STATE_DIR
-from common_api.workers.level_sync import DIRECTORY as LEVEL_SYNC
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 BIND = "COMMON_API_BIND"
@@ -94,8 +93,9 @@ def prepare_state(environ: MutableMapping[str, str] | None = None) -> StateDir:
         root = given or tempfile.mkdtemp(prefix="common-api-state-")
         state = StateDir(root)
         if given:
-            for stale in (state.prometheus, state.workers, state.dumps,
-                          state.root / LEVEL_SYNC):
+            # dumps/, level-sync/, windows/: what versions before the peer channel left
+            for stale in (state.prometheus, state.workers, *(state.root / old for old in
+                                                             ("dumps", "level-sync", "windows"))):
                 shutil.rmtree(stale, ignore_errors=True)
             for stale_file in (state.metrics_baseline, state.loglevels):
                 stale_file.unlink(missing_ok=True)

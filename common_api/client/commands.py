@@ -189,6 +189,9 @@ def _timed_level(console: Console, client: Client, url: str, params: dict[str, s
             f"Set {answer.get('logger_name')} level to {answer.get('level')} (including all "
             f"handlers) for {seconds:.0f} seconds, until {until}, then "
             f"{revert.get('level')}\n")
+        not_saved = answer.get("not_saved_for_later_workers")
+        if not_saved:
+            console.out.write(f"Not saved for workers started later: {not_saved}\n")
         late = answer.get("unacknowledged_workers") or []
         reasons = answer.get("unacknowledged_reasons") or {}
         if late:

@@ -83,6 +83,8 @@ class LevelChange:
     #: no logger of that name existed in the answering process: the set created it (a
     #: typo makes a new, silent logger)
     created: bool = False
+    #: why the level could not be saved for workers started later (None: it was)
+    not_saved: str | None = None
 
     def _why(self, pid: int) -> str:
         return self.reasons.get(pid, "no acknowledgement in time, stopped or stuck?")
@@ -92,6 +94,8 @@ class LevelChange:
         if self.revert is not None:
             seconds = max(0.0, self.revert.at - time.time())
             text += f" for {seconds:.0f} seconds, then {self.revert.level}"
+        if self.not_saved is not None:
+            text += f"\nNot saved for workers started later: {self.not_saved}"
         if self.created:
             text += f"\nNo logger named {self.name} existed: it has been created"
         if self.unacknowledged:
@@ -108,7 +112,8 @@ class LevelChange:
                 "unacknowledged_workers": list(self.unacknowledged),
                 "unacknowledged_reasons": {str(pid): self._why(pid)
                                            for pid in self.unacknowledged},
-                "created": self.created}
+                "created": self.created,
+                "not_saved_for_later_workers": self.not_saved}
 
 
 def parse_level(text: str) -> int:
@@ -160,13 +165,21 @@ def apply_level(name: str, levelno: int) -> None:
         handler.setLevel(levelno)
 
 
+@dataclass(frozen=True)
+class Published:
+    """A set as it went: the workers that did not apply it in time (by pid, with why),
+    and why it could not be saved for workers started later (None when it was)."""
+
+    late: Mapping[int, str] = field(default_factory=dict)
+    not_saved: str | None = None
+
+
 class LevelPublisher(Protocol):
     """Keeps levels and pending reverts for this process, or for every worker of a server."""
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> Mapping[int, str]:
-        """Apply the level here and in every peer (all or nothing: Unavailable when it
-        cannot be shared); the peers that did not acknowledge it in time, by pid, with
-        why."""
+    def publish(self, name: str, level: str, revert: Revert | None) -> Published:
+        """Apply the level here and in every live peer; the peers that did not apply it
+        in time, and why it could not be kept for workers started later."""
         ...
 
     def sync(self) -> bool: ...
@@ -185,15 +198,15 @@ class LocalLevels:
         self._timer = PeriodicThread("common-api-level-reverts", REVERT_CHECK_INTERVAL,
                                      lambda: self.apply_due(time.time()), level=ThreadLevel.LOW)
 
-    def publish(self, name: str, level: str, revert: Revert | None) -> Mapping[int, str]:
+    def publish(self, name: str, level: str, revert: Revert | None) -> Published:
         apply_level(name, parse_level(level))
         with self._lock:
             if revert is None:
                 self._reverts.pop(name, None)
-                return {}
+                return Published()
             self._reverts[name] = revert
         self._timer.start()
-        return {}
+        return Published()
 
     def sync(self) -> bool:
         return False
@@ -248,8 +261,8 @@ class LogLevelService:
         return self._describe(name, logger, self._publisher.pending())
 
     def set_level(self, name: str, level: str, duration: str | None = None) -> LevelChange:
-        """Set the level (for ``duration`` seconds, if given) in every process, or in none
-        (Unavailable) when it cannot be shared."""
+        """Set the level (for ``duration`` seconds, if given) in every live process; the
+        change says which did not apply it in time and whether it was saved for later."""
         check_logger_name(name)
         levelno = parse_level(level)
         created = existing_logger(name) is None
@@ -262,9 +275,10 @@ class LogLevelService:
             previous = earlier.level if earlier is not None else level_name(
                 logger.level if logger is not None else logging.NOTSET)
             revert = Revert(previous, time.time() + seconds)
-        late = self._publisher.publish(name, level_name(levelno), revert)
+        published = self._publisher.publish(name, level_name(levelno), revert)
+        late = published.late
         return LevelChange(name, level_name(levelno), revert, tuple(late), dict(late),
-                           created=created)
+                           created=created, not_saved=published.not_saved)
 
 
 def render_levels(levels: list[LoggerLevel]) -> str:

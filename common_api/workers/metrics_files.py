@@ -285,7 +285,7 @@ def fold_dead_workers(state: StateDir, pids: set[int],
                     problem = _fold_file(state, dead, owner)
                     if problem:
                         failed.append(f"{dead.name}: {problem}")
-            sweep_stray_files([state.root, state.prometheus, state.workers, state.dumps])
+            sweep_stray_files([state.root, state.prometheus, state.workers])
     except OSError as error:
         failed.append(f"state directory: {describe_error(error)}")
     for problem in failed:

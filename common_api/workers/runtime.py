@@ -2,10 +2,11 @@
 
 A runtime starts in each worker: after the fork (when the app was loaded in the master),
 from gunicorn's ``post_worker_init`` hook, or on the first request, whichever comes first;
-starting twice in one process does nothing. It installs the dump signal, applies the
-shared log levels, listens on its peer channel (``peer_link``: its siblings ask it for its
-live metrics there), and runs one background thread that re-applies levels when they
-change and publishes this worker's periodic-thread statuses.
+starting twice in one process does nothing. It listens on its peer channel
+(``peer_link``), where its siblings ask it for its live metrics, its thread dump, a level
+change and its part of a profile or memory window; installs the worker signal and the
+faulthandler fallback; applies the shared log levels; and runs one background thread
+that re-applies levels when the file changes and publishes this worker's statuses.
 
 The same thread recovers the worker's side from state-directory faults by itself: it
 recreates a deleted directory, writes back value files that were detached, deleted or
@@ -39,12 +40,12 @@ from common_api.services.tasks import TaskDumpService
 from common_api.services.tasks_workers import WorkerTasks, worker_tasks
 from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
-from common_api.workers.dumps import WorkerDumps
+from common_api.workers.dumps import THREADS, WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_link import PeerLink
-from common_api.workers.peer_profiles import PeerWindows
+from common_api.workers.peer_profiles import WINDOW, PeerWindows
 from common_api.workers.peers import server_workers
-from common_api.workers.shared_levels import SharedLogLevels
+from common_api.workers.shared_levels import LEVELS, SharedLogLevels
 from common_api.workers.state_dir import StateDir, describe_error
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 
@@ -63,14 +64,13 @@ class WorkerRuntime:
 
     def __init__(self, state: StateDir) -> None:
         self.state = state
-        self.levels = SharedLogLevels(state)
         self.board = StatusBoard(state)
-        self.dumps = WorkerDumps(state)
+        self.dumps = WorkerDumps()
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
-        self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
         self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
         self.link = PeerLink(state.root)
+        self.levels = SharedLogLevels(state, self.link.ask_siblings)
         self.missing_log = MissingWorkerLog(self.link.claim)
         # inline: the quick answer every scrape waits for (a host callback that is slow
         # delays only what this worker is asked meanwhile, within each caller's deadline)
@@ -78,10 +78,13 @@ class WorkerRuntime:
         # not inline: reading 1,000 tasks takes milliseconds, off the listening thread
         self.tasks = TaskDumpService()
         self.link.handle(TASK_LISTING, lambda _body: self.tasks.dump().to_dict())
+        self.link.handle(THREADS, self.dumps.answer)
+        self.peer_windows = PeerWindows(self.link.begin_asking_siblings)
+        self.link.handle(WINDOW, self.peer_windows.answer)
+        self.link.handle(LEVELS, self.levels.receive)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
-        self._dumps_installed = False
         self._lock = threading.Lock()
         self._sync = PeriodicThread("common-api-state-sync", SYNC_INTERVAL, self._tick,
                                     level=ThreadLevel.LOW)
@@ -125,17 +128,16 @@ class WorkerRuntime:
             installed = self._step("thread dumps", self.dumps.install)
             if installed is _FAILED:
                 _catch_worker_signal()
-            self._dumps_installed = installed is True
             self._step("log levels", self.levels.listen)
             self.board.publish()
-            self.peer_windows.listen()
             self._sync.start()
             self._pid = pid
             log.debug("common_api worker runtime started in %d (%s)", pid, self.state.root)
 
     def peer_dumps(self) -> list[PeerDump]:
         """Every other live worker's threads, by pid (``workers/dumps.py``)."""
-        return self.dumps.collect(server_workers(), names=self.board.thread_names)
+        return self.dumps.collect(server_workers(), self.link.address,
+                                  names=self.board.thread_names)
 
     def gather_live_metrics(self, timeout: float) -> Gathered:
         """This worker's live metrics and every other live worker's, within ``timeout``."""
@@ -171,7 +173,6 @@ class WorkerRuntime:
 
     def _tick(self) -> None:
         self._ticks += 1
-        self._step("peer windows", self.peer_windows.poll)
         self._step("log levels", lambda: self.levels.apply_due(time.time()))
         self._step("log levels", self.levels.sync)
         if self._ticks % PUBLISH_EVERY == 0:
@@ -182,8 +183,6 @@ class WorkerRuntime:
             self._step("metric files", metric_store.reattach)
             if not self.link.listening:
                 self._step("peer channel", self.link.start)
-            if self._dumps_installed:
-                self._step("thread dumps", self.dumps.ensure_fallback)
             self.board.publish()
 
     def _step(self, what: str, action: Callable[[], object]) -> object:
@@ -214,8 +213,8 @@ _FAILED = object()
 
 
 def _catch_worker_signal() -> None:
-    """Without its dump file a worker still catches the worker signal, so its siblings
-    count it (``peers``) and a dump request cannot terminate it."""
+    """When the dump side could not be installed (no memfd for faulthandler, say) a worker
+    still catches the worker signal, so its siblings count it (``peers``)."""
     try:
         if signal.getsignal(peers.WORKER_SIGNAL) in (signal.SIG_DFL, None):
             signal.signal(peers.WORKER_SIGNAL, lambda signum, frame: None)
@@ -239,16 +238,13 @@ def prepare_worker() -> None:
 
 def worker_exited(state: StateDir, pid: int) -> None:
     """In the master, after worker ``pid`` exited: fold its metric files (and any a failed
-    fold left) and remove its status and dump files. Never raises: a fault of the state
+    fold left) and remove its status file. Never raises: a fault of the state
     directory must not take the master down; what is left is folded next time."""
-    from common_api.workers.level_sync import LevelSync
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
                          ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
-                         ("status file", lambda: StatusBoard(state).withdraw(pid)),
-                         ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
-                         ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):
+                         ("status file", lambda: StatusBoard(state).withdraw(pid))):
         try:
             action()
         except Exception as error:

@@ -50,15 +50,13 @@ class StateDir:
         self.root = Path(root)
         self.prometheus = self.root / "prometheus"
         self.workers = self.root / "workers"
-        self.dumps = self.root / "dumps"
         self.metrics_lock = self.root / "metrics.lock"
         self.metrics_baseline = self.root / "metrics-baseline.json"
         self.loglevels = self.root / "loglevels.json"
         self.loglevels_lock = self.root / "loglevels.lock"
-        self.dumps_lock = self.root / "dumps.lock"
 
     def create(self) -> StateDir:
-        for directory in (self.root, self.prometheus, self.workers, self.dumps):
+        for directory in (self.root, self.prometheus, self.workers):
             directory.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -66,7 +64,7 @@ class StateDir:
         """Recreate whatever part of the directory is missing (it may have been deleted
         under the server); True if something was recreated. Raises OSError when the
         directory cannot be created (read-only or full file system)."""
-        missing = [d for d in (self.root, self.prometheus, self.workers, self.dumps)
+        missing = [d for d in (self.root, self.prometheus, self.workers)
                    if not d.is_dir()]
         if missing:
             self.create()
@@ -74,9 +72,6 @@ class StateDir:
 
     def worker_status(self, pid: int) -> Path:
         return self.workers / f"{pid}.json"
-
-    def worker_dump(self, pid: int) -> Path:
-        return self.dumps / f"{pid}.txt"
 
     def __repr__(self) -> str:
         return f"StateDir({str(self.root)!r})"

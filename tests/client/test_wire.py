@@ -106,6 +106,20 @@ def test_loglevel_for_names_the_workers_that_did_not_acknowledge(
                            "debugger);"), note
 
 
+def test_loglevel_for_says_when_the_level_was_not_saved_for_later_workers(
+        stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    def answer(seen: Seen) -> Answer:
+        body = {**json.loads(_revert_answer(seen).body),
+                "not_saved_for_later_workers": "No space left on device"}
+        return Answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    stub.answer = answer
+    result = run_cli(capsys, "loglevel", stub.url, "app.db", "DEBUG", "--for", "90")
+    first, note = result.out.splitlines()
+    assert first.startswith("Set app.db level to DEBUG (including all handlers) for 90")
+    assert note == "Not saved for workers started later: No space left on device"
+
+
 def test_a_level_set_is_a_form_post_and_falls_back_to_the_seed_s_get_on_405(
         stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
     stub.answer = lambda seen: (Answer(405, b"Method Not Allowed") if seen.method == "POST"

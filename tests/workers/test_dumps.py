@@ -21,19 +21,23 @@ from pathlib import Path
 import pytest
 from support import wait_until
 
-from common_api.services.threads import FAULTHANDLER, PYTHON, STOPPED
+from common_api.peer_channel import ChannelAddress
+from common_api.services.threads import FAULTHANDLER, PYTHON, STOPPED, PeerDump
 from common_api.workers import peers
 from common_api.workers.dumps import ANSWER_SECONDS, WorkerDumps, label_threads
-from common_api.workers.state_dir import StateDir
 
-# argv: state dir, ready marker, number of idle threads, then "gil" to hold the GIL
+# argv: channel identity, ready marker, number of idle threads, then "gil" to hold the GIL
 WORKER = textwrap.dedent("""
-    import ctypes, sys, threading, time
+    import ctypes, os, sys, threading, time
     from pathlib import Path
-    from common_api.workers.dumps import WorkerDumps
-    from common_api.workers.state_dir import StateDir
+    from common_api.peer_channel import ChannelAddress, PeerServer
+    from common_api.workers.dumps import THREADS, WorkerDumps
 
-    assert WorkerDumps(StateDir(sys.argv[1]).create()).install()
+    dumps = WorkerDumps()
+    assert dumps.install()
+    server = PeerServer(ChannelAddress(sys.argv[1], os.getpid()), {THREADS: dumps.answer},
+                        lambda credentials: credentials.uid == os.geteuid())
+    server.start()
     release = threading.Event()
     for index in range(int(sys.argv[3])):
         threading.Thread(target=release.wait, name=f"idle-{index}", daemon=True).start()
@@ -63,19 +67,24 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDir:
-    return StateDir(tmp_path / "state").create()
+def identity(tmp_path: Path) -> str:
+    """The spawned workers' channel names (one set per test)."""
+    return f"test-dumps-{os.getpid()}-{tmp_path.name}"
+
+
+def collect(identity: str, worker: peers.Worker) -> list[PeerDump]:
+    return WorkerDumps().collect([worker], lambda pid: ChannelAddress(identity, pid))
 
 
 @pytest.fixture
-def spawn(state: StateDir, tmp_path: Path) -> Iterator[object]:
+def spawn(identity: str, tmp_path: Path) -> Iterator[object]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(threads: int = 3, gil: bool = False) -> peers.Worker:
         ready = tmp_path / f"ready-{len(started)}"
         script = tmp_path / "dumped_worker.py"
         script.write_text(WORKER)
-        args = [sys.executable, str(script), str(state.root), str(ready), str(threads)]
+        args = [sys.executable, str(script), identity, str(ready), str(threads)]
         proc = subprocess.Popen([*args, "gil"] if gil else args)
         started.append(proc)
         wait_until(ready.exists, 60, message="the worker process")
@@ -92,32 +101,32 @@ def spawn(state: StateDir, tmp_path: Path) -> Iterator[object]:
 
 
 def test_a_busy_worker_answers_under_the_gil_with_every_thread_named(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+        identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=3)
-    [dump] = WorkerDumps(state).collect([worker])
+    [dump] = collect(identity, worker)
     assert dump.source == PYTHON
     names = {info.name for info in dump.threads}
-    assert {"MainThread", "spinner", "idle-0", "idle-2", "common-api-dumper"} <= names
-    assert dump.total == len(dump.threads) == 6
+    assert {"MainThread", "spinner", "idle-0", "idle-2", "common-api-peer-channel"} <= names
+    assert dump.total == len(dump.threads) == 7  # with the channel and its request thread
     main = next(info for info in dump.threads if info.name == "MainThread")
     assert main.frames[-1].function == "<module>"
     assert main.frames[-1].code == "time.sleep(120)"
 
 
 def test_more_than_100_threads_are_all_listed_and_counted(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+        identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=150)
-    [dump] = WorkerDumps(state).collect([worker])
+    [dump] = collect(identity, worker)
     assert dump.source == PYTHON
-    assert dump.total == len(dump.threads) == 153
+    assert dump.total == len(dump.threads) >= 153
     assert sum(info.name.startswith("idle-") for info in dump.threads) == 150
 
 
 def test_a_worker_holding_the_gil_is_still_dumped_by_faulthandler(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+        identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=3, gil=True)
     started = time.monotonic()
-    [dump] = WorkerDumps(state).collect([worker])
+    [dump] = collect(identity, worker)
     assert dump.source == FAULTHANDLER
     assert dump.text is not None and "in stuck_in_c_with_the_gil" in dump.text
     assert dump.total == 6
@@ -126,9 +135,9 @@ def test_a_worker_holding_the_gil_is_still_dumped_by_faulthandler(
 
 
 def test_a_faulthandler_dump_cut_at_100_threads_still_counts_every_thread(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+        identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=120, gil=True)
-    [dump] = WorkerDumps(state).collect([worker])
+    [dump] = collect(identity, worker)
     assert dump.source == FAULTHANDLER
     assert len(dump.threads) == 100
     assert dump.total == 123
@@ -136,12 +145,12 @@ def test_a_faulthandler_dump_cut_at_100_threads_still_counts_every_thread(
 
 
 def test_a_stopped_worker_is_listed_as_stopped_at_once_and_not_signalled(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+        identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=2)
     os.kill(worker.pid, signal.SIGSTOP)
     wait_until(lambda: (peers.current(worker) or worker).stopped, 10, message="stopped")
     started = time.monotonic()
-    [dump] = WorkerDumps(state).collect([worker])
+    [dump] = collect(identity, worker)
     assert dump.source == STOPPED and dump.total == 5
     assert time.monotonic() - started < ANSWER_SECONDS
     status = Path(f"/proc/{worker.pid}/status").read_text()
@@ -150,25 +159,26 @@ def test_a_stopped_worker_is_listed_as_stopped_at_once_and_not_signalled(
     assert pending == 0, "a stopped worker was sent a signal that would queue up"
 
 
-def test_repeated_dumps_keep_one_bounded_file_per_worker(
-        state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_dumps_write_no_file_and_leak_no_descriptor(
+        identity: str, spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=3)
-    dumps = WorkerDumps(state)
-    dumps.collect([worker])
-    first = sum(path.stat().st_size for path in state.dumps.iterdir())
+    before = set(tmp_path.rglob("*"))
+    collect(identity, worker)
+    fds = len(os.listdir(f"/proc/{worker.pid}/fd"))
     for _ in range(20):
-        [dump] = dumps.collect([worker])
+        [dump] = collect(identity, worker)
         assert dump.source == PYTHON
-    files = sorted(path.name for path in state.dumps.iterdir())
-    assert files == [f"{worker.pid}.json", f"{worker.pid}.txt"]
-    assert sum(path.stat().st_size for path in state.dumps.iterdir()) < 2 * first
+    assert set(tmp_path.rglob("*")) == before
+    # the last request's thread closes its connection just after answering
+    wait_until(lambda: len(os.listdir(f"/proc/{worker.pid}/fd")) <= fds, 10,
+               message="the worker's descriptors back to where they were")
 
 
-def test_an_exited_worker_is_left_out(state: StateDir, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_an_exited_worker_is_left_out(identity: str, spawn) -> None:  # type: ignore[no-untyped-def]
     worker = spawn(threads=1)
     os.kill(worker.pid, signal.SIGKILL)
     wait_until(lambda: not peers.is_running(worker), 10, message="exit")
-    assert WorkerDumps(state).collect([worker]) == []
+    assert collect(identity, worker) == []
 
 
 def test_label_threads_names_faulthandler_threads_by_ident(tmp_path: Path) -> None:

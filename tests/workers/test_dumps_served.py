@@ -1,6 +1,6 @@
 """``/threads?scope=all`` on real gunicorn (3 workers of tests/apps/multi_app.py): it never
-harms a worker, lists every live worker, counts every thread, keeps ``dumps/`` bounded
-and signals nothing but the server's own workers."""
+harms a worker, lists every live worker, counts every thread, writes nothing to disk and
+signals nothing but the server's own workers."""
 
 from __future__ import annotations
 
@@ -113,13 +113,10 @@ def test_scope_all_dumps_under_load_crash_no_worker_and_list_every_worker(
     assert incomplete == []
 
 
-def test_a_leftover_dump_file_never_signals_an_unrelated_process(server: LiveServer) -> None:
+def test_a_process_that_is_not_a_worker_is_never_signalled(server: LiveServer) -> None:
     stranger = subprocess.Popen([sys.executable, "-c",
                                  "import signal, time; time.sleep(60)"])
     try:
-        dumps = state_dir(server) / "dumps"
-        (dumps / f"{stranger.pid}.txt").write_text("")
-        (dumps / f"{stranger.pid}.json").write_text("{}")
         response = fresh_get(server, "/threads", scope="all")
         assert response.status_code == 200
         assert stranger.pid not in listed(response.text)
@@ -154,26 +151,27 @@ def test_a_worker_with_more_than_100_threads_is_listed_and_counted_whole(
     assert total > 150 + 2 * 5
 
 
-def test_repeated_dumps_do_not_grow_the_dumps_directory(server: LiveServer) -> None:
-    dumps = state_dir(server) / "dumps"
+def test_repeated_dumps_write_nothing_to_disk_and_leak_no_descriptor(
+        server: LiveServer) -> None:
+    root = state_dir(server)
+    workers = workers_of(server)
 
-    def size() -> int:
-        total = 0
-        for path in dumps.iterdir():
-            # a worker's dump is replaced atomically: its temporary file may go meanwhile
-            with contextlib.suppress(FileNotFoundError):
-                total += path.stat().st_size
-        return total
+    def files() -> set[str]:
+        return {str(path.relative_to(root)) for path in root.rglob("*")
+                if "prometheus" not in path.parts and path.parent.name != "workers"}
+
+    def descriptors() -> dict[int, int]:
+        return {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in workers}
 
     for _ in range(5):
         fresh_get(server, "/threads", scope="all")
-    settled = size()
+    before, fds = files(), descriptors()
     for _ in range(30):
         assert fresh_get(server, "/threads", scope="all").status_code == 200
-    # appended dumps would grow about 30x; rewritten ones vary only with what the threads
-    # are doing at that moment (a request thread mid-call adds frames)
-    assert size() < 3 * settled
-    assert len(list(dumps.iterdir())) <= 2 * WORKERS + 1
+    assert files() == before
+    assert not (root / "dumps").exists()
+    wait_until(lambda: all(descriptors()[pid] <= fds[pid] + 2 for pid in workers), 10,
+               message="every worker's descriptors back to where they were")
 
 
 def test_a_stopped_worker_is_listed_as_stopped(server: LiveServer) -> None:
@@ -190,3 +188,20 @@ def test_a_stopped_worker_is_listed_as_stopped(server: LiveServer) -> None:
         assert f"\nWorkers: {WORKERS}\n" in text
     finally:
         os.kill(victim, signal.SIGCONT)
+
+
+def test_after_a_dump_a_level_set_a_profile_and_a_reset_no_fifo_or_request_file_is_left(
+        server: LiveServer) -> None:
+    root = state_dir(server)
+    assert fresh_get(server, "/threads", scope="all").status_code == 200
+    assert fresh_get(server, "/loglevel", logger_name="multi.app", level="INFO").ok
+    assert fresh_get(server, "/profile", seconds="0.2", scope="all").status_code == 200
+    assert fresh_get(server, "/memory", seconds="0.2", scope="all").status_code == 200
+    assert requests.post(server.url + "/metrics/reset", timeout=30).status_code == 200
+    fifos = [path for path in root.rglob("*") if path.is_fifo()]
+    assert fifos == []
+    top = {path.name for path in root.iterdir()}
+    assert top <= {"prometheus", "workers", "loglevels.json", "loglevels.lock",
+                   "metrics-baseline.json", "metrics-baseline.json.lock", "metrics.lock",
+                   "profile.lock", "memory.lock"}, top
+    assert not {"dumps", "level-sync", "windows"} & top

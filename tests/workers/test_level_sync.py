@@ -1,17 +1,16 @@
-"""A level set is all or nothing, and waits for the other workers' acknowledgement
-(``common_api.workers.shared_levels`` and ``level_sync``), without gunicorn.
+"""A level set reaches every live worker over the peer channel and waits for each to
+apply it (``common_api.workers.shared_levels``), without gunicorn; the levels file only
+serves workers started later, so its faults never stop a set.
 
-The "other worker" is a real child process listening on the same state directory; the
-faults are real: a deleted directory, a full tmpfs.
+The "other worker" is a real child process answering ``levels`` requests on its peer
+channel socket; the faults are real: a deleted directory, a full tmpfs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,22 +22,26 @@ from pathlib import Path
 import pytest
 from support import delete_tree, freeze, wait_until
 
-from common_api.errors import Unavailable
+from common_api.peer_channel import ChannelAddress, Replies, ask_all
 from common_api.services.loglevels import LevelChange, LogLevelService, Revert
-from common_api.workers.level_sync import STOPPED, LevelSync
+from common_api.workers.peer_link import STOPPED
 from common_api.workers.shared_levels import SharedLogLevels
 from common_api.workers.state_dir import StateDir
 
 LOGGER = "units.level_sync"
 
-# A worker: listens on the state directory and prints, on request, its logger's level.
+# A worker: answers level requests on its channel; prints, on request, its logger's level.
 PEER_SCRIPT = textwrap.dedent("""
-    import logging, sys
-    from common_api.workers.shared_levels import SharedLogLevels
+    import logging, os, sys
+    from common_api.peer_channel import ChannelAddress, PeerServer
+    from common_api.workers.shared_levels import LEVELS, SharedLogLevels
     from common_api.workers.state_dir import StateDir
 
     levels = SharedLogLevels(StateDir(sys.argv[1]).create())
     levels.listen()
+    server = PeerServer(ChannelAddress(sys.argv[3], os.getpid()), {LEVELS: levels.receive},
+                        lambda credentials: credentials.uid == os.geteuid())
+    server.start()
     print("listening", flush=True)
     for _ in sys.stdin:
         print(logging.getLevelName(logging.getLogger(sys.argv[2]).level), flush=True)
@@ -51,6 +54,11 @@ def state(tmp_path: Path) -> StateDir:
 
 
 @pytest.fixture
+def identity(tmp_path: Path) -> str:
+    return f"test-levels-{os.getpid()}-{tmp_path.name}"
+
+
+@pytest.fixture
 def logger() -> Iterator[logging.Logger]:
     log = logging.getLogger(LOGGER)
     yield log
@@ -58,9 +66,10 @@ def logger() -> Iterator[logging.Logger]:
 
 
 @pytest.fixture
-def peer(state: StateDir) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", PEER_SCRIPT, str(state.root), LOGGER],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def peer(state: StateDir, identity: str) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", PEER_SCRIPT, str(state.root), LOGGER,
+                             identity], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "listening\n"
         yield proc
@@ -71,6 +80,16 @@ def peer(state: StateDir) -> Iterator[subprocess.Popen[str]]:
         proc.wait(timeout=10)
 
 
+def setter(state: StateDir, identity: str, *pids: int, timeout: float = 1.0
+           ) -> SharedLogLevels:
+    """A setter whose siblings are ``pids`` (the peer_link's job in a server)."""
+    def ask(kind: str, body: object, seconds: float) -> Replies:
+        return ask_all({pid: ChannelAddress(identity, pid) for pid in pids}, kind, body,
+                       seconds)
+
+    return SharedLogLevels(state, ask, answer_timeout=timeout)
+
+
 def peer_level(proc: subprocess.Popen[str]) -> str:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("?\n")
@@ -78,65 +97,48 @@ def peer_level(proc: subprocess.Popen[str]) -> str:
     return proc.stdout.readline().strip()
 
 
-def test_set_waits_until_the_other_worker_applies_it(state: StateDir, logger: logging.Logger,
-                                                     peer: subprocess.Popen[str]) -> None:
-    levels = SharedLogLevels(state)
-    assert levels.publish(LOGGER, "DEBUG", None) == {}
+def test_set_waits_until_the_other_worker_applies_it(
+        state: StateDir, identity: str, logger: logging.Logger,
+        peer: subprocess.Popen[str]) -> None:
+    levels = setter(state, identity, peer.pid)
+    assert levels.publish(LOGGER, "DEBUG", None).late == {}
     assert logger.level == logging.DEBUG
     assert peer_level(peer) == "DEBUG"  # already, not eventually: nothing polls in the peer
-    assert levels.publish(LOGGER, "ERROR", None) == {}
+    assert levels.publish(LOGGER, "ERROR", None).late == {}
     assert peer_level(peer) == "ERROR"
 
 
 def test_a_stopped_worker_is_named_and_applies_the_level_when_it_runs_again(
-        state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
-    levels = SharedLogLevels(state)
-    levels.sync_channel.ack_timeout = 0.3
+        state: StateDir, identity: str, logger: logging.Logger,
+        peer: subprocess.Popen[str]) -> None:
+    levels = setter(state, identity, peer.pid, timeout=0.3)
     freeze(peer.pid)
     try:
         started = time.monotonic()
-        assert levels.publish(LOGGER, "INFO", None) == {peer.pid: STOPPED}
+        late = levels.publish(LOGGER, "INFO", None).late
+        assert list(late) == [peer.pid] and "no answer within 0.3 s" in late[peer.pid]
         assert time.monotonic() - started < 5
         assert logger.level == logging.INFO
     finally:
         os.kill(peer.pid, signal.SIGCONT)
-
-    def acknowledged() -> bool:
-        return levels.sync_channel.peers()[peer.pid].generation > 0
-
-    wait_until(acknowledged, 5, message="the resumed worker's acknowledgement")
-    assert peer_level(peer) == "INFO"
+    wait_until(lambda: peer_level(peer) == "INFO", 5, message="the resumed worker's level")
 
 
-def test_set_on_a_deleted_state_dir_is_unavailable_and_applied_nowhere(
-        state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
-    levels = SharedLogLevels(state)
+def test_set_on_a_deleted_state_dir_reaches_every_worker_and_says_it_was_not_saved(
+        state: StateDir, identity: str, logger: logging.Logger,
+        peer: subprocess.Popen[str]) -> None:
+    levels = setter(state, identity, peer.pid)
     levels.publish(LOGGER, "WARNING", None)
     delete_tree(state.root)
-    # all or nothing: a 503 that changed nobody, or (the peer's listener made the directory
-    # again first, as it does within a couple of seconds) a set that reaches the peer too
-    try:
-        levels.publish(LOGGER, "CRITICAL", None)
-    except Unavailable as exc:
-        assert re.search(r"not changed in any worker.*No such file", str(exc)), str(exc)
-        assert logger.level == logging.WARNING
-        assert peer_level(peer) == "WARNING"
-    else:
-        assert logger.level == logging.CRITICAL
-        wait_until(lambda: peer_level(peer) == "CRITICAL", 10,
-                   message="the peer applying the set made through the recreated directory")
-
-
-def test_a_worker_registers_again_when_the_state_dir_is_recreated(
-        state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
-    levels = SharedLogLevels(state)
-    levels.publish(LOGGER, "WARNING", None)
-    delete_tree(state.root)
-    state.create()  # the fault cleared: the directory is back, empty
-    wait_until(lambda: peer.pid in levels.sync_channel.peers(), 10,
-               message="the peer's ack back in the recreated directory")
-    assert levels.publish(LOGGER, "ERROR", None) == {}
-    assert peer_level(peer) == "ERROR"  # acknowledged before the set returned
+    published = levels.publish(LOGGER, "CRITICAL", None)
+    assert published.late == {}
+    assert published.not_saved is not None and "No such file" in published.not_saved
+    assert logger.level == logging.CRITICAL
+    assert peer_level(peer) == "CRITICAL"
+    state.create()  # the fault cleared: the next set is saved again, and still reaches it
+    published = levels.publish(LOGGER, "ERROR", None)
+    assert published == type(published)({}, None)
+    assert peer_level(peer) == "ERROR"
 
 
 @pytest.fixture
@@ -159,54 +161,32 @@ def full_state(tmp_path: Path) -> Iterator[StateDir]:
         subprocess.run(["umount", "-l", str(root)], check=False)
 
 
-def test_set_on_a_full_state_dir_is_unavailable_and_applies_nothing(
+def test_set_on_a_full_state_dir_applies_and_names_what_was_not_saved(
         full_state: StateDir, logger: logging.Logger) -> None:
     logger.setLevel(logging.WARNING)
     service = LogLevelService(SharedLogLevels(full_state))
-    with pytest.raises(Unavailable, match="No space left on device"):
-        service.set_level(LOGGER, "DEBUG")
-    with pytest.raises(Unavailable, match="No space left on device"):
-        service.set_level(LOGGER, "DEBUG", duration="60")
-    assert logger.level == logging.WARNING
+    change = service.set_level(LOGGER, "DEBUG")
+    assert logger.level == logging.DEBUG
+    first, second = change.render().split("\n")
+    assert first == f"Set {LOGGER} level to DEBUG (including all handlers)"
+    assert second.startswith("Not saved for workers started later: ")
+    assert "No space left on device" in second
+    assert "No space left" in change.to_dict()["not_saved_for_later_workers"]
+    timed = service.set_level(LOGGER, "INFO", duration="60")
+    assert logger.level == logging.INFO and timed.revert is not None
     assert not list(full_state.root.glob(".loglevels.json.*"))  # no partial file left
 
 
-def test_acks_of_dead_or_reused_pids_are_not_waited_for(state: StateDir) -> None:
-    sync = LevelSync(state.root)
-    sync.directory.mkdir()
-    parent = os.getppid()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    stale = {parent: 1, int(dead.stdout): 1}  # wrong start time; no such process
-    for pid, started in stale.items():
-        (sync.directory / f"{pid}.ack").write_text(json.dumps(
-            {"pid": pid, "started": started, "generation": 0}))
-    started = time.monotonic()
-    assert sync.wait_for(10**20) == {}
-    assert time.monotonic() - started < 0.5
-    assert sync.peers() == {}
-
-
-def test_a_due_revert_is_carried_out_by_the_listener_at_its_time(
-        state: StateDir, logger: logging.Logger, peer: subprocess.Popen[str]) -> None:
-    levels = SharedLogLevels(state)
+def test_a_due_revert_is_carried_out_by_each_worker_at_its_time(
+        state: StateDir, identity: str, logger: logging.Logger,
+        peer: subprocess.Popen[str]) -> None:
+    levels = setter(state, identity, peer.pid)
     levels.publish(LOGGER, "DEBUG", Revert("ERROR", time.time() + 0.3))
     assert peer_level(peer) == "DEBUG"
-    # no background tick in either process: only the peer's listener can carry it out
+    # no background tick in either process: only the peer's timer can carry it out
     wait_until(lambda: peer_level(peer) == "ERROR", 5, message="the peer's revert")
     assert levels.pending() == {}
     assert levels.levels() == {LOGGER: "ERROR"}
-
-
-def test_unwritable_ack_directory_does_not_stop_the_worker(state: StateDir,
-                                                           caplog: pytest.LogCaptureFixture
-                                                           ) -> None:
-    levels = SharedLogLevels(state)
-    (state.root / "level-sync").write_text("not a directory")
-    levels.listen()  # falls back to the background tick, with one warning
-    assert "cannot listen for log level changes" in caplog.text
-    levels.publish(LOGGER, "INFO", None)
-    assert logging.getLogger(LOGGER).level == logging.INFO
 
 
 def test_change_text_keeps_the_seed_line_and_names_unacknowledged_workers() -> None:
@@ -222,3 +202,16 @@ def test_change_text_keeps_the_seed_line_and_names_unacknowledged_workers() -> N
     plain = LevelChange("x", "INFO", None)
     assert plain.render() == "Set x level to INFO (including all handlers)"
     assert plain.to_dict()["unacknowledged_workers"] == []
+
+
+@pytest.mark.parametrize("body", [None, [], "DEBUG", {"levels": {LOGGER: 10}},
+                                  {"levels": [], "reverts": {}},
+                                  {"generation": "9", "levels": {}, "reverts": {}},
+                                  {"levels": {}, "reverts": {LOGGER: {"at": 1}}}])
+def test_a_levels_request_that_is_not_a_levels_state_changes_nothing(
+        state: StateDir, logger: logging.Logger, body: object) -> None:
+    logger.setLevel(logging.WARNING)
+    levels = SharedLogLevels(state)
+    with pytest.raises(ValueError, match="not a levels state"):
+        levels.receive(body)
+    assert logger.level == logging.WARNING and levels.levels() == {}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sandbox.helpers import ENV_CANARY, ENV_CANARY_NAME, HONEST_IMPORTS, make_app
+from sandbox.helpers import ENV_CANARY, ENV_CANARY_NAME, HONEST_IMPORTS, Heartbeat, make_app
 
 from common_api.sandbox import ScriptRunner, ScriptSettings
 
@@ -34,3 +34,11 @@ def runner() -> Iterator[ScriptRunner]:
     instance = ScriptRunner(ScriptSettings(allowed_imports=HONEST_IMPORTS, timeout=5.0))
     yield instance
     instance.close()
+
+
+@pytest.fixture(scope="module")
+def heartbeat() -> Iterator[Heartbeat]:
+    beat = Heartbeat()
+    yield beat
+    beat.stop.set()
+    beat.thread.join(5)

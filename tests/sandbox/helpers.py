@@ -36,6 +36,21 @@ WIDE_IMPORTS = frozenset(
 )
 
 
+class Heartbeat:
+    """A worker thread doing periodic work, like the host's periodic threads: a script that
+    starves the worker shows as ticks that stop."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.01):
+            self.ticks += 1
+
+
 class Metadata:
     """The seed's ``lmcache_engine.metadata``."""
 

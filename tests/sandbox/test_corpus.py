@@ -10,35 +10,13 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from sandbox.corpus_tools import CORPUS, Attack, run_naive_all, shows_escape
-from sandbox.helpers import CORPUS_IMPORTS, assert_no_canary, make_app
+from sandbox.helpers import CORPUS_IMPORTS, Heartbeat, assert_no_canary, make_app
 
 from common_api.sandbox import ScriptError, ScriptRunner, ScriptSettings
 
 TIMEOUT = 2.0
 NON_DOS = [a for a in CORPUS if not a.dos]
 THREAT_CLASSES = range(1, 8)
-
-
-class Heartbeat:
-    """A worker thread doing periodic work, like the host's periodic threads."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.01):
-            self.ticks += 1
-
-
-@pytest.fixture(scope="module")
-def heartbeat() -> Iterator[Heartbeat]:
-    beat = Heartbeat()
-    yield beat
-    beat.stop.set()
-    beat.thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import types
 import unicodedata
@@ -31,7 +30,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from sandbox.corpus_tools import REDTEAM, Attack, shows_escape
-from sandbox.helpers import assert_no_canary, make_app
+from sandbox.helpers import Heartbeat, assert_no_canary, make_app
 
 from common_api.sandbox import ScriptError, ScriptRunner, ScriptSettings
 
@@ -65,29 +64,6 @@ class MaskedToken(str):
 
 
 MaskedToken.__module__ = "hvac.secrets"
-
-
-class Heartbeat:
-    """A worker thread doing periodic work, like the host's periodic threads."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="redteam-heartbeat",
-                                       daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.01):
-            self.ticks += 1
-
-
-@pytest.fixture(scope="module")
-def heartbeat() -> Iterator[Heartbeat]:
-    beat = Heartbeat()
-    yield beat
-    beat.stop.set()
-    beat.thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -59,3 +59,11 @@ class ConfigurationError(RuntimeError, AppImportError):  # type: ignore[misc]
     """A bad COMMON_API_* setting, found when the blueprint is registered; the message
     names the key. It is gunicorn's AppImportError too, so gunicorn stops with that one line
     instead of a traceback from every worker."""
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an OS or parse error: what failed and why, without a traceback."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return f"{type(error).__name__}: {error}"[:300]

@@ -92,7 +92,7 @@ def checks_again(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 def _reload_prometheus_checks() -> None:
     """The checks run again (metric_store reads their outcome when it is called; without
     common_api.compat, as before issue 19, metric_store itself is loaded again)."""
-    module = _module(f"{COMPAT}.prometheus") or _module("common_api.workers.metric_store")
+    module = _module(f"{COMPAT}.prometheus") or _module("common_api.compat.prometheus.safe_files")
     assert module is not None
     importlib.reload(module)
 
@@ -122,7 +122,7 @@ def test_prometheus_without_its_value_files_closure_turns_safe_files_off_and_say
     assert "safe metric files" in lines[0] and "is off" in lines[0]
     assert "prometheus-client" in lines[0]
 
-    from common_api.workers import metric_store
+    from common_api.compat.prometheus import safe_files as metric_store
 
     original = MmapedDict.__init__
     metric_store.install()

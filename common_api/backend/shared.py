@@ -1,7 +1,8 @@
 """Every worker of a gunicorn server, through the server's state directory.
 
 A thin face over ``WorkerRuntime``: the fault handling itself lives in
-``common_api.workers`` (state_dir, metric_store, metrics_files, status_board).
+``common_api.workers`` (state_dir, metrics_files, status_board) and the safe metric files
+(``common_api.compat.prometheus.safe_files``).
 """
 
 from __future__ import annotations

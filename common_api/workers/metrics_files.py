@@ -31,16 +31,14 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from common_api.compat import is_off
 from common_api.compat import prometheus as compat
-from common_api.compat.prometheus import MmapedDict, mmap_key
-from common_api.errors import Unavailable
+from common_api.compat.prometheus import MmapedDict, mmap_key, safe_files
+from common_api.errors import Unavailable, describe_error
 from common_api.services.metrics import Baseline
-from common_api.workers import metric_store
 from common_api.workers.state_dir import (
     CorruptFile,
     ParsedFile,
     StateDir,
     StateFileError,
-    describe_error,
     file_lock,
     pid_alive,
     set_aside,
@@ -225,7 +223,7 @@ class FileBaselineStore:
 def _write_archive(path: Path, values: Iterable[tuple[str, float, float]]) -> None:
     """A fresh mmap file at ``path`` holding (key, value, timestamp) entries; every byte
     is allocated before it is stored, so a full directory is an OSError, not a SIGBUS."""
-    metric_store.install()
+    safe_files.install()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     target = MmapedDict(str(path))

@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from common_api.errors import Unavailable
+from common_api.errors import Unavailable, describe_error
 from common_api.peer_channel import Replies
 from common_api.services.memory import MemoryReport, MemoryWindow
 from common_api.services.profiler import MemoryRequest, ProfileRequest
 from common_api.services.profiling import Frame, Profile, Sampler
-from common_api.workers.state_dir import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ that re-applies levels when the file changes and publishes this worker's statuse
 
 The same thread recovers the worker's side from state-directory faults by itself: it
 recreates a deleted directory, writes back value files that were detached, deleted or
-replaced (``metric_store.reattach``), keeps a last good copy of the shared files so a
+replaced (``safe_files.reattach``), keeps a last good copy of the shared files so a
 garbled one can be restored, and publishes again once the directory takes writes. No
 step of it can stop it: each failure is logged once per reason and retried next tick.
 """
@@ -28,7 +28,8 @@ from typing import ClassVar
 
 from prometheus_client import REGISTRY
 
-from common_api.errors import Unavailable
+from common_api.compat.prometheus import safe_files
+from common_api.errors import Unavailable, describe_error
 from common_api.periodic import PeriodicThread, ThreadLevel
 from common_api.services.live_metrics import (
     Gathered,
@@ -39,14 +40,14 @@ from common_api.services.live_metrics import (
 from common_api.services.tasks import TaskDumpService
 from common_api.services.tasks_workers import WorkerTasks, worker_tasks
 from common_api.services.threads import PeerDump
-from common_api.workers import metric_store, peers
+from common_api.workers import peers
 from common_api.workers.dumps import THREADS, WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import WINDOW, PeerWindows
 from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import LEVELS, SharedLogLevels
-from common_api.workers.state_dir import StateDir, describe_error
+from common_api.workers.state_dir import StateDir
 from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class WorkerRuntime:
         with self._lock:
             if self._pid == pid:
                 return
-            metric_store.install()
+            safe_files.install()
             self._step("state directory", self.state.ensure)
             # listening before the dump handler makes this worker one its siblings ask
             self._step("peer channel", self.link.start)
@@ -180,7 +181,7 @@ class WorkerRuntime:
                 log.warning("common_api: the state directory %s was missing; recreated",
                             self.state.root)
             self._step("reset baseline", self.baseline.refresh)
-            self._step("metric files", metric_store.reattach)
+            self._step("metric files", safe_files.reattach)
             if not self.link.listening:
                 self._step("peer channel", self.link.start)
             self.board.publish()
@@ -233,7 +234,7 @@ def prepare_worker() -> None:
     """In a freshly forked worker, before the app is imported: metric files allocate
     safely, and one that cannot be created (read-only, full or deleted directory) is kept
     in memory instead of failing the worker's boot."""
-    metric_store.install()
+    safe_files.install()
 
 
 def worker_exited(state: StateDir, pid: int) -> None:

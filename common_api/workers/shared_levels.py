@@ -30,14 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common_api.errors import Unavailable
+from common_api.errors import Unavailable, describe_error
 from common_api.peer_channel import Replies
 from common_api.services.loglevels import Published, Revert, apply_level
 from common_api.workers.state_dir import (
     CorruptFile,
     ParsedFile,
     StateDir,
-    describe_error,
     file_lock,
     file_signature,
 )

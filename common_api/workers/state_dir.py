@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from common_api.errors import Unavailable
+from common_api.errors import Unavailable, describe_error
 
 T = TypeVar("T")
 
@@ -75,14 +75,6 @@ class StateDir:
 
     def __repr__(self) -> str:
         return f"StateDir({str(self.root)!r})"
-
-
-def describe_error(error: BaseException) -> str:
-    """One line for an OS or parse error: what failed and why, without a traceback."""
-    if isinstance(error, OSError) and error.strerror:
-        where = f" ({error.filename})" if error.filename else ""
-        return f"{error.strerror}{where}"
-    return f"{type(error).__name__}: {error}"[:300]
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:

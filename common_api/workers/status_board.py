@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common_api.compat.prometheus import safe_files
+from common_api.errors import describe_error
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
 from common_api.services.periodic_status import thread_status
-from common_api.workers import metric_store
 from common_api.workers.peers import Worker, server_workers, siblings
 from common_api.workers.state_dir import (
     StateDir,
-    describe_error,
     read_json,
     set_aside,
     write_json_atomically,
@@ -181,8 +181,8 @@ class StatusBoard:
         try:
             write_json_atomically(self._state.worker_status(pid), {
                 "pid": pid, "written_at": time.time(), "threads": self.local(),
-                "thread_names": names, "metrics_misplaced": metric_store.misplaced(),
-                "metric_files": metric_store.placed()})
+                "thread_names": names, "metrics_misplaced": safe_files.misplaced(),
+                "metric_files": safe_files.placed()})
         except OSError as error:
             reason = error.strerror or describe_error(error)  # not the temporary file's name
             if reason != self.publish_error:
@@ -249,7 +249,7 @@ class StatusBoard:
             misplaced = data.get("metrics_misplaced")
             if isinstance(misplaced, dict) and misplaced:
                 problems.append(_misplaced_problem(worker.pid, misplaced))
-        own = metric_store.misplaced()
+        own = safe_files.misplaced()
         if own:
             problems.append(_misplaced_problem(os.getpid(), own))
         booting = len(self._live_children() - {worker.pid for worker in workers})
@@ -298,7 +298,7 @@ class StatusBoard:
     def misplaced_metrics(self) -> str | None:
         """Why a sum over the shared metric files would miss a live worker's values now
         (its files deleted with the directory, or kept in memory), or None."""
-        own = metric_store.misplaced()
+        own = safe_files.misplaced()
         if own:
             return _misplaced(os.getpid(), own)
         for worker in self._workers():

@@ -192,7 +192,7 @@ def test_zero_length_file_of_a_live_worker_is_skipped_and_a_garbled_one_is_a_503
 
 CREATION = textwrap.dedent("""
     import os, struct, sys, threading
-    from common_api.workers import metric_store
+    from common_api.compat.prometheus import safe_files as metric_store
     metric_store.install()
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     seen, stop = set(), threading.Event()
@@ -239,7 +239,7 @@ def test_a_new_value_file_is_never_seen_half_made(tmp_path: Path) -> None:
 
 ALLOCATION = textwrap.dedent("""
     import os, sys
-    from common_api.workers import metric_store
+    from common_api.compat.prometheus import safe_files as metric_store
     metric_store.install()
     from prometheus_client import Counter
     series = Counter("series", "Series", ["n"])

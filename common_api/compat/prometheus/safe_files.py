@@ -36,7 +36,7 @@ from typing import Any
 
 from common_api.compat import prometheus as compat
 from common_api.compat.prometheus import MmapedDict
-from common_api.workers.state_dir import describe_error
+from common_api.errors import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """prometheus_client's private code that common_api relies on, checked at import.
 
-- Safe metric files (``common_api.workers.metric_store``): ``MmapedDict``'s constructor and
+- Safe metric files (``safe_files`` in this package): ``MmapedDict``'s constructor and
   ``_init_value`` are replaced (on that class only, once per process) and its instance
   attributes ``_f``, ``_m``, ``_fname``, ``_capacity``, ``_used``, ``_positions`` are
   read and set; the per-process ``files`` and ``lock`` that ``values.MultiProcessValue``

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "bp": "common_api.blueprint",
+    "CommonApi": "common_api.extension",
     "IrrecoverableException": "common_api.periodic",
     "PeriodicThread": "common_api.periodic",
     "PeriodicThreadRegistry": "common_api.periodic",
@@ -25,6 +26,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CommonApi",
     "IrrecoverableException",
     "PeriodicThread",
     "PeriodicThreadRegistry",
@@ -37,6 +39,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from common_api.blueprint import bp
+    from common_api.extension import CommonApi
     from common_api.periodic import (
         IrrecoverableException,
         PeriodicThread,

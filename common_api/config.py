@@ -240,15 +240,20 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Return every key's validated value: app config first, then environment, then default.
+def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+            overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return every key's validated value: ``overrides`` (given to ``CommonApi``) first,
+    then the app config, then the environment, then the default.
 
     Raises ValueError naming the key on the first invalid value.
     """
     environ = os.environ if environ is None else environ
+    overrides = overrides or {}
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        if setting.key in config:
+        if setting.key in overrides:
+            raw = overrides[setting.key]
+        elif setting.key in config:
             raw = config[setting.key]
         elif setting.key in environ:
             raw = environ[setting.key]
@@ -257,6 +262,18 @@ def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None)
             continue
         values[setting.key] = setting.parse(setting.key, raw)
     return _read_token_file(values)
+
+
+def setting_key(name: str) -> str:
+    """The key a ``CommonApi(**settings)`` argument names: ``script_timeout`` or
+    ``COMMON_API_SCRIPT_TIMEOUT``; ValueError naming the nearest key for anything else."""
+    key = name if name.startswith(PREFIX) else PREFIX + name.upper()
+    known = [setting.key for setting in SETTINGS]
+    if key in known:
+        return key
+    nearest = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {nearest[0][len(PREFIX):].lower()!r}?" if nearest else ""
+    raise ValueError(f"{name!r} is not a setting of common_api{hint}")
 
 
 def known_keys() -> tuple[str, ...]:

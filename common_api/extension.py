@@ -1,8 +1,10 @@
 """Per-app wiring: what registering the blueprint sets up on a Flask app.
 
-Everything an app needs lives in one ``CommonApiState`` at ``app.extensions["common_api"]``,
-so two apps in one process share nothing but what is truly process-wide (the logging
-tree, the periodic-thread registry, prometheus_client's default registry).
+One :class:`CommonApi` per app, at ``app.extensions["common_api"]``, in the Flask manner
+(``CommonApi(app, **settings)`` or ``init_app``; registering ``bp`` makes one). It holds the
+app's services (``CommonApiState``), so two apps in one process share nothing but what is
+truly process-wide (the logging tree, the periodic-thread registry, prometheus_client's
+default registry, a server's worker runtime).
 """
 
 from __future__ import annotations
@@ -150,6 +152,15 @@ class CommonApiState:
             return self._runner
 
 
+    def close(self) -> None:
+        """Stop what these services started in this process (the script process, the
+        level-revert timer); idempotent."""
+        with self._runner_lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+        self.loglevels.close()
+
     def endpoint_of(self, flask_endpoint: str | None) -> Endpoint | None:
         """The table row behind a Flask endpoint name of this app, None if not the blueprint's."""
         return self.mounted.get(flask_endpoint or "")
@@ -197,9 +208,75 @@ def _mask_secrets(settings: dict[str, Any]) -> bool:
     return False
 
 
+class CommonApi:
+    """The extension object of one app: its settings, its services and their lifetime.
+
+    ``CommonApi(app, url_prefix="/ops", script_timeout=5)`` registers the blueprint on
+    ``app``; settings given here (by name, ``script_timeout``, or by key,
+    ``COMMON_API_SCRIPT_TIMEOUT``) win over ``app.config``, which wins over the environment.
+    ``CommonApi()`` then ``init_app(app)`` is the same. ``app.register_blueprint(bp)``
+    makes one with no settings of its own. Reading an attribute the object does not have
+    reads the app's services (``app.extensions["common_api"].exporter``).
+    """
+
+    def __init__(self, app: Flask | None = None, *, url_prefix: str | None = None,
+                 **settings: Any) -> None:
+        try:
+            self.overrides = {config.setting_key(name): value for name, value in settings.items()}
+        except ValueError as exc:
+            raise TypeError(f"CommonApi: {exc}") from None
+        self.url_prefix = url_prefix
+        self.app: Flask | None = None
+        self.state: CommonApiState | None = None
+        self.closed = False
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the blueprint (and so every service) on ``app``: once, on one app."""
+        from common_api.blueprint import bp
+
+        if self.app is not None and self.app is not app:
+            raise RuntimeError("a CommonApi serves one app: make one per app")
+        present = app.extensions.get(EXTENSION_KEY)
+        if present is not None and present is not self:
+            raise RuntimeError(f"common_api is already set up on app {app.name!r}")
+        self.app = app
+        app.extensions[EXTENSION_KEY] = self
+        if self.state is None:
+            app.register_blueprint(bp, url_prefix=self.url_prefix)
+
+    def start(self) -> None:
+        """Start this process's side of the server (the worker runtime); gunicorn's
+        ``post_worker_init`` does it for every app, a first request would otherwise."""
+        state = self._services()
+        state.backend.start()
+
+    def close(self) -> None:
+        """Stop what this app started in this process: its script process, its level
+        reverts. The worker runtime of a server is the process's and stays."""
+        if self.closed:
+            return
+        self.closed = True
+        state = self.state
+        if state is not None:
+            state.close()
+
+    def _services(self) -> CommonApiState:
+        if self.state is None:
+            raise RuntimeError("CommonApi is not set up on an app yet (init_app)")
+        return self.state
+
+    def __getattr__(self, name: str) -> Any:
+        state = self.__dict__.get("state")
+        if state is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(state, name)
+
+
 def get_state(app: Flask) -> CommonApiState:
-    state: CommonApiState = app.extensions[EXTENSION_KEY]
-    return state
+    extension: CommonApi = app.extensions[EXTENSION_KEY]
+    return extension._services()
 
 
 def _instrument_requests(app: Flask, request_metrics: RequestMetrics
@@ -275,10 +352,15 @@ def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
 
 def setup_app(app: Flask) -> CommonApiState:
     """Validate configuration and build the app's services; idempotent per app."""
-    if EXTENSION_KEY in app.extensions:
-        return get_state(app)
+    extension = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(extension, CommonApi):
+        extension = CommonApi()
+        extension.app = app
+        app.extensions[EXTENSION_KEY] = extension
+    if extension.state is not None:
+        return extension.state
     try:
-        settings = config.resolve(app.config)
+        settings = config.resolve(app.config, overrides=extension.overrides)
     except ValueError as exc:
         raise ConfigurationError(f"common_api configuration error: {exc}") from None
     for key, value in settings.items():
@@ -297,6 +379,8 @@ def setup_app(app: Flask) -> CommonApiState:
         _warn_multiworker_without_state(gunicorn[0])
     elif runtime is not None and gunicorn is not None and gunicorn[1]:
         _warn_about_missing_hooks()
+    if runtime is not None and gunicorn is not None:
+        runtime.board.expect(gunicorn[0])
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
@@ -354,7 +438,7 @@ def setup_app(app: Flask) -> CommonApiState:
     )
     if host_exporter is not None:
         _adopt_host_exporter(state, host_exporter)
-    app.extensions[EXTENSION_KEY] = state
+    extension.state = state
     return state
 
 

@@ -48,6 +48,9 @@ class Coordination(Protocol):
     def statuses(self) -> list[Status]:
         """Every periodic thread of every live worker."""
 
+    def start(self) -> None:
+        """Start this process's side of the coordination (idempotent)."""
+
     def worker_count(self) -> int:
         """Live worker processes of the server."""
 

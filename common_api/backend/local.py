@@ -45,6 +45,9 @@ class LocalCoordination:
         return [thread_status(thread)
                 for thread in PeriodicThreadRegistry.get_instance().threads()]
 
+    def start(self) -> None:
+        return None  # one process: nothing to start
+
     def worker_count(self) -> int:
         return 1
 

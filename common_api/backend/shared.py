@@ -120,6 +120,9 @@ class SharedDirectoryCoordination:
     def statuses(self) -> list[Status]:
         return self.runtime.board.statuses()
 
+    def start(self) -> None:
+        self.runtime.ensure_started()
+
     def worker_count(self) -> int:
         return self.runtime.board.worker_count()
 

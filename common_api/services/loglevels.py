@@ -211,6 +211,9 @@ class LocalLevels:
     def sync(self) -> bool:
         return False
 
+    def close(self) -> None:
+        self._timer.stop(timeout=2.0)
+
     def pending(self) -> dict[str, Revert]:
         with self._lock:
             return dict(self._reverts)
@@ -234,6 +237,11 @@ class LogLevelService:
 
     def __init__(self, publisher: LevelPublisher | None = None) -> None:
         self._publisher: LevelPublisher = publisher if publisher is not None else LocalLevels()
+
+    def close(self) -> None:
+        """Stop this process's own revert timer (a server's peers keep theirs)."""
+        if isinstance(self._publisher, LocalLevels):
+            self._publisher.close()
 
     def _describe(self, name: str, logger: logging.Logger,
                   pending: dict[str, Revert]) -> LoggerLevel:

@@ -47,6 +47,9 @@ PUBLISH_PERIOD = 0.5
 FRESH_FOR = 3 * PUBLISH_PERIOD
 # a worker this young may not have published its first file yet
 BOOT_GRACE = 5.0
+#: seconds after a worker starts during which workers the master has not forked yet
+#: (gunicorn spaces its forks out) count as booting
+START_WINDOW = 30.0
 _LEVELS = frozenset(level.value for level in ThreadLevel)
 
 ThreadSource = Callable[[], list[PeriodicThread]]
@@ -165,6 +168,9 @@ class StatusBoard:
         self._threads = threads
         self._workers = workers
         self._live_children = live_children
+        # gunicorn's worker count and when this worker learnt it: right after a start the
+        # master may not have forked every worker yet (it spaces the forks out)
+        self._expected: tuple[int, float] | None = None
         self.publish_error: str | None = None
         self._last = threading.local()
         # when this worker first found a live worker without a usable file (by pid)
@@ -252,7 +258,10 @@ class StatusBoard:
         own = safe_files.misplaced()
         if own:
             problems.append(_misplaced_problem(os.getpid(), own))
-        booting = len(self._live_children() - {worker.pid for worker in workers})
+        live = self._live_children()
+        booting = len(live - {worker.pid for worker in workers})
+        if self._expected is not None and time.monotonic() - self._expected[1] < START_WINDOW:
+            booting += max(0, self._expected[0] - 1 - len(live))  # not forked yet
         self._last.snapshot = (time.monotonic(), 1 + len(workers), problems, booting)
         return entries, 1 + len(workers), problems
 
@@ -275,6 +284,11 @@ class StatusBoard:
             _, count, problems = self._collect()
             return count, problems
         return snapshot[1], snapshot[2]
+
+    def expect(self, workers: int) -> None:
+        """The server's configured worker count, told at start: during the first seconds,
+        the workers not forked yet count as booting too."""
+        self._expected = (workers, time.monotonic())
 
     def booting_count(self) -> int:
         """The server's other live worker processes that are not answering yet (still

@@ -301,6 +301,13 @@ def test_with_a_token_under_a_prefix_the_page_asks_once_then_turns_unhealthy_and
     assert "pacemaker@" in reason and "no run within 3 intervals" in reason
     marked = page.locator("#pt-rows tr.unhealthy")
     assert marked.count() == 1 and "✖" in marked.inner_text()  # not by colour alone
+    # where it is stuck, innermost last, under its row
+    stuck = page.locator("#pt-rows tr.unhealthy + tr.stalled-stack")
+    expect(stuck).to_contain_text("stall_app:wait_on_downstream (")
+    frames = [line.split(" (")[0] for line in stuck.locator("pre").inner_text().splitlines()]
+    at = frames.index("stall_app:wait_on_downstream")
+    assert frames[at - 1] == "stall_app:sync_with_controller", frames
+    assert "its run began" in stuck.inner_text()
 
     stall.unlink()
     server.stop()

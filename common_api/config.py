@@ -46,6 +46,7 @@ ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
 ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
 METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
 PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
+PROFILE_HISTORY_SECONDS = "COMMON_API_PROFILE_HISTORY_SECONDS"
 
 DEFAULT_SECRET_PATTERN = (
     r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"
@@ -138,6 +139,16 @@ def _positive_number(key: str, value: Any) -> float:
     return number
 
 
+def _seconds_or_off(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number of seconds (0: off), got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{key} must be a number of seconds >= 0 (0: off), got {value!r}")
+    return number
+
+
 def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a positive integer, got {value!r}")
@@ -218,6 +229,8 @@ SETTINGS: tuple[Setting, ...] = (
             "record request count and latency of every route on /metrics", _flag),
     Setting(PROFILE_MAX_SECONDS, 60.0, "longest window of /profile and /memory, seconds "
             "(400 above)", _positive_number),
+    Setting(PROFILE_HISTORY_SECONDS, 600.0, "seconds of stack samples every worker keeps "
+            "for /profile?last= (always on, in memory, at most 8 MiB; 0: off)", _seconds_or_off),
 )
 
 

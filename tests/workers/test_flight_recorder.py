@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -144,7 +145,53 @@ def test_a_stalled_thread_is_named_where_it_is_stuck_by_every_worker(
         assert {int(pid) for pid in labels} == workers, row
     finally:
         stall.unlink(missing_ok=True)
-    wait_until(lambda: fresh_get(server, "/periodic-threads-health").status_code == 200, 20,
-               message="healthy again once released")
-    listing = fresh_get(server, "/periodic-threads").json()["threads"]
-    assert all("stack" not in entry for entry in listing)
+
+    def released() -> bool:
+        listing = fresh_get(server, "/periodic-threads").json()["threads"]
+        return all("stack" not in entry and entry["is_active"] for entry in listing)
+
+    wait_until(released, 20, message="no stack once released, in every worker's entry")
+
+
+def crunch_samples(collapsed: str, root: str = "") -> int:
+    """Samples in ``crunch_numbers`` (under the root frame ``root``, when given)."""
+    return sum(int(line.rsplit(" ", 1)[1]) for line in collapsed.splitlines()
+               if "recorder_app:crunch_numbers" in line and line.startswith(root))
+
+
+@pytest.fixture(scope="module")
+def spike(served: tuple[LiveServer, Path]) -> int:
+    """A 2 s CPU spike in one worker that ended 2 s ago: that worker's pid."""
+    server, _ = served
+    all_workers(server)
+    answer = fresh_get(server, "/crunch?seconds=2")
+    assert answer.status_code == 200
+    time.sleep(2.0)  # the scenario itself: the spike ended 2 s before anyone looks
+    return int(answer.json()["pid"])
+
+
+def from_worker(server: LiveServer, path: str, pid: int) -> requests.Response:
+    """``path`` as answered by worker ``pid`` (new connections until it takes one)."""
+    def answered() -> requests.Response | None:
+        started = time.monotonic()
+        response = fresh_get(server, path)
+        assert time.monotonic() - started < 2.0, path  # answered at once, no window run
+        return response if int(response.headers["X-Worker-Pid"]) == pid else None
+
+    response = wait_until(answered, 20, interval=0.01, message=f"worker {pid} answering")
+    assert isinstance(response, requests.Response)
+    return response
+
+
+def test_a_spike_that_ended_before_anyone_looked_is_in_the_worker_s_history(
+        served: tuple[LiveServer, Path], spike: int) -> None:
+    server, _ = served
+    response = from_worker(server, "/profile?last=30", spike)
+    assert response.status_code == 200
+    assert crunch_samples(response.text) >= 10, response.text
+    assert int(response.headers["X-Profile-Samples"]) >= crunch_samples(response.text)
+    assert 4.0 <= float(response.headers["X-Profile-Span-Seconds"]) <= 30.0
+    for fmt in ("json", "speedscope", "svg"):
+        formatted = from_worker(server, f"/profile?last=30&format={fmt}&idle=false", spike)
+        assert formatted.status_code == 200 and "crunch_numbers" in formatted.text, fmt
+    assert fresh_get(server, "/profile?last=601").status_code == 400

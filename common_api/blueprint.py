@@ -366,7 +366,7 @@ def run_script() -> Response:
         return _text(f"Error executing script: Script is not valid UTF-8 (byte {exc.start})",
                      500)
 
-    from common_api.sandbox import ScriptBusy, ScriptError
+    from common_api.sandbox import ScriptBusy, ScriptError, ScriptUnavailable
 
     started = time.monotonic()
     writes: list[dict[str, str]] = []  # host attributes the script changed, for the audit
@@ -377,6 +377,9 @@ def run_script() -> Response:
                                     writes=writes)
     except ScriptBusy as exc:
         return _text(str(exc), 429)
+    except ScriptUnavailable as exc:  # the script did not run: this endpoint cannot work here
+        g.audit_details["error"] = str(exc)[:200]
+        return _text(f"Scripts cannot run on this component: {exc}", 503)
     except ScriptError as exc:
         g.audit_details["error"] = str(exc)[:200]
         return _text(f"Error executing script: {exc}", 500)

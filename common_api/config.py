@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common_api import startup_log
 from common_api.services.access import split_host
 
 log = logging.getLogger("common_api")
@@ -33,6 +34,7 @@ SCRIPT_MAX_RESULT_BYTES = "COMMON_API_SCRIPT_MAX_RESULT_BYTES"
 SCRIPT_MAX_CONCURRENT = "COMMON_API_SCRIPT_MAX_CONCURRENT"
 SCRIPT_MEMORY_LIMIT = "COMMON_API_SCRIPT_MEMORY_LIMIT"
 SCRIPT_HOST_PACKAGES = "COMMON_API_SCRIPT_HOST_PACKAGES"
+SCRIPT_USER = "COMMON_API_SCRIPT_USER"
 TOKEN = "COMMON_API_TOKEN"
 TOKEN_FILE = "COMMON_API_TOKEN_FILE"
 HEALTH_PUBLIC = "COMMON_API_HEALTH_PUBLIC"
@@ -129,6 +131,17 @@ def _host_packages(key: str, value: Any) -> tuple[str, ...]:
     return names
 
 
+def _script_user(key: str, value: Any) -> str:
+    from common_api.sandbox.confine import resolve_user
+
+    text = str(value).strip()
+    try:
+        resolve_user(text)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+    return text
+
+
 def _positive_number(key: str, value: Any) -> float:
     try:
         number = float(value)
@@ -205,6 +218,8 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int),
     Setting(SCRIPT_HOST_PACKAGES, (), "packages whose objects under app.state scripts may "
             "use, besides the app's own package", _host_packages),
+    Setting(SCRIPT_USER, "nobody", "user name or uid a script's process switches to when the "
+            "worker runs as root", _script_user),
     Setting(TOKEN, None, "when set, every request needs 'Authorization: Bearer <token>'",
             _optional_text),
     Setting(TOKEN_FILE, None, "file holding the token (read once at start), instead of "
@@ -286,8 +301,8 @@ def warn_unknown_keys(config: Mapping[str, Any], environ: Mapping[str, str] | No
             continue
         _warned_unknown.add(name)
         hint = f"; did you mean {nearest}?" if nearest else ""
-        log.warning("common_api: %s is not a setting of common_api and is ignored%s", name,
-                    hint)
+        startup_log.warn(log, "common_api: %s is not a setting of common_api and is ignored%s",
+                         name, hint)
 
 
 def _read_token_file(values: dict[str, Any]) -> dict[str, Any]:

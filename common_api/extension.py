@@ -25,7 +25,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wsgi import LimitedStream
 
-from common_api import __version__, config
+from common_api import __version__, config, startup_log
 from common_api.backend import Coordination, coordination_for
 from common_api.compat import flask as compat_flask
 from common_api.compat import problems as features_off
@@ -36,6 +36,7 @@ from common_api.host_setup import (
     HostExporter,
     RouteClash,
     find_host_exporter,
+    gunicorn_settings,
     gunicorn_workers,
     route_clashes,
     share_exporter_route,
@@ -140,6 +141,7 @@ class CommonApiState:
                     max_concurrent=self.settings[config.SCRIPT_MAX_CONCURRENT],
                     memory_limit_bytes=self.settings[config.SCRIPT_MEMORY_LIMIT],
                     host_packages=frozenset(self.settings[config.SCRIPT_HOST_PACKAGES]),
+                    user=self.settings[config.SCRIPT_USER],
                 ))
                 atexit.register(self._runner.close)
             return self._runner
@@ -192,8 +194,8 @@ def _mask_secrets(settings: dict[str, Any]) -> bool:
     if settings[config.ENV_MASK_SECRETS]:
         return True
     if settings[config.TOKEN] is None:
-        log.warning("%s=false is ignored without %s: /env keeps masking secrets",
-                    config.ENV_MASK_SECRETS, config.TOKEN)
+        startup_log.warn(log, "%s=false is ignored without %s: /env keeps masking secrets",
+                         config.ENV_MASK_SECRETS, config.TOKEN)
         return True
     return False
 
@@ -235,6 +237,7 @@ def _request_series_label(app: Flask) -> tuple[str | None, int]:
         return (None if taken == 0 else label), taken
 
 
+_HOOKS_AUDITED = threading.Event()
 _MULTIWORKER_WARNED = threading.Event()
 
 
@@ -243,13 +246,25 @@ def _warn_multiworker_without_state(workers: int | None) -> None:
         return
     _MULTIWORKER_WARNED.set()
     count = f"{workers} workers" if workers else "several worker processes"
-    log.warning(
-        "common_api: gunicorn runs %s without common_api's state directory, so each worker "
+    startup_log.warn(
+        log, "common_api: gunicorn runs %s without common_api's state directory, so each worker "
         "answers only for itself (/metrics counts one worker, a log level set holds in one "
         "worker, health sees one worker). Serve with 'gunicorn -c "
         "python:common_api.gunicorn_conf ...' or 'common-api serve', or call the hooks of "
         "common_api.gunicorn from your own gunicorn config (README: 'With your own "
         "gunicorn config').", count)
+
+
+def _warn_about_missing_hooks() -> None:
+    """One warning per common_api gunicorn hook the server's configuration leaves out."""
+    from common_api.workers.hook_audit import describe, missing_hooks
+
+    settings = gunicorn_settings()
+    if settings is None or _HOOKS_AUDITED.is_set():
+        return
+    _HOOKS_AUDITED.set()
+    for hook in missing_hooks(settings):
+        startup_log.warn(log, "%s", describe(hook))
 
 
 def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
@@ -258,7 +273,7 @@ def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
 
     message = problems_message(grant(entries).problems)
     if message is not None:
-        log.warning("%s", message)
+        startup_log.warn(log, "%s", message)
 
 
 def setup_app(app: Flask) -> CommonApiState:
@@ -283,6 +298,8 @@ def setup_app(app: Flask) -> CommonApiState:
         config.warn_unknown_keys(app.config)
     if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
         _warn_multiworker_without_state(gunicorn[0])
+    elif runtime is not None and gunicorn is not None and gunicorn[1]:
+        _warn_about_missing_hooks()
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
@@ -369,17 +386,18 @@ def _report_clashes(state: CommonApiState, clashes: list[RouteClash]) -> None:
     for clash in clashes:
         if clash.key not in state.reported_clashes:
             state.reported_clashes.add(clash.key)
-            log.warning("%s", clash.message())
+            startup_log.warn(log, "%s", clash.message())
 
 
 def _share_route(app: Flask, state: CommonApiState, blueprint: str) -> None:
     shared = share_exporter_route(app, f"{blueprint}.metrics")
     if shared:
-        log.info("common_api: prometheus-flask-exporter found on app %r: %s serves "
-                 "common_api's exposition, which includes the exporter's series%s", app.name,
-                 ", ".join(shared),
-                 "" if state.request_metrics is not None
-                 else "; requests are counted by the exporter only")
+        startup_log.warn(
+            log, "common_api: prometheus-flask-exporter found on app %r: %s serves "
+            "common_api's exposition, which includes the exporter's series%s", app.name,
+            ", ".join(shared),
+            "" if state.request_metrics is not None
+            else "; requests are counted by the exporter only")
 
 
 def _before_first_request(app: Flask, state: CommonApiState, blueprint: str

@@ -170,6 +170,21 @@ def gunicorn_workers() -> tuple[int, bool] | None:
     return None
 
 
+def gunicorn_settings() -> Any:
+    """When the app is being loaded by gunicorn: its settings (``gunicorn.config.Config``),
+    else None."""
+    if "gunicorn" not in sys.modules:
+        return None
+    try:
+        from common_api.compat.gunicorn import serving_config
+
+        found = serving_config()
+    except Exception:  # an unexpected gunicorn: no check rather than no start
+        log.debug("common_api: could not read gunicorn's settings", exc_info=True)
+        return None
+    return None if found is None else found[0]
+
+
 class BeforeFirstRequest:
     """Runs ``check`` once per process, before the first request reaches the app (the
     host's setup is complete by then: Flask refuses new routes and hooks after it), then

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from common_api import startup_log
+
 log = logging.getLogger("common_api")
 
 
@@ -66,7 +68,7 @@ def require(feature: str, library: str, shapes: Mapping[str, Callable[[], object
     with _lock:
         if feature not in _off:
             _off[feature] = off
-            log.warning("%s", off.message())
+            startup_log.warn(log, "%s", off.message())
     return False
 
 

@@ -37,6 +37,7 @@ from gunicorn.http.unreader import Unreader
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from common_api import startup_log
 from common_api.compat import has_attributes, log, require
 
 LIBRARY = "gunicorn"
@@ -150,10 +151,11 @@ def preset_worker_class() -> str:
     if SLOW_CLIENTS:
         return "common_api.gunicorn_worker.PlainErrorThreadWorker"
     if not SLOW_CLIENTS_VERSION:
-        log.warning("common_api: gunicorn %s: the preset serves with gunicorn's own gthread "
-                    "connection handling; reading request heads in the event loop (a slow "
-                    "client holds no thread) needs gunicorn %d.%d+", gunicorn.__version__,
-                    *SLOW_CLIENTS_SINCE)
+        startup_log.warn(
+            log, "common_api: gunicorn %s: the preset serves with gunicorn's own gthread "
+            "connection handling; reading request heads in the event loop (a slow "
+            "client holds no thread) needs gunicorn %d.%d+", gunicorn.__version__,
+            *SLOW_CLIENTS_SINCE)
     return "common_api.gunicorn_worker.PlainErrorGthreadWorker"
 
 
@@ -165,10 +167,10 @@ WORKER_COUNT = require(WORKER_COUNT_FEATURE, LIBRARY, {
 })
 
 
-def serving_workers() -> tuple[int, bool] | None:
-    """While gunicorn loads the app: its worker count, and whether this process speaks for
-    the server (the master with ``--preload``, else the first worker it booted). None
-    outside gunicorn, or when the frames do not say."""
+def serving_config() -> tuple[Any, bool] | None:
+    """While gunicorn loads the app: its settings (``Config``), and whether this process
+    speaks for the server (the master with ``--preload``, else the first worker it booted).
+    None outside gunicorn, or when the frames do not say."""
     if not WORKER_COUNT:
         return None
     frame: Any = sys._getframe(1)
@@ -176,13 +178,20 @@ def serving_workers() -> tuple[int, bool] | None:
         while frame is not None:
             owner = frame.f_locals.get("self")
             if isinstance(owner, Worker):
-                return int(owner.cfg.workers), int(getattr(owner, "age", 1)) == 1
+                return owner.cfg, int(getattr(owner, "age", 1)) == 1
             if isinstance(owner, Arbiter):
-                return int(owner.cfg.workers), True
+                return owner.cfg, True
             frame = frame.f_back
     finally:
         del frame
     return None
+
+
+def serving_workers() -> tuple[int, bool] | None:
+    """While gunicorn loads the app: its worker count, and whether this process speaks for
+    the server. None outside gunicorn, or when the frames do not say."""
+    found = serving_config()
+    return None if found is None else (int(found[0].workers), found[1])
 
 
 # ---------------------------------------------------------------------- the worker classes

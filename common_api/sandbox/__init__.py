@@ -6,7 +6,14 @@ needs :class:`ScriptRunner` and the types below.
 
 from __future__ import annotations
 
-from .api import DEFAULT_RESULT, ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .api import (
+    DEFAULT_RESULT,
+    ScriptBusy,
+    ScriptError,
+    ScriptOutcome,
+    ScriptSettings,
+    ScriptUnavailable,
+)
 from .runner import ScriptRunner
 
 __all__ = [
@@ -16,4 +23,5 @@ __all__ = [
     "ScriptOutcome",
     "ScriptRunner",
     "ScriptSettings",
+    "ScriptUnavailable",
 ]

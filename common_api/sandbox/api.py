@@ -19,6 +19,8 @@ class ScriptSettings:
     memory_limit_bytes: int = 512 * 1024 * 1024
     #: Packages whose objects count as host code, besides the app's own package.
     host_packages: frozenset[str] = frozenset()
+    #: User name or uid the script child switches to when the worker runs as root.
+    user: str = "nobody"
 
 
 class ScriptError(Exception):
@@ -34,6 +36,11 @@ class ScriptError(Exception):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class ScriptUnavailable(ScriptError):
+    """The sandbox cannot run scripts here (no process could be started or confined): the
+    script did not run, and the view answers 503 with the reason."""
 
 
 class ScriptBusy(Exception):

@@ -2,14 +2,18 @@
 
 The fork server is started as ``python -I -c <bootstrap>`` with a minimal
 environment; it imports what scripts need and then forks one child per script.
-A script child starts a new session, locks itself down (resource limits, an
-unprivileged user, no new processes), reads exactly one script, compiles it
-under the AST policy, runs it, reports and exits. Its only way to the live app
-is its socket to the worker, answered by :mod:`.proxy`.
+A script child keeps only its channel and /dev/null open, starts a new session,
+locks itself down (resource limits, then :mod:`.confine`: an unprivileged user,
+no capabilities, no new processes, no_new_privs, a seccomp filter), reads exactly
+one script, compiles it under the AST policy, runs it, reports and exits. Its
+only way to the live app is its socket to the worker, answered by :mod:`.proxy`.
+The fork server is the subreaper of its children: whatever process a script
+child might start is killed when the worker reaps that child.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import importlib
 import json
@@ -17,20 +21,22 @@ import os
 import resource
 import signal
 import socket
-import stat
 import sys
+import time
 from typing import Any
 
 from . import protocol, remote
 from .api import DEFAULT_RESULT
 from .compiler import SCRIPT_FILENAME, CompileFailed, compile_script
+from .confine import Confinement, ConfinementError, become_subreaper
 from .guards import ImportBlocked, OutputCapture, script_builtins, vetted_classes
 from .imports import ImportGrant, grant
 from .policy import LAZY_IMPORTS
 from .process import _REPLY, _REQUEST, UNKNOWN_STATUS
 
 MEMORY_REASON = "Script exceeded the memory limit"
-_NOBODY = 65534
+#: How long the fork server keeps killing the orphans of a finished script.
+_SWEEP_SECONDS = 5.0
 
 
 class Channel:
@@ -68,8 +74,10 @@ class Channel:
         return self.recv()
 
 
-def lock_down(config: dict[str, Any]) -> None:
-    """Resource limits, then drop root. Called before any script byte is read."""
+def lock_down(config: dict[str, Any], confinement: Confinement | None = None) -> None:
+    """Resource limits, then the kernel-level confinement (:mod:`.confine`): an
+    unprivileged user, no capabilities, no new processes, no_new_privs, seccomp.
+    Called before any script byte is read; raises ConfinementError."""
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime + float(config["timeout"])) + 2
     limits = [
@@ -83,29 +91,14 @@ def lock_down(config: dict[str, Any]) -> None:
     for kind, soft, hard in limits:
         resource.setrlimit(kind, (soft, hard))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
-    if os.geteuid() == 0 and config.get("drop_privileges"):
-        os.setgroups([])
-        os.setgid(_NOBODY)
-        os.setuid(_NOBODY)
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    if confinement is None:
+        confinement = Confinement(_script_user(config))
+    confinement.apply()
 
 
-def _readable_by_others(paths: list[str]) -> bool:
-    """Whether an unprivileged user could still import from ``paths``."""
-    for entry in paths:
-        path = os.path.abspath(entry)
-        if not os.path.exists(path):
-            continue
-        while True:
-            mode = os.stat(path).st_mode
-            wanted = stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH
-            if not mode & wanted:
-                return False
-            parent = os.path.dirname(path)
-            if parent == path:
-                break
-            path = parent
-    return True
+def _script_user(config: dict[str, Any]) -> tuple[int, int] | None:
+    user = config.get("user")
+    return (int(user[0]), int(user[1])) if user else None
 
 
 def _lineno(exc: BaseException) -> int | None:
@@ -175,40 +168,130 @@ def fork_server_main() -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    children = ScriptChildren()
     granted = grant(config["allowed_imports"])
     vetted_classes(granted)  # imports the allowed modules now, once
     for name in granted.modules:  # and what they import lazily, while files can be opened
         for lazy in LAZY_IMPORTS.get(name, ()):
             with contextlib.suppress(ImportError):
                 importlib.import_module(lazy)
-    # Drop root in the script children only if an unprivileged user can read the
-    # interpreter's files (a late import must not fail for lack of permission).
-    config["drop_privileges"] = _readable_by_others(sys.path)
+    # Everything a child needs is loaded: it works even when its user cannot read
+    # the interpreter's files.
+    confinement = Confinement(_script_user(config))
     compile_script("total = 0\nfor i in range(3):\n    total += i\n")  # warm the compiler
     control.sendall(b"Z")
     while True:
-        data, fds, _flags, _addr = socket.recv_fds(control, _REQUEST.size, 1)
-        while data and len(data) < _REQUEST.size:
-            more = control.recv(_REQUEST.size - len(data))
-            if not more:
-                break
-            data += more
+        data, fds = _receive(control)
         if len(data) < _REQUEST.size:
+            children.close()
             os._exit(0)  # the worker went away
         command, value = _REQUEST.unpack(data)
         if command == b"S" and len(fds) == 1:
             pid = os.fork()
             if pid == 0:
                 control.close()
-                _script_child(fds[0], config, granted)
+                _script_child(fds[0], config, granted, confinement)
+            children.started(pid)
             os.close(fds[0])
             control.sendall(_REPLY.pack(pid))
         elif command == b"R":
-            control.sendall(_REPLY.pack(_reap(value)))
+            control.sendall(_REPLY.pack(children.reap(value)))
         else:
             for fd in fds:
                 os.close(fd)
             control.sendall(_REPLY.pack(-1))
+
+
+def _receive(control: socket.socket) -> tuple[bytes, list[int]]:
+    """One request of the worker and the descriptor it carries, made close-on-exec
+    as it arrives (``MSG_CMSG_CLOEXEC``): nothing a child might execute inherits it."""
+    fds = array.array("i")
+    data, ancillary, _flags, _addr = control.recvmsg(
+        _REQUEST.size, socket.CMSG_SPACE(fds.itemsize), socket.MSG_CMSG_CLOEXEC
+    )
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    while data and len(data) < _REQUEST.size:
+        more = control.recv(_REQUEST.size - len(data))
+        if not more:
+            break
+        data += more
+    return data, list(fds)
+
+
+class ScriptChildren:
+    """The fork server's script children and, as their subreaper, whatever processes
+    they started: a process that outlives its parent becomes the fork server's
+    child, not init's, and is killed when a script ends."""
+
+    def __init__(self) -> None:
+        self.live: set[int] = set()
+        become_subreaper()
+
+    def started(self, pid: int) -> None:
+        self.live.add(pid)
+
+    def reap(self, pid: int) -> int:
+        """Wait for script child ``pid`` (the worker killed it); kill what it left."""
+        if pid not in self.live:
+            return UNKNOWN_STATUS
+        try:
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = UNKNOWN_STATUS
+        self.live.discard(pid)
+        self.sweep()
+        return code
+
+    def sweep(self) -> None:
+        """Kill and reap every child that is not a running script child. Only an escape
+        starts a process (a child may not), so none of them may live on, even one of
+        a script still running."""
+        deadline = time.monotonic() + _SWEEP_SECONDS
+        while time.monotonic() < deadline:
+            orphans = [pid for pid in _children() if pid not in self.live]
+            if not orphans:
+                return
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+    def close(self) -> None:
+        """Kill every script child and everything they started (the worker is gone)."""
+        for pid in self.live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in self.live:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.live.clear()
+        self.sweep()
+
+
+def _children() -> list[int]:
+    """Pids of the calling process's children (it has one thread)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: scan every process
+        pass
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[1:2] == [str(pid)]:
+                found.append(int(name))
+    return found
 
 
 def _report(channel: Channel, report: dict[str, Any]) -> None:
@@ -223,23 +306,22 @@ def _report(channel: Channel, report: dict[str, Any]) -> None:
     channel.send_frame(protocol.raw_frame(output.encode("utf-8")))
 
 
-def _reap(pid: int) -> int:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return UNKNOWN_STATUS
-    return os.waitstatus_to_exitcode(status)
-
-
-def _script_child(fd: int, config: dict[str, Any], granted: ImportGrant) -> None:
+def _script_child(fd: int, config: dict[str, Any], granted: ImportGrant,
+                  confinement: Confinement) -> None:
     """Run in a freshly forked child: lock down, run one script, report, exit."""
     try:
+        _close_other_fds(fd)
         os.setsid()
         channel = Channel(fd, fd)
         output = OutputCapture(int(config["max_result_bytes"]))
         builtins_table = script_builtins(granted, output)
         remote.install(channel.request)
-        lock_down(config)
+        try:
+            lock_down(config, confinement)
+        except ConfinementError as exc:  # never run a script unconfined
+            reason = f"Script sandbox error: cannot confine the script process ({exc})"
+            channel.send({"op": "fail", "reason": reason, "lineno": None, "unavailable": True})
+            os._exit(5)
         message = channel.recv()
         if message.get("op") != "run":
             os._exit(4)
@@ -259,3 +341,18 @@ def _script_child(fd: int, config: dict[str, Any], granted: ImportGrant) -> None
             channel.send({"op": "fail", "reason": MEMORY_REASON, "lineno": None})
     finally:
         os._exit(0)
+
+
+def _close_other_fds(keep: int) -> None:
+    """Only the channel and /dev/null (0, 1, 2) stay open in a script child."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:  # no /proc: close the whole range
+        os.closerange(3, keep)
+        os.closerange(keep + 1, max(os.sysconf("SC_OPEN_MAX"), keep + 1))
+        return
+    for name in names:
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the listing's own, closed already
+                os.close(fd)

@@ -171,8 +171,16 @@ NEVER_IMPORTABLE: frozenset[str] = frozenset(
         "ftplib", "smtplib", "imaplib", "poplib", "telnetlib", "xmlrpc", "email",
         "wsgiref", "venv", "ensurepip", "zoneinfo", "locale", "gettext", "warnings",
         "contextvars", "atexit", "cProfile", "profile", "timeit", "trace",
+        # modules whose members open files, devices or programs by name
+        "uu", "mailcap", "wave", "aifc", "sunau", "chunk", "imghdr", "sndhdr", "filecmp",
+        "tabnanny", "py_compile", "compileall", "zipapp", "cgi", "cgitb", "pipes", "crypt",
+        "spwd", "nis", "syslog", "termios", "tty", "curses", "readline",
+        "rlcompleter", "tkinter", "turtle", "idlelib", "lib2to3", "getpass", "modulefinder",
+        "pyclbr", "unittest", "doctest", "test", "distutils", "ossaudiodev", "nntplib",
+        "msvcrt", "winreg", "winsound", "msilib",
     }
 )
+
 
 def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())

@@ -15,13 +15,15 @@ The worker is threaded, so it never forks itself.
 
 The fork server does not reap a script child until the worker asks for its exit
 status, so the worker can always kill a child's process group by pid without a
-pid-reuse race.
+pid-reuse race. Reaping also kills whatever process the child left behind, in its
+own session or not: the fork server is the subreaper of its children.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
+from .confine import missing_layers
 from .policy import CHILD_MAX_FILES, SPAWN_TIMEOUT
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -52,6 +55,7 @@ _REQUEST = struct.Struct(">ci")
 _REPLY = struct.Struct(">i")
 #: Exit status the fork server reports when it cannot tell.
 UNKNOWN_STATUS = -(1 << 30)
+log = logging.getLogger(__name__)
 
 
 class ChildGone(Exception):
@@ -86,6 +90,8 @@ class ForkServer:
 
     def __init__(self, config: dict[str, Any]) -> None:
         config = dict(config, max_files=CHILD_MAX_FILES)
+        for missing in missing_layers():
+            log.warning("%s", missing)
         search_path = [p for p in sys.path if p and os.path.isabs(p)]
         code = _BOOTSTRAP.format(
             path=search_path, root=str(_PACKAGE_DIR.parent), pkg=str(_PACKAGE_DIR)

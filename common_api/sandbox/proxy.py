@@ -80,6 +80,7 @@ def _exception_kind(exc: BaseException) -> str:
     return "Exception"
 
 
+_SCALARS = (bool, int, float, str)
 _AS_TEXT = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal,
             fractions.Fraction, uuid.UUID, enum.Enum)
 #: Standard-library containers copied by value (their contents are checked too).
@@ -110,6 +111,19 @@ def _finite(value: object) -> bool:
     return type(value) is not tuple or all(_finite(v) for v in value)
 
 
+def _tuple_change(old: tuple[object, ...], new: tuple[object, ...]) -> Refused | None:
+    """A tuple setting keeps the types of its items: each new item has the type of an old
+    one (an empty tuple or ``None`` items take anything)."""
+    if not old:
+        return None
+    for item in new:
+        reasons = [type_change(before, item) for before in old]
+        if all(reasons):
+            return Refused("TypeError", f"a {type(item).__name__!r} item would change the "
+                           "types its items have")
+    return None
+
+
 def type_change(old: object, new: object) -> Refused | None:
     """Why assigning ``new`` over ``old`` would change the setting's type, if it would.
 
@@ -118,7 +132,13 @@ def type_change(old: object, new: object) -> Refused | None:
     """
     if not _finite(new):
         return Refused("ValueError", "floats must be finite")
-    if old is None or type(old) is type(new):
+    if type(old) is float and type(new) is int and abs(new) > sys.float_info.max:
+        return Refused("ValueError", "the integer is too large for a float setting")
+    if old is None:
+        return None
+    if type(old) is tuple and type(new) is tuple:
+        return _tuple_change(old, new)
+    if type(old) is type(new):
         return None
     if type(old) in (int, float) and type(new) in (int, float):
         return None
@@ -238,6 +258,9 @@ class HostBridge:
         subclass) is never copied, it is refused as an object.
         """
         tp = type(value)
+        if tp not in _SCALARS and isinstance(value, _SCALARS) and not (
+                _stdlib(tp) or self.origin.class_ok(tp)):
+            return value  # a third party's str or int subclass (a masked secret): an object
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, int):

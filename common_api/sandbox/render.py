@@ -12,7 +12,7 @@ other object is ``<Type object>``.
 from __future__ import annotations
 
 import dataclasses
-import re
+import json
 import types
 from collections.abc import Iterable
 
@@ -26,14 +26,11 @@ _MISSING = object()
 _ELIDED: dict[type, str] = {list: "[...]", tuple: "(...)", dict: "{...}"}
 
 
-_UNSAFE_IN_LOGS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-
-
 def log_text(text: str) -> str:
-    """``text`` fit for one log line: control characters (newlines, ANSI escapes), line
-    separators and lone surrogates become escapes, so what a script chose to say can
-    never forge a line or a record of the log."""
-    return _UNSAFE_IN_LOGS.sub(lambda m: ascii(m.group())[1:-1], text)
+    """``text`` as one quoted, ASCII-only token of a log line: newlines, ANSI escapes,
+    bidirectional and other format characters, quotes and lone surrogates become escapes,
+    so what a script chose to say can neither forge a line nor a field of one."""
+    return json.dumps(text, ensure_ascii=True)
 
 
 def definer(obj: object, name: str) -> tuple[type | None, object]:

@@ -22,7 +22,8 @@ import weakref
 from typing import Any
 
 from . import protocol
-from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings
+from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings, ScriptUnavailable
+from .confine import resolve_user
 from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from .process import (
     ChildGone,
@@ -59,12 +60,13 @@ class ScriptRunner:
 
     def __init__(self, settings: ScriptSettings) -> None:
         self.settings = settings
-        # entries that grant nothing are named once at start-up (setup.check_script_imports)
+        # entries that grant nothing are named once at registration (extension.py)
         self._config: dict[str, Any] = {
             "allowed_imports": sorted(settings.allowed_imports),
             "timeout": settings.timeout,
             "max_result_bytes": settings.max_result_bytes,
             "memory_limit_bytes": settings.memory_limit_bytes,
+            "user": list(resolve_user(settings.user)),
         }
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent))
         self._server_lock = threading.Lock()
@@ -145,7 +147,7 @@ class ScriptRunner:
                     log.warning("script fork server failed: %s", exc)
                     self._server.close()
                     self._server = None
-        raise ScriptError("Script process could not be started")
+        raise ScriptUnavailable("Script process could not be started")
 
     def _serve(self, child: ChildProcess, bridge: HostBridge, deadline: float
                ) -> ScriptOutcome:
@@ -159,6 +161,8 @@ class ScriptRunner:
                 return self._outcome(message, result, output)
             if op == "fail":
                 lineno = message.get("lineno")
+                if message.get("unavailable") is True:
+                    raise ScriptUnavailable(str(message.get("reason", "Script sandbox error")))
                 raise ScriptError(str(message.get("reason", "Script failed"))[:1000],
                                   lineno if type(lineno) is int else None)
             if bridge.calls >= MAX_HOST_CALLS:
@@ -209,11 +213,10 @@ class ScriptRunner:
         changed = ",".join(f"{w['path']}:{w['old']}->{w['new']}" for w in writes)
         if bridge is not None and bridge.writes_omitted:
             changed += f" and {bridge.writes_omitted} more"
-        outcome = log_text(outcome)
         script_log.info(
-            "run_script sha256=%s size=%d outcome=%s duration=%.3fs client=%s writes=%s",
-            digest, size, outcome, duration, log_text(client) or "-",
-            log_text(changed) or "-",
+            "run_script sha256=%s size=%d duration=%.3fs client=%s writes=%s outcome=%s",
+            digest, size, duration, log_text(client) if client else "-",
+            log_text(changed) if changed else "-", log_text(outcome),
             extra={"script_sha256": digest, "script_size": size,
                    "script_outcome": outcome, "script_duration": duration,
                    "script_client": client,

@@ -31,6 +31,9 @@ class Attack:
     escapes: str | None = None
     #: Modules the script needs from the interpreter (mailcap, uu: gone in 3.13).
     requires: tuple[str, ...] = ()
+    #: Set on the red-team scripts (``red team:`` header) of a pass against a given
+    #: commit: they have no naive-exec run and are run by ``test_redteam.py``.
+    redteam: str | None = None
 
     @property
     def source(self) -> str:
@@ -61,13 +64,14 @@ def load(path: Path) -> Attack:
         probe=fields["probe"].replace("\\n", "\n") if "probe" in fields else None,
         escapes=fields.get("escapes"),
         requires=tuple(fields["requires"].split()) if "requires" in fields else (),
+        redteam=fields.get("red team"),
     )
 
 
 _ALL: list[Attack] = [load(p) for p in sorted(CORPUS_DIR.glob("[0-9]*.py"))]
 #: The corpus of issues 4 and 10, run with ``CORPUS_IMPORTS``: each escapes a naive
 #: exec (verified) and must not escape the runner.
-CORPUS: list[Attack] = [a for a in _ALL if a.escapes is None]
+CORPUS: list[Attack] = [a for a in _ALL if a.escapes is None and a.redteam is None]
 #: Attacks that escaped the runner itself with a wide allowlist (issue 16), run with
 #: ``WIDE_IMPORTS``: each must not escape any more, nor leave a trace on the machine.
 WIDE_CORPUS: list[Attack] = [a for a in _ALL if a.escapes is not None]
@@ -82,6 +86,9 @@ def unavailable(attack: Attack) -> str | None:
             return (f"{attack.id} needs the {module} module, which Python {version} no "
                     "longer ships (removed in 3.13)")
     return None
+#: The red-team scripts (issue 16): attempts against the runner itself with a wide
+#: allowlist; none may escape (see test_redteam.py).
+REDTEAM: list[Attack] = [a for a in _ALL if a.redteam is not None]
 
 
 def shows_escape(text: str) -> bool:

@@ -41,12 +41,12 @@ def test_the_lmcache_reconfiguration_script_works(writer: ScriptRunner) -> None:
 def test_plain_values_of_every_kind_and_augmented_assignment(writer: ScriptRunner) -> None:
     app = make_app()
     source = ("l1 = app.state.engine.l1\nl1.eviction = 'fifo'\n"
-              "l1.tiers = ('cpu', ('disk', 2), 1.5, True)\nl1.max_entries += 5\n"
+              "l1.tiers = ('cpu', 'disk', 'ssd')\nl1.max_entries += 5\n"
               "setattr(l1, 'write_ttl_seconds', 2.5)\nresult = l1.max_entries\n")
     assert writer.run(source, app).result == "10005"
     l1 = app.state.engine.l1  # type: ignore[attr-defined]
     assert (l1.eviction, l1.tiers, l1.write_ttl_seconds) == (
-        "fifo", ("cpu", ("disk", 2), 1.5, True), 2.5)
+        "fifo", ("cpu", "disk", "ssd"), 2.5)
 
 
 REFUSED = [
@@ -152,6 +152,8 @@ TYPE_CHANGES = [
     ("app.state.engine.l1.eviction = None", "None"),
     ("app.state.engine.l1.eviction = 3", "str"),
     ("app.state.engine.l1.tiers = 'cpu'", "tuple"),
+    ("app.state.engine.l1.tiers = ('cpu', (2, None))", "'tuple' item"),
+    ("app.state.engine.l1.tiers = ('cpu', 2)", "'int' item"),
 ]
 
 

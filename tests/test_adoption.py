@@ -1,0 +1,54 @@
+"""Adopting common_api changes nothing it should not, and every half-done setup is named
+(issue 22), against real gunicorn with several workers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import LiveServer, launch_gunicorn, wait_ready, wait_until
+
+APPS = Path(__file__).resolve().parent / "apps"
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def half_hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The adopting host under a config that calls prepare_state() and post_fork only."""
+    directory = tmp_path_factory.mktemp("adoption")
+    path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
+    server = launch_gunicorn(directory, "-c", str(APPS / "half_hooks_conf.py"),
+                             "adopting_host:app", env={"PYTHONPATH": path})
+    try:
+        yield wait_ready(server, "/work")
+    finally:
+        server.stop()
+
+
+def _log_line(server: LiveServer, text: str) -> list[str]:
+    return [line for line in server.log().splitlines() if text in line]
+
+
+def test_each_missing_hook_is_named_once_with_what_it_costs(half_hooked: LiveServer) -> None:
+    for hook, cost in (("post_worker_init", "see only the answering worker"),
+                       ("child_exit", "not folded into the archive"),
+                       ("on_exit", "not removed at exit")):
+        wait_until(lambda hook=hook: _log_line(half_hooked, f"{hook} hook does not call"), 30,
+                   message=f"a warning about {hook}")
+        lines = _log_line(half_hooked, f"{hook} hook does not call")
+        assert len(lines) == 1 and "WARNING" in lines[0] and cost in lines[0], lines
+    assert not _log_line(half_hooked, "post_fork hook does not call")
+
+
+def test_start_up_checks_reach_the_log_through_the_host_s_logging_config(
+        half_hooked: LiveServer) -> None:
+    wait_until(lambda: _log_line(half_hooked, "COMMON_API_SCRIPT_TIMEOUTT"), 30,
+               message="the unknown-key warning")
+    lines = _log_line(half_hooked, "COMMON_API_SCRIPT_TIMEOUTT")
+    assert len(lines) == 1 and "WARNING" in lines[0]
+    assert "did you mean COMMON_API_SCRIPT_TIMEOUT" in lines[0]
+    listed = half_hooked.get("/loglevel", params={"logger_name": "common_api",
+                                                  "format": "json"}).json()
+    assert listed["disabled"] is True  # the host's dictConfig did it, and it is shown

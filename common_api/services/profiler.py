@@ -154,6 +154,13 @@ class PeerWindows(Protocol):
                ) -> tuple[dict[int, MemoryReport], dict[int, str]]: ...
 
 
+class PeerHistories(Protocol):
+    """The other workers' histories of the same span (``workers/peer_histories.py``)."""
+
+    def histories(self, request: ProfileRequest
+                  ) -> tuple[dict[int, Profile], dict[int, str]]: ...
+
+
 @dataclass(frozen=True)
 class WorkersMemory:
     """``/memory?scope=all``: each worker's report, and the workers that took no part."""
@@ -179,13 +186,15 @@ class Profiler:
 
     def __init__(self, max_seconds: float, limit_key: str, lock_dir: Path | None = None,
                  peers: PeerWindows | None = None, recorder: FlightRecorder | None = None,
-                 history_seconds: float = 0.0, history_key: str = "") -> None:
+                 history_seconds: float = 0.0, history_key: str = "",
+                 history_peers: PeerHistories | None = None) -> None:
         self.max_seconds = max_seconds
         self.limit_key = limit_key
         self.peers = peers
         self.recorder = recorder
         self.history_seconds = history_seconds if recorder is not None else 0.0
         self.history_key = history_key
+        self.history_peers = history_peers
         self._cpu = ExclusiveWindow("profile", lock_dir / "profile.lock" if lock_dir else None)
         self._memory = ExclusiveWindow("memory window",
                                        lock_dir / "memory.lock" if lock_dir else None)
@@ -207,7 +216,8 @@ class Profiler:
 
     def profile(self, request: ProfileRequest) -> Profile:
         if request.last is not None:
-            return self.recorded(request)[0]
+            return self.recorded_by_all(request) if request.all_workers \
+                else self.recorded(request)[0]
         with self._cpu.hold():
             def own() -> Profile:
                 return Sampler(request.hz, request.name, request.drop_idle).run(request.seconds)
@@ -223,6 +233,20 @@ class Profiler:
                                     started_at=started)
             merged.missing_workers = {str(pid): why for pid, why in sorted(missing.items())}
             return merged
+
+    def recorded_by_all(self, request: ProfileRequest) -> Profile:
+        """Every worker's history of the last ``request.last`` seconds, each under a
+        ``worker <pid>`` root; the workers that gave none are named."""
+        own = self.recorded(request)[0]
+        parts, missing = (self.history_peers.histories(request) if self.history_peers
+                          else ({}, {}))
+        parts[os.getpid()] = own
+        merged = merge_profiles({f"worker {pid}": part for pid, part in sorted(parts.items())},
+                                duration=max(p.duration for p in parts.values()),
+                                hz=own.hz, ticks=max(p.ticks for p in parts.values()),
+                                started_at=min(p.started_at for p in parts.values()))
+        merged.missing_workers = {str(pid): why for pid, why in sorted(missing.items())}
+        return merged
 
     def memory(self, request: MemoryRequest) -> MemoryReport | WorkersMemory:
         with self._memory.hold():

@@ -177,3 +177,11 @@ def test_a_forked_child_starts_an_empty_history(spiked: FlaskClient) -> None:
         kept = int(answer.read() or "-2")
     os.waitpid(pid, 0)
     assert 0 <= kept <= 2  # a new recorder, whose first tick may have come already
+
+
+def test_scope_all_puts_the_history_under_its_worker_root(spiked: FlaskClient) -> None:
+    response = spiked.get("/profile?last=30&scope=all&name=cruncher")
+    assert response.status_code == 200
+    assert crunch_samples(response.text) >= 5
+    assert all(line.startswith(f"worker {os.getpid()};cruncher;")
+               for line in response.text.splitlines())

@@ -52,6 +52,14 @@ class FlightRecorder:
                                             daemon=True)
             self._thread.start()
 
+    def restart_empty(self) -> None:
+        """In a forked child: forget the parent's samples and sample this process."""
+        history = self.history
+        self.history = SampleHistory(history.seconds, history.hz, history.budget)
+        self._stop = threading.Event()
+        self._thread = None
+        self.start()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -97,13 +105,12 @@ def process_recorder() -> FlightRecorder | None:
 
 
 def _after_fork_in_child() -> None:
-    """A new, empty history in the child: the parent's samples are the parent's."""
-    global _lock, _recorder
+    """A new, empty history in the child, in the same recorder object (apps set up before
+    the fork hold it): the parent's samples are the parent's, and its thread is gone."""
+    global _lock
     _lock = threading.Lock()
-    parent = _recorder
-    _recorder = None
-    if parent is not None:
-        start_recorder(parent.seconds)
+    if _recorder is not None:
+        _recorder.restart_empty()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from common_api import bp
-from common_api.recorder import HZ, SampleHistory, process_recorder, start_recorder
+from common_api.recorder import HZ, SampleHistory, start_recorder
 from common_api.recorder.history import current_frames, thread_names
 
 
@@ -160,23 +160,27 @@ def test_the_history_keeps_to_its_memory_budget_with_many_distinct_stacks() -> N
 
 
 def test_a_forked_child_starts_an_empty_history(spiked: FlaskClient) -> None:
-    recorder = process_recorder()
-    assert recorder is not None
+    """What a worker forked from a --preload master gets: its own, empty history, served
+    by the app set up before the fork, and a recorder thread sampling it."""
+    assert crunch_samples(spiked.get("/profile?last=30").text) >= 5
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: report how many samples it inherited, then leave at once
+    if pid == 0:  # the child: report what its app answers, then leave at once
         try:
-            child = process_recorder()
-            kept = -1 if child is None or child is recorder else \
-                child.history.profile(600, time.monotonic(), time.time())[1].ticks
-            os.write(write, str(kept).encode())
+            time.sleep(0.5)  # a few ticks of its own
+            answer = spiked.get("/profile?last=600")
+            sampling = any(t.name == "common-api-recorder" and t.is_alive()
+                           for t in threading.enumerate())
+            os.write(write, f"{crunch_samples(answer.text)} {answer.headers['X-Profile-Samples']} "
+                            f"{sampling}".encode())
         finally:
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as answer:
-        kept = int(answer.read() or "-2")
+        inherited, samples, sampling = answer.read().split()
     os.waitpid(pid, 0)
-    assert 0 <= kept <= 2  # a new recorder, whose first tick may have come already
+    assert inherited == "0"  # the parent's spike is not the child's
+    assert int(samples) > 0 and sampling == "True"  # the child samples itself
 
 
 def test_scope_all_puts_the_history_under_its_worker_root(spiked: FlaskClient) -> None:

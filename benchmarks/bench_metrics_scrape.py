@@ -1,15 +1,18 @@
-"""``/metrics`` of a 3-worker server: cost against prometheus_client's own exposition, and
-under worker churn (issue 3, acceptance 2 and 3).
+"""``/metrics`` of a multi-worker server: cost against prometheus_client's own exposition,
+and under worker churn (issue 3, acceptance 2 and 3; issue 17, acceptance 4).
 
-(a) Scrape latency. ``common-api serve --workers 3`` serves ``create_app()`` below, whose
-    metric objects come to about 2,000 series; each worker creates and increments every
-    series at import, so the state directory holds 3 workers' files. The reference is
-    prometheus_client's documented multiprocess exposition (a fresh ``CollectorRegistry``
-    with ``MultiProcessCollector`` over that same directory, ``generate_latest``) as a WSGI
-    app (``reference_app`` below), served by the same gunicorn (3 gthread workers) so both
-    sides pay the same HTTP stack. Both are scraped by the same client, a new connection per
-    scrape, in interleaved rounds (the order alternates each round). Bar: ratio of medians
-    (common_api / reference) at most 1.2.
+(a) Scrape latency at 1, 2, 4, 8 and 16 workers. ``common-api serve --workers N`` serves
+    ``create_app()`` below, whose metric objects come to about 2,000 series per worker (no
+    callbacks); each worker creates and increments every series at import, so the state
+    directory holds N workers' files. The reference is prometheus_client's documented
+    multiprocess exposition (a fresh ``CollectorRegistry`` with ``MultiProcessCollector``
+    over that same directory, ``generate_latest``) as a WSGI app (``reference_app`` below),
+    served by the same gunicorn (N gthread workers) so both sides pay the same HTTP stack.
+    Both are scraped by the same client, a new connection per scrape, in interleaved rounds
+    (the order alternates each round). Bar: ratio of medians (common_api / reference) at
+    most 1.25 at every N. common_api's scrape includes the live part (every other worker
+    asked over the peer channel); ``/bench/live`` times that part alone inside a worker,
+    reported as the live part's added latency.
 
 (b) Worker churn. The same app under plain gunicorn with the project's config module and
     ``--max-requests`` small, so gunicorn recycles its workers at least 30 times while a
@@ -23,7 +26,12 @@ under worker churn (issue 3, acceptance 2 and 3).
 (c) The per-request cost of the mechanism on host routes (multiprocess metrics on) is
     measured by ``benchmarks/bench_overhead.py`` (variants bp-mp and bp-state), not here.
 
+    With ``--before DIR`` (a checkout of an earlier commit, e.g. ``git worktree add DIR
+    a75ee23``), the same server run from it is scraped in the same rounds, so the cost of
+    what changed is read from one run on this shared machine, not from two.
+
 Usage: python benchmarks/bench_metrics_scrape.py [--quick] [--part a|b|all]
+                                                 [--workers 1,2,4,8,16] [--before DIR]
 """
 
 from __future__ import annotations
@@ -55,8 +63,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 MODULE = Path(__file__).stem
 GUNICORN_CONF = "python:common_api.gunicorn_conf"
-WORKERS = 3
-SCRAPE_BAR = 1.2
+WORKERS = 3  # part (b)
+SCRAPE_WORKERS = (1, 2, 4, 8, 16)  # part (a)
+SCRAPE_BAR = 1.25
 CHURN_BAR = 1.3
 MIN_RECYCLES = 30
 
@@ -103,6 +112,20 @@ def create_app() -> Flask:
     @app.get("/bench/state")
     def state() -> Any:
         return jsonify(pid=os.getpid(), prometheus=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+    @app.get("/bench/live")
+    def live() -> Any:
+        """How long this worker takes to gather every worker's live part (ms, 20 runs)."""
+        runtime = app.extensions["common_api"].backend.runtime
+        if not hasattr(runtime, "gather_live_metrics"):  # a checkout without a live part
+            return jsonify(median_ms=0.0, workers=0, missing=0)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            gathered = runtime.gather_live_metrics(1.0)
+            times.append((time.perf_counter() - started) * 1000)
+        return jsonify(median_ms=statistics.median(times), workers=len(gathered.reports),
+                       missing=len(gathered.missing))
 
     @app.get("/bench/inc")
     def inc() -> Any:
@@ -226,14 +249,14 @@ def server_group() -> Iterator[Servers]:
             group.close()
 
 
-def serve_argv(port: int) -> list[str]:
+def serve_argv(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", "common_api.cli", "serve", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(WORKERS), "--app", f"{MODULE}:create_app()"]
+            "--workers", str(workers), "--app", f"{MODULE}:create_app()"]
 
 
-def reference_argv(port: int) -> list[str]:
+def reference_argv(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", "4",
+            "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
             "--no-control-socket", f"{MODULE}:reference_app"]
 
 
@@ -267,15 +290,16 @@ def prometheus_dir(server: Server) -> Path:
     return Path(json.loads(body)["prometheus"])
 
 
-def wait_workers_ready(server: Server, directory: Path, timeout: float = 60.0) -> None:
+def wait_workers_ready(server: Server, directory: Path, timeout: float = 60.0,
+                       workers: int = WORKERS) -> None:
     """Every worker answers and has written its series (one bench counter file each)."""
 
     def ready() -> bool:
         status, _, _ = http_get(server.port, "/metrics")
         live = [p for p in directory.glob("counter_*.db") if not p.name.endswith("archive.db")]
-        return status == 200 and len(live) >= WORKERS
+        return status == 200 and len(live) >= workers and quiet(server)
 
-    wait_for(ready, timeout, f"{WORKERS} workers of {server.name}", server)
+    wait_for(ready, timeout, f"{workers} workers of {server.name}", server)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -323,10 +347,10 @@ class Comparison:
 
 def interleaved(ports: dict[str, int], samples: int, warmup: int,
                 path: str = "/metrics") -> Comparison:
-    """Scrape the two servers alternately, one scrape each at a time, in A B B A order
-    (which cancels a linear drift of the machine's speed)."""
+    """Scrape the servers alternately, one scrape each at a time, in A B B A order
+    (which cancels a linear drift of the machine's speed); the ratio is of the first two."""
     names = tuple(ports)
-    assert len(names) == 2
+    assert len(names) >= 2
     comparison = Comparison((names[0], names[1]), {name: [] for name in names})
     for number in range(warmup + samples):
         order = names if number % 2 == 0 else names[::-1]
@@ -376,45 +400,93 @@ class Settings:
     # max_requests x WORKERS so that the fresh server stays close to fresh
 
 
-def part_a(settings: Settings) -> bool:
-    print("(a) /metrics with 3 workers and ~2,000 series vs prometheus_client's own "
-          "multiprocess exposition of the same directory")
+@dataclass
+class ScrapeResult:
+    workers: int
+    comparison: Comparison
+    same: bool
+    live_ms: float
+    live_workers: int
+
+    @property
+    def before_ratio(self) -> float | None:
+        """The other checkout's median over the reference's, when one was scraped too."""
+        if BEFORE not in self.comparison.samples:
+            return None
+        return (self.comparison.median_ms(BEFORE)
+                / self.comparison.median_ms(self.comparison.names[1]))
+
+
+BEFORE = "before GET /metrics"
+
+
+def start_ready(group: Servers, name: str, workers: int, env: dict[str, str]) -> Server:
+    server = group.start(name, serve_argv(free_port(), workers), env)
+    wait_for(lambda: http_get(server.port, "/bench/state")[0] == 200, 120,
+             "common-api serve", server)
+    wait_workers_ready(server, prometheus_dir(server), 180, workers)
+    return server
+
+
+def scrape_at(settings: Settings, workers: int, before: Path | None = None) -> ScrapeResult:
+    """Part (a) at ``workers`` workers: the servers started, compared, stopped; with
+    ``before`` (another checkout of common_api), a third server run from it is scraped in
+    the same rounds."""
     with server_group() as group:
         env = base_env()
-        ours = group.start("common_api", serve_argv(free_port()), env)
-        wait_for(lambda: http_get(ours.port, "/bench/state")[0] == 200, 60,
-                 "common-api serve", ours)
+        ours = start_ready(group, f"common_api-{workers}", workers, env)
         directory = prometheus_dir(ours)
-        wait_workers_ready(ours, directory)
         ref_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-        reference = group.start("reference", reference_argv(free_port()), ref_env)
-        wait_for(lambda: http_get(reference.port, "/metrics")[0] == 200, 60,
+        reference = group.start(f"reference-{workers}", reference_argv(free_port(), workers),
+                                ref_env)
+        wait_for(lambda: http_get(reference.port, "/metrics")[0] == 200, 120,
                  "reference server", reference)
 
         ours_body, ref_body = timed_get(ours.port, "/metrics")[1], timed_get(
             reference.port, "/metrics")[1]
         ours_samples, ref_samples = parse(ours_body), parse(ref_body)
         same = bench_only(ours_samples) == bench_only(ref_samples)
-        files = sorted(p.name for p in directory.glob("*.db"))
-        print(f"  state: {directory} holds {len(files)} .db files ({WORKERS} workers)")
-        print(f"  series (samples) per scrape: common_api {len(ours_samples)} "
-              f"({len(bench_only(ours_samples))} bench_*), reference {len(ref_samples)}; "
-              f"bench_* values identical: {same}")
-        print(f"  body bytes: common_api {len(ours_body)}, reference {len(ref_body)}")
+        files = sum(1 for _ in directory.glob("*.db"))
+        print(f"  {workers:2d} workers: {files} .db files, samples per scrape common_api "
+              f"{len(ours_samples)} ({len(bench_only(ours_samples))} bench_*), reference "
+              f"{len(ref_samples)}; bench_* values identical: {same}; body bytes "
+              f"{len(ours_body)} vs {len(ref_body)}")
+        ports = {"common_api GET /metrics": ours.port, "reference GET /metrics": reference.port}
+        if before is not None:
+            before_env = {**env, "PYTHONPATH": os.pathsep.join([str(before), env["PYTHONPATH"]])}
+            ports[BEFORE] = start_ready(group, f"before-{workers}", workers, before_env).port
+        comparison = interleaved(ports, settings.samples, settings.warmup)
+        live = json.loads(http_get(ours.port, "/bench/live")[2])
+        if workers == SCRAPE_WORKERS[-1] or workers == 1:
+            print(f"     common_api server: {ours.command}")
+            print(f"     reference server:  {reference.command}")
+    return ScrapeResult(workers, comparison, same, float(live["median_ms"]),
+                        int(live["workers"]))
 
-        comparison = interleaved({"common_api GET /metrics": ours.port,
-                                  "reference GET /metrics": reference.port},
-                                 settings.samples, settings.warmup)
-        for line in comparison.lines():
-            print(line)
-        ok = comparison.ratio <= SCRAPE_BAR and same
-        print(f"  ratio of medians (common_api / reference): {comparison.ratio:.3f}   "
-              f"bar <= {SCRAPE_BAR}: {'PASS' if ok else 'FAIL'}")
-        print(f"  {settings.samples} scrapes per server (after {settings.warmup} warm-up "
-              "scrapes each), alternating one by one in A B B A order, a new connection per "
-              "scrape, same client")
-        print(f"  common_api server: {ours.command}")
-        print(f"  reference server:  {reference.command}")
+
+def part_a(settings: Settings, sizes: tuple[int, ...] = SCRAPE_WORKERS,
+           before: Path | None = None) -> bool:
+    print(f"(a) /metrics with {', '.join(map(str, sizes))} workers and ~2,000 series per "
+          "worker vs prometheus_client's own multiprocess exposition of the same directory"
+          + (f"; 'before': the same server run from {before}" if before else ""))
+    results = [scrape_at(settings, workers, before) for workers in sizes]
+    print(f"\n  {'workers':>7}  {'common_api ms':>13}  {'reference ms':>12}  {'ratio':>6}  "
+          f"{'live part ms':>12}  {'before ratio':>12}  bar <= {SCRAPE_BAR}")
+    ok = True
+    for result in results:
+        first, second = result.comparison.names
+        passed = result.comparison.ratio <= SCRAPE_BAR and result.same
+        ok = ok and passed
+        print(f"  {result.workers:7d}  {result.comparison.median_ms(first):13.2f}  "
+              f"{result.comparison.median_ms(second):12.2f}  {result.comparison.ratio:6.3f}  "
+              f"{result.live_ms:12.2f}  "
+              f"{'' if result.before_ratio is None else f'{result.before_ratio:.3f}':>12}  "
+              f"{'PASS' if passed else 'FAIL'}")
+    print(f"  medians of {settings.samples} scrapes per server and size (after "
+          f"{settings.warmup} warm-up scrapes each), alternating one by one in A B B A order, "
+          "a new connection per scrape, same client; 'live part' = median time one worker "
+          "takes to gather every worker's live part over the peer channel (/bench/live, 20 "
+          "runs), included in common_api's figure")
     return ok
 
 
@@ -571,10 +643,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer scrapes (about 2 minutes instead of about 5)")
     parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--workers", default=",".join(map(str, SCRAPE_WORKERS)),
+                        help="part (a)'s worker counts, comma-separated")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="part (a): also scrape, in the same rounds, the server run from "
+                             "this other checkout of the project (e.g. a worktree of an "
+                             "earlier commit)")
     args = parser.parse_args(argv)
-    settings = (Settings(samples=100, warmup=5, churn_increments=800, max_requests=25,
+    sizes = tuple(int(part) for part in args.workers.split(","))
+    settings = (Settings(samples=40, warmup=5, churn_increments=800, max_requests=25,
                          churn_samples=50) if args.quick else
-                Settings(samples=400, warmup=10, churn_increments=1700, max_requests=50,
+                Settings(samples=100, warmup=10, churn_increments=1700, max_requests=50,
                          churn_samples=150))
     command = shlex.join([sys.executable, *sys.argv])
     print(f"command: {command}")
@@ -586,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = []
     if args.part in ("a", "all"):
-        results.append(part_a(settings))
+        results.append(part_a(settings, sizes, args.before))
     if args.part in ("b", "all"):
         results.append(part_b(settings))
     print(f"\ntotal {time.monotonic() - started:.0f} s: "

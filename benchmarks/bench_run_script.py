@@ -111,7 +111,7 @@ def main() -> None:
         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
         "--pythonpath", str(HERE), "bench_run_script:create_app()",
     ]
-    env = dict(os.environ, COMMON_API_SCRIPT_TIMEOUT="30")
+    env = dict(os.environ, COMMON_API_SCRIPT_TIMEOUT="30", COMMON_API_SCRIPT_ENABLED="true")
     repo = str(HERE.parent)
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.Popen(command, env=env, cwd=repo, start_new_session=True,

@@ -198,7 +198,7 @@ def main() -> None:
     path = [p for p in (args.pythonpath, str(HERE), str(HOSTS), str(REPO)) if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), COMMON_API_TOKEN=TOKEN,
                COMMON_API_SCRIPT_TIMEOUT=str(TIMEOUT),
-               COMMON_API_SCRIPT_ALLOWED_IMPORTS=IMPORTS)
+               COMMON_API_SCRIPT_ALLOWED_IMPORTS=IMPORTS, COMMON_API_SCRIPT_ENABLED="true")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     proc = subprocess.Popen(command, env=env, cwd="/", start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

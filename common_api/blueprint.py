@@ -57,6 +57,7 @@ from common_api.services.threads import (
 bp = Blueprint("common_api", __name__)
 
 MAX_THREAD_ID = 2**63 - 1
+MISSING_WORKERS_HEADER = "X-Missing-Workers"  # pids whose live metrics a scrape lacks
 # the view of each row of common_api.endpoints, by name; routes are added at registration
 VIEWS: dict[str, Callable[..., Response]] = {}
 # an endpoint the table does not know is treated as the most guarded kind
@@ -268,10 +269,13 @@ def loglevel() -> Response:
 
 @view("metrics")
 def metrics() -> Response:
-    body, content_type = _state().metrics.exposition(request.headers.get("Accept"),
-                                                     request.args.getlist("name[]"))
-    body, encoding = compress(body, request.headers.get("Accept-Encoding"))
-    response = Response(body, content_type=content_type)
+    scrape = _state().metrics.scrape(request.headers.get("Accept"),
+                                     request.args.getlist("name[]"))
+    body, encoding = compress(scrape.body, request.headers.get("Accept-Encoding"))
+    response = Response(body, content_type=scrape.content_type)
+    missing = scrape.missing_header()
+    if missing is not None:
+        response.headers[MISSING_WORKERS_HEADER] = missing
     response.vary.add("Accept-Encoding")
     if encoding is not None:
         response.headers["Content-Encoding"] = encoding

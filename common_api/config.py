@@ -49,6 +49,7 @@ ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
 METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
 PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
 PROFILE_HISTORY_SECONDS = "COMMON_API_PROFILE_HISTORY_SECONDS"
+METRICS_PEER_TIMEOUT = "COMMON_API_METRICS_PEER_TIMEOUT"
 
 DEFAULT_SECRET_PATTERN = (
     r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"
@@ -246,6 +247,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(400 above)", _positive_number),
     Setting(PROFILE_HISTORY_SECONDS, 600.0, "seconds of stack samples every worker keeps "
             "for /profile?last= (always on, in memory, at most 8 MiB; 0: off)", _seconds_or_off),
+    Setting(METRICS_PEER_TIMEOUT, 1.0, "longest wait of a /metrics scrape for the other "
+            "workers' live metrics, seconds (a later worker is left out and named)",
+            _positive_number),
 )
 
 

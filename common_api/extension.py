@@ -318,7 +318,7 @@ def setup_app(app: Flask) -> CommonApiState:
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
                                      lambda: [*backend.worker_problems(), *features_off()])
     periodic_series = PeriodicThreadCollector(periodic)
-    sources = backend.metric_sources(registry)
+    sources = backend.metric_sources(registry, settings[config.METRICS_PEER_TIMEOUT])
     baseline = backend.baseline_store()
     if runtime is not None and request_metrics is not None:
         # every app of the process writes to the same files: show this app's series only

@@ -145,3 +145,21 @@ def test_a_renamed_mmap_method_turns_safe_files_off(checks_again: pytest.MonkeyP
     compat_prometheus = importlib.import_module(f"{COMPAT}.prometheus")
     assert not compat_prometheus.SAFE_FILES
     assert compat_prometheus.METRIC_READS and compat_prometheus.FOLD  # the others stay on
+
+
+def test_the_live_part_s_registry_shapes_hold_on_this_version() -> None:
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from common_api.compat.prometheus import gauge_mode, gauge_series, registered_collectors
+
+    registry = CollectorRegistry()
+    fed = Gauge("compat_fed", "fed by a function", registry=registry, multiprocess_mode="max")
+    fed.set_function(lambda: 7.0)
+    labelled = Gauge("compat_labelled", "labelled", ["queue"], registry=registry)
+    labelled.labels("a").set(1)
+    assert {fed, labelled} <= set(registered_collectors(registry))
+    [series] = gauge_series(fed, callbacks_only=True)
+    assert series.from_function and [s.value for s in series.read()] == [7.0]
+    assert gauge_series(labelled, callbacks_only=True) == []
+    assert [s.labels for s in gauge_series(labelled)] == [{"queue": "a"}]
+    assert gauge_mode(fed) == "max"

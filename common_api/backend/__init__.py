@@ -39,9 +39,10 @@ class Coordination(Protocol):
     def baseline_store(self) -> BaselineStore:
         """Where the reset baseline lives."""
 
-    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
+    def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0
+                       ) -> list[Collector]:
         """What a scrape collects, besides the periodic-thread series (``registry`` is
-        the app's own)."""
+        the app's own; ``peer_timeout`` bounds the wait for other workers)."""
 
     def statuses(self) -> list[Status]:
         """Every periodic thread of every live worker."""

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from common_api.periodic import PeriodicThreadRegistry
+from common_api.services.live_metrics import RegistryReader
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
 from common_api.services.periodic_status import Status, thread_status
@@ -33,8 +34,11 @@ class LocalCoordination:
     def baseline_store(self) -> BaselineStore:
         return self._baseline
 
-    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
-        return [REGISTRY, registry]
+    def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0
+                       ) -> list[Collector]:
+        # one process: the live part is the whole default registry, each collector and
+        # callback read on its own so that one that raises loses only its own series
+        return [RegistryReader(REGISTRY, multiprocess=False), registry]
 
     def statuses(self) -> list[Status]:
         return [thread_status(thread)

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from common_api.errors import ConfigurationError, Unavailable
+from common_api.services.live_metrics import LiveMetricsCollector
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
@@ -105,9 +106,14 @@ class SharedDirectoryCoordination:
     def baseline_store(self) -> BaselineStore:
         return CompleteBaselineStore(self.runtime)
 
-    def metric_sources(self, registry: CollectorRegistry) -> list[Collector]:
-        # every metric object's values are in the shared files, whatever its registry
-        return [self.runtime.metrics_source]
+    def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0
+                       ) -> list[Collector]:
+        # every file-backed metric object's values are in the shared files, whatever its
+        # registry; the rest of the default registry is read live in every worker
+        runtime = self.runtime
+        return [LiveMetricsCollector(runtime.metrics_source,
+                                     lambda: runtime.begin_live_metrics(peer_timeout),
+                                     runtime.missing_log)]
 
     def statuses(self) -> list[Status]:
         return self.runtime.board.statuses()

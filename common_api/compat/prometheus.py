@@ -11,8 +11,17 @@
   ``write_value`` and ``close``, ``MmapedDict.read_all_values_from_file`` and
   ``mmap_key`` (a private module's names).
 
+- The live part of a scrape (``common_api.services.live_metrics``):
+  ``CollectorRegistry._collector_to_names`` and ``._lock`` (the collectors of a registry,
+  so only what the multiprocess files do not carry is collected live);
+  ``Gauge._child_samples`` as an instance attribute (how ``set_function`` replaces a
+  gauge's value, the only trace it leaves), ``Gauge._metrics``, ``._labelnames`` and
+  ``._lock`` (a labelled gauge's children), ``Gauge._multiprocess_mode``.
+
 A shape that is missing turns its feature off (``common_api.compat``); the callers ask
-``SAFE_FILES``, ``METRIC_READS`` and ``FOLD`` before they use them.
+``SAFE_FILES``, ``METRIC_READS`` and ``FOLD`` before they use them. The live part reads
+its shapes when asked and raises ``RegistryLayoutChanged`` (the scrape answers 503 naming
+it) rather than leave metrics out silently.
 """
 
 from __future__ import annotations
@@ -20,22 +29,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from prometheus_client import values
+from prometheus_client import Gauge, values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
 
 from common_api.compat import has_attributes, require
+from common_api.errors import Unavailable
 
 LIBRARY = "prometheus-client"
 FILE_ATTRIBUTES = ("_f", "_m", "_fname", "_capacity", "_used", "_positions")
 
 __all__ = ["FOLD", "FOLD_FEATURE", "METRIC_READS", "READS_FEATURE", "SAFE_FILES",
-           "SAFE_FILES_FEATURE", "MmapedDict", "accumulate_metrics",
-           "mmap_key", "read_metrics", "value_files", "values_lock"]
+           "SAFE_FILES_FEATURE", "GaugeSeries", "MmapedDict", "RegistryLayoutChanged",
+           "accumulate_metrics", "gauge_mode", "gauge_series", "mmap_key", "read_metrics",
+           "registered_collectors", "value_files", "values_lock"]
 
 
 def _parameters(function: Any) -> list[str]:
@@ -130,3 +144,52 @@ def accumulate_metrics(metrics: dict[str, Metric]) -> Iterable[Metric]:
     accumulated: Iterable[Metric] = MultiProcessCollector._accumulate_metrics(  # type: ignore[no-untyped-call]
         metrics, True)
     return accumulated
+
+
+# ---------------------------------------------------------------- the live part of a scrape
+
+class RegistryLayoutChanged(Unavailable):
+    """prometheus_client no longer keeps its collectors where this module reads them."""
+
+    def __init__(self, error: AttributeError) -> None:
+        super().__init__(f"Metrics unavailable: prometheus_client has changed ({error}); "
+                         "common_api cannot read the live part of /metrics")
+
+
+def registered_collectors(registry: CollectorRegistry) -> list[Collector]:
+    try:
+        with registry._lock:
+            return list(registry._collector_to_names)
+    except AttributeError as error:
+        raise RegistryLayoutChanged(error) from None
+
+
+@dataclass(frozen=True)
+class GaugeSeries:
+    """One series of a gauge: its labels, whether ``set_function`` feeds it, and how to
+    read its value now (a callback's exceptions propagate)."""
+
+    labels: dict[str, str]
+    from_function: bool
+    read: Callable[[], Iterable[Sample]]
+
+
+def gauge_series(gauge: Gauge, callbacks_only: bool = False) -> list[GaugeSeries]:
+    """The gauge's series (only those fed by ``set_function`` with ``callbacks_only``,
+    the cheap question a scrape asks of every gauge)."""
+    try:
+        names = tuple(gauge._labelnames)
+        children: list[tuple[Sequence[str], Gauge]] = [((), gauge)]
+        if names:
+            with gauge._lock:
+                children = cast(list[tuple[Sequence[str], Gauge]],
+                                list(gauge._metrics.items()))
+        return [GaugeSeries(dict(zip(names, values, strict=True)), fed, child._child_samples)
+                for values, child in children
+                if (fed := "_child_samples" in vars(child)) or not callbacks_only]
+    except AttributeError as error:
+        raise RegistryLayoutChanged(error) from None
+
+
+def gauge_mode(gauge: Gauge) -> str:
+    return str(getattr(gauge, "_multiprocess_mode", "all"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -136,7 +136,15 @@ class AppRequestSeries:
         self._own = own
 
     def collect(self) -> Iterable[Metric]:
-        for metric in self._source.collect():
+        return self._own_series(self._source.collect())
+
+    def collect_for_reset(self) -> Iterable[Metric]:
+        """The source's reset view (``MetricsService.reset``), filtered alike."""
+        return self._own_series(getattr(self._source, "collect_for_reset",
+                                        self._source.collect)())
+
+    def _own_series(self, metrics: Iterable[Metric]) -> Iterator[Metric]:
+        for metric in metrics:
             if metric.name not in self._families:
                 yield metric
                 continue

@@ -13,10 +13,11 @@ called ``reset()`` itself, a process started afresh); it is then reported raw.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gzip
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -138,6 +139,34 @@ class _Restricted:
                 yield kept
 
 
+@dataclass
+class Scrape:
+    """One exposition: the body, its content type, and each worker whose live metrics it
+    lacks (pid -> cause)."""
+
+    body: bytes
+    content_type: str
+    missing_workers: dict[int, str] = field(default_factory=dict)
+
+    def missing_header(self) -> str | None:
+        """The value of the response header naming the missing workers, if any."""
+        if not self.missing_workers:
+            return None
+        return ", ".join(f"{pid} ({cause})" for pid, cause in
+                         sorted(self.missing_workers.items()))
+
+
+_SCRAPE: contextvars.ContextVar[Scrape | None] = contextvars.ContextVar(
+    "common_api_scrape", default=None)
+
+
+def note_missing_workers(missing: Mapping[int, str]) -> None:
+    """Called by a source during a scrape: these workers' live metrics are not in it."""
+    scrape = _SCRAPE.get()
+    if scrape is not None:
+        scrape.missing_workers.update(missing)
+
+
 def compress(body: bytes, accept_encoding: str | None) -> tuple[bytes, str | None]:
     """``body`` gzipped when the scraper accepts it (Prometheus does), with the
     Content-Encoding to send; as is otherwise."""
@@ -162,6 +191,13 @@ class MetricsService:
         for source in self._sources:
             yield from source.collect()
 
+    def _resettable(self) -> Iterator[Metric]:
+        """What a reset reads: each source's ``collect_for_reset`` where it has one (a
+        source whose live part is not reset), else its ``collect``."""
+        for source in self._sources:
+            collect = getattr(source, "collect_for_reset", source.collect)
+            yield from collect()
+
     def collect(self) -> Iterable[Metric]:
         baseline = self._store.load()
         for metric in self._raw():
@@ -176,15 +212,26 @@ class MetricsService:
                    ) -> tuple[bytes, str]:
         """The scrape body and its content type, negotiated from an Accept header; with
         ``names`` (prometheus_client's ``name[]``), only the samples of those names."""
+        scrape = self.scrape(accept, names)
+        return scrape.body, scrape.content_type
+
+    def scrape(self, accept: str | None = None, names: Sequence[str] = ()) -> Scrape:
+        """``exposition`` with the workers whose live metrics it lacks."""
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(_Restricted(self, frozenset(names)) if names else self), content_type
+        scrape = Scrape(b"", content_type)
+        token = _SCRAPE.set(scrape)
+        try:
+            scrape.body = encoder(_Restricted(self, frozenset(names)) if names else self)
+        finally:
+            _SCRAPE.reset(token)
+        return scrape
 
     def reset(self) -> None:
         """Make every counter, histogram and summary read zero from now on."""
         now = time.time()
         values: dict[SampleKey, float] = {}
         with self._store.snapshot():
-            for metric in self._raw():
+            for metric in self._resettable():
                 if metric.type in RESETTABLE_TYPES:
                     for sample in metric.samples:
                         key = sample_key(sample)

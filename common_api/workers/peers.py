@@ -147,6 +147,23 @@ def siblings() -> set[int]:
     return {worker.pid for worker in _live_siblings()}
 
 
+def is_sibling(pid: int) -> bool:
+    """True when ``pid`` is another live child of this process's parent running the same
+    command: one of this server's workers (booting ones included), not the master, not a
+    process any of them started."""
+    if pid == os.getpid():
+        return False
+    stat = _stat(pid)
+    return (stat is not None and stat.ppid == os.getppid() and stat.state not in {"Z", "X", "x"}
+            and _cmdline(pid) == _cmdline(os.getpid()))
+
+
+def is_stopped(pid: int) -> bool:
+    """True when process ``pid`` is stopped (SIGSTOP, a debugger) now."""
+    stat = _stat(pid)
+    return stat is not None and stat.state in {"T", "t"}
+
+
 def current(worker: Worker) -> Worker | None:
     """The same process now (fresh ``state``), or None if it has exited."""
     stat = _stat(worker.pid)

@@ -3,7 +3,8 @@
 A runtime starts in each worker: after the fork (when the app was loaded in the master),
 from gunicorn's ``post_worker_init`` hook, or on the first request, whichever comes first;
 starting twice in one process does nothing. It installs the dump signal, applies the
-shared log levels, and runs one background thread that re-applies levels when they
+shared log levels, listens on its peer channel (``peer_link``: its siblings ask it for its
+live metrics there), and runs one background thread that re-applies levels when they
 change and publishes this worker's periodic-thread statuses.
 
 The same thread recovers the worker's side from state-directory faults by itself: it
@@ -24,11 +25,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from prometheus_client import REGISTRY
+
+from common_api.errors import Unavailable
 from common_api.periodic import PeriodicThread, ThreadLevel
+from common_api.services.live_metrics import (
+    Gathered,
+    LiveFamily,
+    MissingWorkerLog,
+    RegistryReader,
+)
 from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
+from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.peers import server_workers
 from common_api.workers.shared_levels import SharedLogLevels
@@ -38,6 +49,7 @@ from common_api.workers.status_board import PUBLISH_PERIOD, StatusBoard
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.25
+LIVE_METRICS = "metrics"  # the peer channel's request for a worker's live metrics
 PUBLISH_EVERY = round(PUBLISH_PERIOD / SYNC_INTERVAL)  # ticks
 
 
@@ -53,6 +65,12 @@ class WorkerRuntime:
         self.metrics_source = LockedMultiProcessCollector(state, live_pids)
         self.baseline = FileBaselineStore(state.metrics_baseline)
         self.peer_windows = PeerWindows(state, lambda: [w.pid for w in server_workers()])
+        self.live_metrics = RegistryReader(REGISTRY, multiprocess=True)
+        self.link = PeerLink(state.root)
+        self.missing_log = MissingWorkerLog(self.link.claim)
+        # inline: the quick answer every scrape waits for (a host callback that is slow
+        # delays only what this worker is asked meanwhile, within each caller's deadline)
+        self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}
@@ -92,6 +110,8 @@ class WorkerRuntime:
                 return
             metric_store.install()
             self._step("state directory", self.state.ensure)
+            # listening before the dump handler makes this worker one its siblings ask
+            self._step("peer channel", self.link.start)
             # published before the dump handler makes this worker a sibling that the
             # others list (peers.server_workers): it is never listed without its status
             self.board.publish()
@@ -110,6 +130,32 @@ class WorkerRuntime:
         """Every other live worker's threads, by pid (``workers/dumps.py``)."""
         return self.dumps.collect(server_workers(), names=self.board.thread_names)
 
+    def gather_live_metrics(self, timeout: float) -> Gathered:
+        """This worker's live metrics and every other live worker's, within ``timeout``."""
+        return self.begin_live_metrics(timeout)()
+
+    def begin_live_metrics(self, timeout: float) -> Callable[[], Gathered]:
+        """``gather_live_metrics`` in two halves: the other workers are asked now, the
+        returned function reads this worker's part and collects theirs."""
+        try:
+            finish = self.link.begin_asking_siblings(LIVE_METRICS, None, timeout)
+        except OSError as error:  # out of file descriptors, say: say so, never guess
+            raise Unavailable(f"Metrics unavailable: the other workers cannot be asked for "
+                              f"their live metrics ({describe_error(error)})") from None
+
+        def gathered() -> Gathered:
+            reports = {os.getpid(): self.live_metrics.families()}
+            replies = finish()
+            missing = dict(replies.missing)
+            for pid, answer in replies.answers.items():
+                try:
+                    reports[pid] = [LiveFamily.from_json(item) for item in answer["families"]]
+                except (TypeError, ValueError, KeyError) as error:
+                    missing[pid] = f"answer unreadable ({type(error).__name__})"
+            return Gathered(reports, missing)
+
+        return gathered
+
     def _tick(self) -> None:
         self._ticks += 1
         self._step("peer windows", self.peer_windows.poll)
@@ -121,6 +167,8 @@ class WorkerRuntime:
                             self.state.root)
             self._step("reset baseline", self.baseline.refresh)
             self._step("metric files", metric_store.reattach)
+            if not self.link.listening:
+                self._step("peer channel", self.link.start)
             if self._dumps_installed:
                 self._step("thread dumps", self.dumps.ensure_fallback)
             self.board.publish()
@@ -184,6 +232,7 @@ def worker_exited(state: StateDir, pid: int) -> None:
     from common_api.workers.metrics_files import fold_dead_workers
 
     for what, action in (("fold", lambda: fold_dead_workers(state, {pid})),
+                         ("peer channel socket", lambda: PeerLink.released(state.root, pid)),
                          ("status file", lambda: StatusBoard(state).withdraw(pid)),
                          ("dump file", lambda: WorkerDumps(state).withdraw(pid)),
                          ("level sync files", lambda: LevelSync(state.root).withdraw(pid))):

@@ -22,7 +22,6 @@ PYTHONPATH). Each worker imports it, so each worker has its own copies of what i
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, request
+from gil_hold import hold_gil
 from prometheus_client import Counter, Histogram, Summary
 
 from common_api import ThreadLevel, ThreadRunSummary, bp, create_periodic_thread
@@ -93,26 +93,6 @@ def level_probe() -> ThreadRunSummary:
 create_periodic_thread("heartbeat", 0.4, heartbeat, level=ThreadLevel.CRITICAL).start()
 create_periodic_thread("watchdog", 0.5, watchdog, level=ThreadLevel.HIGH).start()
 create_periodic_thread("level-probe", 0.1, level_probe, level=ThreadLevel.LOW).start()
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def hold_gil(seconds: float) -> None:
-    """Block the whole process for ``seconds``: a C call made while holding the GIL.
-
-    ``pthread_mutex_timedlock`` on a normal mutex this thread already holds waits until the
-    deadline; POSIX forbids it to return EINTR, so signals (faulthandler's, gunicorn's)
-    run their C handlers and the wait goes on. ``ctypes.PyDLL`` keeps the GIL during the call.
-    """
-    libc = ctypes.PyDLL(None)
-    mutex = ctypes.create_string_buffer(128)  # zeroed: PTHREAD_MUTEX_INITIALIZER on Linux
-    libc.pthread_mutex_lock(mutex)
-    deadline = time.time() + seconds
-    until = _Timespec(int(deadline), int((deadline % 1) * 1e9))
-    libc.pthread_mutex_timedlock(mutex, ctypes.byref(until))
-    libc.pthread_mutex_unlock(mutex)
 
 
 def create_app() -> Flask:

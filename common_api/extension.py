@@ -348,7 +348,7 @@ def setup_app(app: Flask) -> CommonApiState:
                           backend.window_lock_dir(), backend.peer_windows(),
                           start_recorder(settings[config.PROFILE_HISTORY_SECONDS]),
                           settings[config.PROFILE_HISTORY_SECONDS],
-                          config.PROFILE_HISTORY_SECONDS),
+                          config.PROFILE_HISTORY_SECONDS, backend.peer_histories()),
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,

@@ -39,6 +39,7 @@ from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
 from common_api.workers.dumps import WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
+from common_api.workers.peer_histories import PeerHistories
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import PeerWindows
 from common_api.workers.peers import server_workers
@@ -71,6 +72,7 @@ class WorkerRuntime:
         # inline: the quick answer every scrape waits for (a host callback that is slow
         # delays only what this worker is asked meanwhile, within each caller's deadline)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
+        self.peer_histories = PeerHistories(self.link)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}

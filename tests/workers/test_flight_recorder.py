@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from support import LiveServer, delete_tree, running_server, wait_until
+from support import LiveServer, delete_tree, freeze, running_server, wait_until
 
 from common_api.cli import main
 
@@ -197,3 +198,38 @@ def test_a_spike_that_ended_before_anyone_looked_is_in_the_worker_s_history(
         formatted = from_worker(server, f"/profile?last=30&format={fmt}&idle=false", spike)
         assert formatted.status_code == 200 and "crunch_numbers" in formatted.text, fmt
     assert fresh_get(server, "/profile?last=601").status_code == 400
+
+
+def test_scope_all_merges_every_worker_s_history_under_its_root(
+        served: tuple[LiveServer, Path], spike: int) -> None:
+    server, _ = served
+    workers = all_workers(server)
+    started = time.monotonic()
+    response = fresh_get(server, "/profile?last=30&scope=all")
+    assert time.monotonic() - started < 5.0  # no window run anywhere
+    assert response.status_code == 200
+    assert "X-Profile-Missing-Workers" not in response.headers
+    roots = {line.split(";", 1)[0] for line in response.text.splitlines()}
+    assert roots == {f"worker {pid}" for pid in workers}
+    assert crunch_samples(response.text, f"worker {spike};") >= 10, response.text
+    assert crunch_samples(response.text) == crunch_samples(response.text, f"worker {spike};")
+
+
+def test_scope_all_names_a_stopped_worker_and_answers_with_the_others(
+        served: tuple[LiveServer, Path], spike: int) -> None:
+    server, _ = served
+    workers = all_workers(server)
+    stopped = min(workers - {spike})
+    freeze(stopped)
+    try:
+        def answer() -> requests.Response | None:
+            response = fresh_get(server, "/profile?last=30&scope=all")
+            return response if int(response.headers["X-Worker-Pid"]) != stopped else None
+
+        response = wait_until(answer, 20, interval=0.01, message="a live worker answering")
+        assert isinstance(response, requests.Response) and response.status_code == 200
+        assert f"{stopped} (" in response.headers["X-Profile-Missing-Workers"]
+        roots = {line.split(";", 1)[0] for line in response.text.splitlines()}
+        assert roots == {f"worker {pid}" for pid in workers - {stopped}}
+    finally:
+        os.kill(stopped, signal.SIGCONT)

@@ -189,3 +189,17 @@ def test_scope_all_puts_the_history_under_its_worker_root(spiked: FlaskClient) -
     assert crunch_samples(response.text) >= 5
     assert all(line.startswith(f"worker {os.getpid()};cruncher;")
                for line in response.text.splitlines())
+
+
+def test_a_worker_answers_a_history_request_it_can_read_and_refuses_a_bad_one(
+        spiked: FlaskClient) -> None:
+    from common_api.workers.peer_histories import answer_history
+    from common_api.workers.peer_profiles import profile_from_dict
+
+    part = profile_from_dict(answer_history({"last": 30, "name": "cruncher",
+                                             "drop_idle": True}))
+    assert part.samples >= 5
+    assert all(part.frames[stack[0]].name == "cruncher" for stack in part.stacks)
+    for bad in (None, [], {"last": "30"}, {"last": True}, {"last": 0}, {"last": 30, "name": 1}):
+        with pytest.raises(ValueError):
+            answer_history(bad)

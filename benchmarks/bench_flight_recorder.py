@@ -16,7 +16,7 @@ nanoseconds), summed over the worker's threads.
 3. Memory: the recorder's own estimate and what tracemalloc counts for a 600 s history of
    the benchmark process with 12 threads (6,000 ticks recorded as fast as it can).
 
-    python benchmarks/bench_flight_recorder.py [--rounds 3] [--idle-seconds 20] [--requests 300]
+    python benchmarks/bench_flight_recorder.py [--rounds 3] [--idle-seconds 20] [--requests 1500]
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=1500)
     args = parser.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load "

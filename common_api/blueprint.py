@@ -44,6 +44,14 @@ from common_api.services.metrics import compress
 from common_api.services.profile_formats import render_collapsed, render_json, render_speedscope
 from common_api.services.profiler import PROFILE_FORMATS, parse_flag
 from common_api.services.profiling import Profile
+from common_api.services.tasks import name_filter
+from common_api.services.tasks_render import group_tasks, render_listing
+from common_api.services.tasks_render import render_groups as render_task_groups
+from common_api.services.tasks_workers import (
+    AllWorkerTasks,
+    render_all_worker_tasks,
+    render_all_worker_tasks_json,
+)
 from common_api.services.threads import (
     AllWorkers,
     group_threads,
@@ -288,13 +296,18 @@ def reset_metrics() -> Response:
     return _text("ok")
 
 
+def _scope() -> str:
+    scope = request.args.get("scope", "worker")
+    if scope not in {"worker", "all"}:
+        raise InvalidInput(f"Invalid scope: {scope}. Valid values: worker, all")
+    return scope
+
+
 @view("threads")
 def threads() -> Response:
     name = request.args.get("name")
     raw_ident = request.args.get("thread_id")
-    scope = request.args.get("scope", "worker")
-    if scope not in {"worker", "all"}:
-        raise InvalidInput(f"Invalid scope: {scope}. Valid values: worker, all")
+    scope = _scope()
     ident = None
     if raw_ident is not None:
         digits = raw_ident.strip()
@@ -326,6 +339,35 @@ def threads() -> Response:
         return _json({"pid": os.getpid(), "total": len(dump),
                       "threads": [info.to_dict() for info in dump]})
     return _text(render_dump(dump))
+
+
+@view("tasks")
+def tasks() -> Response:
+    scope = _scope()
+    as_json = _wants_json()
+    grouped = _flag("group")
+    keep = name_filter(request.args.get("name"))
+    state = _state()
+    listing = state.tasks.dump()
+    every = None
+    if scope == "all":
+        every = AllWorkerTasks(os.getpid(), listing, state.backend.peer_tasks()).filtered(keep)
+    listing = listing.filtered(keep)
+    if grouped:
+        members = every.merged() if every is not None else listing.tasks()
+        omitted = every.omitted() if every is not None else listing.omitted
+        groups = group_tasks(members)
+        if as_json:
+            return _json({"pid": os.getpid(), "total": len(members), "tasks_omitted": omitted,
+                          "groups": [group.to_dict() for group in groups]})
+        return _text(render_task_groups(groups, omitted))
+    if every is not None:
+        if as_json:
+            return _json(render_all_worker_tasks_json(every))
+        return _text(render_all_worker_tasks(every))
+    if as_json:
+        return _json({"pid": os.getpid(), **listing.to_dict()})
+    return _text(render_listing(listing))
 
 
 @view("periodic_threads")

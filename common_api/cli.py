@@ -1,5 +1,5 @@
 """The ``common-api`` command: ``serve`` runs a component under real gunicorn; ``status``,
-``threads``, ``loglevel``, ``reset-metrics`` and ``run`` ask running components (see
+``threads``, ``tasks``, ``loglevel``, ``reset-metrics`` and ``run`` ask running components (see
 ``common_api.client``).
 
 Exit status: 0 on success, 1 when a component failed, is unhealthy or did not answer, 2 for
@@ -86,6 +86,18 @@ def add_client_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
                          help="every worker of the server, not only the one that answers")
     threads.add_argument("--group", action="store_true",
                          help="threads with identical stacks shown once, with their count")
+
+    tasks = commands.add_parser(
+        "tasks", parents=[_client_options(30.0, "print the server's JSON listing")],
+        help="what every asyncio task of a component is waiting on", epilog=CLIENT_EPILOG,
+        description="Print every asyncio task of every event loop of a component, with the "
+                    "coroutine chain it is suspended in and what it awaits (GET /tasks).")
+    tasks.add_argument("url", metavar="URL")
+    tasks.add_argument("--name", metavar="X", help="only tasks whose name contains X (any case)")
+    tasks.add_argument("--all-workers", action="store_true",
+                       help="every worker of the server, not only the one that answers")
+    tasks.add_argument("--group", action="store_true",
+                       help="tasks suspended at the same place shown once, with their count")
 
     loglevel = commands.add_parser(
         "loglevel", parents=[_client_options(10.0, "print the server's JSON answer")],

@@ -101,6 +101,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("reset_metrics", "/metrics/reset", ("POST",), json=False,
              audit_event="metrics.reset"),
     Endpoint("threads", "/threads", ("GET",), json=False),
+    Endpoint("tasks", "/tasks", ("GET",), json=False),
     Endpoint("periodic_threads", "/periodic-threads", ("GET",), json=True),
     Endpoint("periodic_thread", "/periodic-threads/<path:thread_name>", ("GET",), json=True),
     Endpoint("periodic_threads_health", "/periodic-threads-health", ("GET",), json=True,

@@ -57,6 +57,7 @@ from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.profiler import Profiler
+from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.metrics_files import FileBaselineStore
 
@@ -106,6 +107,7 @@ class CommonApiState:
     environment: EnvironmentService
     loglevels: LogLevelService
     threads: ThreadDumpService
+    tasks: TaskDumpService
     periodic: PeriodicStatusService
     metrics: MetricsService
     exporter: PrometheusMetrics
@@ -126,6 +128,8 @@ class CommonApiState:
     claims: PathClaims = field(default_factory=PathClaims)
     _runner: ScriptRunner | None = None
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
+    _openapi: dict[str, Any] | None = None
+    _openapi_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def scripts(self) -> ScriptRunner:
@@ -152,9 +156,16 @@ class CommonApiState:
         return self.mounted.get(flask_endpoint or "")
 
     def openapi_document(self, base: str) -> dict[str, Any]:
+        """This app's document, built once; only ``servers`` differs per request (the
+        returned dict is new, what it holds is shared: callers do not change it)."""
+        with self._openapi_lock:
+            if self._openapi is None:
+                self._openapi = self._build_openapi()
+        return {**self._openapi, "servers": [{"url": base or "/"}]}
+
+    def _build_openapi(self) -> dict[str, Any]:
         document = copy.deepcopy(_packaged_openapi())
         document["info"]["version"] = __version__
-        document["servers"] = [{"url": base or "/"}]
         described = {}
         for endpoint in self.enabled:
             operations = document["paths"][endpoint.openapi_path]
@@ -316,7 +327,8 @@ def setup_app(app: Flask) -> CommonApiState:
         middleware = _instrument_requests(app, request_metrics)
 
     periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
-                                     lambda: [*backend.worker_problems(), *features_off()])
+                                     lambda: [*backend.worker_problems(), *features_off()],
+                                     backend.booting_count)
     periodic_series = PeriodicThreadCollector(periodic)
     sources = backend.metric_sources(registry, settings[config.METRICS_PEER_TIMEOUT])
     baseline = backend.baseline_store()
@@ -339,6 +351,7 @@ def setup_app(app: Flask) -> CommonApiState:
                                        _mask_secrets(settings)),
         loglevels=LogLevelService(backend.level_publisher()),
         threads=ThreadDumpService(),
+        tasks=TaskDumpService(),
         periodic=periodic,
         metrics=metrics,
         exporter=exporter,

@@ -52,3 +52,41 @@ def test_start_up_checks_reach_the_log_through_the_host_s_logging_config(
     listed = half_hooked.get("/loglevel", params={"logger_name": "common_api",
                                                   "format": "json"}).json()
     assert listed["disabled"] is True  # the host's dictConfig did it, and it is shown
+
+
+def test_right_after_start_health_counts_booting_workers_instead_of_fewer_workers(
+        tmp_path: Path) -> None:
+    """Polled from the first answer on, health never reads as a smaller server: the workers
+    that answer plus those still booting make 3."""
+    from support import launch_server
+
+    server = launch_server(tmp_path, "--workers", "3")
+    seen: list[tuple[int, int]] = []
+    try:
+        def three_answering() -> bool:
+            if server.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{server.log()}")
+            try:
+                body = server.get("/periodic-threads-health", timeout=2).json()
+            except (OSError, ValueError):
+                return False
+            seen.append((body["workers"], body.get("booting", 0)))
+            return body["workers"] == 3
+
+        wait_until(three_answering, 60, interval=0.02, message="health from 3 workers")
+    finally:
+        server.stop()
+    assert seen and all(workers + booting == 3 for workers, booting in seen), seen
+
+
+def test_a_level_set_that_creates_a_logger_says_so_once(half_hooked: LiveServer) -> None:
+    first = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "INFO"})
+    assert first.status_code == 200
+    assert first.text.splitlines()[:2] == [
+        "Set kvctll level to INFO (including all handlers)",
+        "No logger named kvctll existed: it has been created"]
+    again = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "DEBUG",
+                                                "format": "json"})
+    assert again.status_code == 200
+    # the answering worker may be another one, where the first set created it too
+    assert again.json()["created"] is False

@@ -34,6 +34,7 @@ def _module(name: str) -> ModuleType | None:
 
 
 def test_every_private_shape_is_there_in_this_version() -> None:
+    from common_api.compat import asyncio as compat_asyncio
     from common_api.compat import flask as compat_flask
     from common_api.compat import flask_exporter as compat_flask_exporter
     from common_api.compat import gunicorn as compat_gunicorn
@@ -49,6 +50,7 @@ def test_every_private_shape_is_there_in_this_version() -> None:
     assert compat_flask.HOST_HANDLERS
     assert compat_werkzeug.REPOINT
     assert compat_flask_exporter.HOST_EXPORTER
+    assert compat_asyncio.TASKS
     newer = tuple(gunicorn.version_info[:2]) >= (27, 0)
     assert compat_gunicorn.SLOW_CLIENTS_VERSION is newer
     assert bool(compat_gunicorn.SLOW_CLIENTS) is newer
@@ -163,3 +165,27 @@ def test_the_live_part_s_registry_shapes_hold_on_this_version() -> None:
     assert gauge_series(labelled, callbacks_only=True) == []
     assert [s.labels for s in gauge_series(labelled)] == [{"queue": "a"}]
     assert gauge_mode(fed) == "max"
+
+
+def test_an_asyncio_without_its_current_tasks_turns_tasks_off_and_says_so(
+        checks_again: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """/tasks reads asyncio's private registry; where a Python lacks a name it needs, the
+    endpoint answers 503 naming it, with one log line, and nothing is read."""
+    import asyncio.tasks
+
+    compat_asyncio = importlib.import_module(f"{COMPAT}.asyncio")
+    checks_again.delattr(asyncio.tasks, "_current_tasks")
+    caplog.set_level(logging.WARNING, logger="common_api")
+    importlib.reload(compat_asyncio)
+    importlib.reload(compat_asyncio)  # checked again: still one line
+    lines = [r.getMessage() for r in caplog.records if "GET /tasks is off" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "_current_tasks" in lines[0]
+    app = Flask("asyncio_shape_missing")
+    app.register_blueprint(bp)
+    response = app.test_client().get("/tasks")
+    assert response.status_code == 503
+    assert "GET /tasks is off: asyncio" in response.get_data(as_text=True)
+    checks_again.undo()
+    importlib.reload(compat_asyncio)
+    assert compat_asyncio.TASKS

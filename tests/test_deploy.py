@@ -441,3 +441,41 @@ def test_read_only_root_gets_a_writable_tmpdir_where_serve_keeps_its_state(
     # the fixture gave the server a TMPDIR of its own: its state directory is there
     server_tmp = Path(manifest_server.log_path).parent / "tmp"
     assert list(server_tmp.glob("common-api-state-*"))
+
+
+# --- a component under a prefix (issue 22) -----------------------------------------------
+
+def test_under_a_prefix_the_rules_series_are_at_the_prefixed_path_the_configs_name() -> None:
+    """Beside the host's own prometheus-flask-exporter at /metrics, common_api's series
+    (every one the alert rules read) are at <prefix>/metrics, and the scrape configs and the
+    deploy README say so."""
+    from flask import Flask
+    from prometheus_client import CollectorRegistry
+    from prometheus_flask_exporter import PrometheusMetrics
+
+    from common_api import ThreadLevel, bp, create_periodic_thread
+
+    app = Flask("prefixed_component")
+    PrometheusMetrics(app, registry=CollectorRegistry())
+    thread = create_periodic_thread("deploy-prefixed", 60, lambda: True,
+                                    level=ThreadLevel.CRITICAL, auto_register=True)
+    thread.start()
+    try:
+        app.register_blueprint(bp, url_prefix="/ops")
+        client = app.test_client()
+        client.get("/ops/periodic-threads-health")
+        wanted = {name for rule in alert_rules() for name in series_names(rule["expr"])}
+        wanted -= SYNTHETIC_SERIES
+        wanted = {name for name in wanted if name.startswith("common_api_")}
+        prefixed = client.get("/ops/metrics").get_data(as_text=True)
+        host_own = client.get("/metrics").get_data(as_text=True)
+    finally:
+        thread.stop(timeout=5)
+        from common_api import PeriodicThreadRegistry
+
+        PeriodicThreadRegistry.get_instance().unregister("deploy-prefixed")
+    assert wanted and all(name in prefixed for name in wanted), wanted
+    assert not any(name in host_own for name in wanted)
+    for config in ("scrape-config.yml", "scrape-config-kubernetes.yml"):
+        assert "/ops/metrics" in (PROMETHEUS / config).read_text()
+    assert "metrics_path: /ops/metrics" in (DEPLOY / "README.md").read_text()

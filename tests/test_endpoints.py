@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask
 
@@ -128,3 +130,24 @@ def test_each_registration_mounts_its_own_paths() -> None:
     assert client.get("/ops/metrics/x").get_data(as_text=True) == "Not found: GET /ops/metrics/x"
     assert get_state(app).endpoint_of("ops.env") is BY_NAME["env"]
     assert client.get("/ops/env", headers={"Origin": "https://evil.example"}).status_code == 403
+
+
+def test_the_openapi_document_is_built_once_per_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common_api import extension
+
+    reads: list[int] = []
+    packaged = extension._packaged_openapi
+
+    def counted() -> dict[str, Any]:
+        reads.append(1)
+        return packaged()
+
+    monkeypatch.setattr(extension, "_packaged_openapi", counted)
+    app = Flask("openapi_once")
+    app.register_blueprint(bp, url_prefix="/ops")
+    client = app.test_client()
+    first = client.get("/ops/openapi.json").get_json()
+    second = client.get("/ops/openapi.json", base_url="http://localhost/svc").get_json()
+    assert len(reads) == 1
+    assert first["servers"] == [{"url": "/ops"}] and second["servers"] == [{"url": "/svc/ops"}]
+    assert first["paths"] == second["paths"]

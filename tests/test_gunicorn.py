@@ -176,3 +176,30 @@ def test_a_host_config_composing_the_hooks_serves_one_component(tmp_path: Path) 
     finally:
         server.stop()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("common-api-state-")]
+
+
+def _readme_recipe() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```python\n# gunicorn.conf.py\n") + len("```python\n")
+    return readme[start:readme.index("```", start)]
+
+
+@pytest.mark.server
+def test_the_readme_s_own_config_recipe_as_written_serves_one_component_and_misses_no_hook(
+        tmp_path: Path) -> None:
+    from common_api.compat.gunicorn import preset_worker_class
+
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(_readme_recipe())
+    # two workers on this 2-core machine, and the worker class this gunicorn supports
+    server = launch_gunicorn(tmp_path, "-c", str(config), "-w", "2", "-k",
+                             preset_worker_class(), "multi_app:app",
+                             env=_env(TMPDIR=str(tmp_path)))
+    try:
+        wait_ready(server, timeout=SERVER_START)
+        wait_until(lambda: server.get("/periodic-threads-health").json().get("workers") == 2,
+                   30, message="health to see both workers")
+        log = server.log()
+        assert "hook does not call" not in log and "without common_api's state" not in log
+    finally:
+        server.stop()

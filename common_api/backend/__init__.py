@@ -3,10 +3,10 @@
 The views and services ask one ``Coordination`` object for what they share with other
 processes: the log-level publisher, the reset baseline, the metric sources, the
 periodic-thread statuses, the worker count and the workers' problems, and the other
-workers' thread dumps. ``LocalCoordination`` is a single process (no state directory);
-``SharedDirectoryCoordination`` is every worker of a gunicorn server through its state
-directory (``common_api.workers``), where all state-directory faults are met. Nothing
-above this package knows which one it has.
+workers' thread dumps and asyncio tasks. ``LocalCoordination`` is a single process (no
+state directory); ``SharedDirectoryCoordination`` is every worker of a gunicorn server
+through its state directory (``common_api.workers``), where all state-directory faults
+are met. Nothing above this package knows which one it has.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerHistories, PeerWindows
+from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -50,11 +51,18 @@ class Coordination(Protocol):
     def worker_count(self) -> int:
         """Live worker processes of the server."""
 
+    def booting_count(self) -> int:
+        """Worker processes of the server still starting (not counted by worker_count)."""
+
     def worker_problems(self) -> list[dict[str, Any]]:
         """Workers whose statuses are missing or old: ``pid``, ``reason``, ``unhealthy``."""
 
     def peer_dumps(self) -> PeerDumps:
         """The other workers' thread dumps (none for a single process)."""
+
+    def peer_tasks(self) -> list[WorkerTasks]:
+        """The other workers' asyncio tasks, or why a worker gave none (none for a single
+        process)."""
 
     def window_lock_dir(self) -> Path | None:
         """Where /profile and /memory take their one-per-server lock (None: per process)."""

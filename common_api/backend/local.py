@@ -14,6 +14,7 @@ from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
 from common_api.services.periodic_status import Status, thread_status
 from common_api.services.profiler import PeerHistories, PeerWindows
+from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 
 PeerDumps = list[PeerDump]
@@ -47,10 +48,16 @@ class LocalCoordination:
     def worker_count(self) -> int:
         return 1
 
+    def booting_count(self) -> int:
+        return 0
+
     def worker_problems(self) -> list[dict[str, Any]]:
         return []
 
     def peer_dumps(self) -> PeerDumps:
+        return []
+
+    def peer_tasks(self) -> list[WorkerTasks]:
         return []
 
     def window_lock_dir(self) -> Path | None:

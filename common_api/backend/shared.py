@@ -20,6 +20,7 @@ from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerHistories, PeerWindows
+from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
@@ -121,11 +122,17 @@ class SharedDirectoryCoordination:
     def worker_count(self) -> int:
         return self.runtime.board.worker_count()
 
+    def booting_count(self) -> int:
+        return self.runtime.board.booting_count()
+
     def worker_problems(self) -> list[dict[str, Any]]:
         return [problem.to_dict() for problem in self.runtime.board.problems()]
 
     def peer_dumps(self) -> PeerDumps:
         return self.runtime.peer_dumps()
+
+    def peer_tasks(self) -> list[WorkerTasks]:
+        return self.runtime.gather_tasks()
 
     def window_lock_dir(self) -> Path | None:
         return self.runtime.state.root

@@ -1,4 +1,5 @@
-"""The client commands: ``status``, ``threads``, ``loglevel``, ``reset-metrics``, ``run``.
+"""The client commands: ``status``, ``threads``, ``tasks``, ``loglevel``, ``reset-metrics``,
+``run``.
 
 Each takes the parsed arguments and a :class:`Console` and returns the exit status:
 0 when everything asked for succeeded, 1 when a component failed, was unhealthy or did
@@ -110,8 +111,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     return 0 if all(row.health == status.HEALTHY for row in rows) else 1
 
 
-def cmd_threads(args: argparse.Namespace, console: Console) -> int:
-    client, url = _single(args)
+def _dump_params(args: argparse.Namespace) -> dict[str, str]:
+    """The query of ``threads`` and ``tasks``: --name, --all-workers, --group, --json."""
     params = {"name": args.name} if args.name is not None else {}
     if args.all_workers:
         params["scope"] = "all"
@@ -119,7 +120,19 @@ def cmd_threads(args: argparse.Namespace, console: Console) -> int:
         params["group"] = "true"
     if args.json:
         params["format"] = "json"
+    return params
+
+
+def cmd_threads(args: argparse.Namespace, console: Console) -> int:
+    client, url = _single(args)
+    params = _dump_params(args)
     return _ask(console, client, url, lambda: client.get(url, "/threads", params))
+
+
+def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
+    client, url = _single(args)
+    params = _dump_params(args)
+    return _ask(console, client, url, lambda: client.get(url, "/tasks", params))
 
 
 def cmd_loglevel(args: argparse.Namespace, console: Console) -> int:
@@ -254,6 +267,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "status": cmd_status,
     "threads": cmd_threads,
+    "tasks": cmd_tasks,
     "loglevel": cmd_loglevel,
     "reset-metrics": cmd_reset_metrics,
     "run": cmd_run,

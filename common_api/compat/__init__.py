@@ -58,13 +58,15 @@ def _holds(check: Callable[[], object]) -> bool:
         return False
 
 
-def require(feature: str, library: str, shapes: Mapping[str, Callable[[], object]]) -> bool:
+def require(feature: str, library: str, shapes: Mapping[str, Callable[[], object]],
+            version: str | None = None) -> bool:
     """Whether every shape ``feature`` relies on is there (each named check returns
-    true). If one is not, the feature is recorded off and logged once."""
+    true). If one is not, the feature is recorded off and logged once. ``version``: the
+    library's, where it is not an installed distribution (the standard library's)."""
     missing = tuple(name for name, check in shapes.items() if not _holds(check))
     if not missing:
         return True
-    off = FeatureOff(feature, library, installed_version(library), missing)
+    off = FeatureOff(feature, library, version or installed_version(library), missing)
     with _lock:
         if feature not in _off:
             _off[feature] = off

@@ -160,10 +160,12 @@ class PeriodicStatusService:
     """
 
     def __init__(self, source: StatusSource, workers: Callable[[], int] = lambda: 1,
-                 problems: ProblemSource = lambda: []) -> None:
+                 problems: ProblemSource = lambda: [],
+                 booting: Callable[[], int] = lambda: 0) -> None:
         self._source = source
         self._workers = workers
         self._problems = problems
+        self._booting = booting
 
     def worker_count(self) -> int:
         return self._workers()
@@ -207,6 +209,9 @@ class PeriodicStatusService:
         healthy = not unhealthy and not any(p["unhealthy"] for p in problems)
         answer = {"healthy": healthy, "unhealthy_count": len(unhealthy),
                   "unhealthy_threads": unhealthy, "workers": self.worker_count()}
+        booting = self._booting()
+        if booting:
+            answer["booting"] = booting  # started, not answering yet: not a smaller server
         if problems:
             answer["worker_problems"] = problems
         return answer

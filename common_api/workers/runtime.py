@@ -35,6 +35,8 @@ from common_api.services.live_metrics import (
     MissingWorkerLog,
     RegistryReader,
 )
+from common_api.services.tasks import TaskDumpService
+from common_api.services.tasks_workers import WorkerTasks, worker_tasks
 from common_api.services.threads import PeerDump
 from common_api.workers import metric_store, peers
 from common_api.workers.dumps import WorkerDumps
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.25
 LIVE_METRICS = "metrics"  # the peer channel's request for a worker's live metrics
+TASK_LISTING = "tasks"  # ...and for its asyncio tasks
+TASKS_PEER_TIMEOUT = 2.0  # longest wait of /tasks?scope=all for the other workers, seconds
 PUBLISH_EVERY = round(PUBLISH_PERIOD / SYNC_INTERVAL)  # ticks
 
 
@@ -72,6 +76,9 @@ class WorkerRuntime:
         # inline: the quick answer every scrape waits for (a host callback that is slow
         # delays only what this worker is asked meanwhile, within each caller's deadline)
         self.link.handle(LIVE_METRICS, lambda _body: self.live_metrics.report(), inline=True)
+        # not inline: reading 1,000 tasks takes milliseconds, off the listening thread
+        self.tasks = TaskDumpService()
+        self.link.handle(TASK_LISTING, lambda _body: self.tasks.dump().to_dict())
         self.peer_histories = PeerHistories(self.link)
         self._pid: int | None = None
         self._ticks = 0
@@ -135,6 +142,12 @@ class WorkerRuntime:
     def gather_live_metrics(self, timeout: float) -> Gathered:
         """This worker's live metrics and every other live worker's, within ``timeout``."""
         return self.begin_live_metrics(timeout)()
+
+    def gather_tasks(self) -> list[WorkerTasks]:
+        """Every other live worker's asyncio tasks; a worker that gives none in
+        ``TASKS_PEER_TIMEOUT`` is named with the reason."""
+        replies = self.link.ask_siblings(TASK_LISTING, None, TASKS_PEER_TIMEOUT)
+        return worker_tasks(replies.answers, replies.missing)
 
     def begin_live_metrics(self, timeout: float) -> Callable[[], Gathered]:
         """``gather_live_metrics`` in two halves: the other workers are asked now, the

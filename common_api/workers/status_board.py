@@ -30,7 +30,7 @@ from typing import Any
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
 from common_api.services.periodic_status import thread_status
 from common_api.workers import metric_store
-from common_api.workers.peers import Worker, server_workers
+from common_api.workers.peers import Worker, server_workers, siblings
 from common_api.workers.state_dir import (
     StateDir,
     describe_error,
@@ -162,10 +162,12 @@ def _misplaced_problem(pid: int, files: dict[str, Any]) -> WorkerProblem:
 
 class StatusBoard:
     def __init__(self, state: StateDir, threads: ThreadSource = _registered_threads,
-                 workers: WorkerSource = server_workers) -> None:
+                 workers: WorkerSource = server_workers,
+                 live_children: Callable[[], set[int]] = siblings) -> None:
         self._state = state
         self._threads = threads
         self._workers = workers
+        self._live_children = live_children
         self.publish_error: str | None = None
         self._last = threading.local()
         # when this worker first found a live worker without a usable file (by pid)
@@ -253,7 +255,8 @@ class StatusBoard:
         own = metric_store.misplaced()
         if own:
             problems.append(_misplaced_problem(os.getpid(), own))
-        self._last.snapshot = (time.monotonic(), 1 + len(workers), problems)
+        booting = len(self._live_children() - {worker.pid for worker in workers})
+        self._last.snapshot = (time.monotonic(), 1 + len(workers), problems, booting)
         return entries, 1 + len(workers), problems
 
     def _silent(self, worker: Worker, why: str, own_problem: str | None
@@ -275,6 +278,13 @@ class StatusBoard:
             _, count, problems = self._collect()
             return count, problems
         return snapshot[1], snapshot[2]
+
+    def booting_count(self) -> int:
+        """The server's other live worker processes that are not answering yet (still
+        loading the app), as of this thread's last statuses read."""
+        self._recent()
+        snapshot = self._last.snapshot
+        return int(snapshot[3])
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every live worker's statuses, each entry carrying its ``pid``."""

@@ -219,7 +219,7 @@ def test_openapi_document_lists_every_endpoint(client: FlaskClient) -> None:
     assert set(document["paths"]) == {
         "/env", "/loglevel", "/metrics", "/metrics/reset", "/threads", "/periodic-threads",
         "/periodic-threads/{thread_name}", "/periodic-threads-health", "/run_script",
-        "/openapi.json", "/ui", "/profile", "/memory"}
+        "/openapi.json", "/ui", "/profile", "/memory", "/tasks"}
     prefixed = Flask("p")
     prefixed.register_blueprint(bp, url_prefix="/ops")
     servers = prefixed.test_client().get("/ops/openapi.json").get_json()["servers"]

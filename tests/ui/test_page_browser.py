@@ -72,6 +72,17 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
             stall.unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="module")
+def async_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Two workers, each running the issue 21 storage loop (``tests/apps/async_host.py``)."""
+    tests = APP_DIR.parent
+    path = os.pathsep.join(filter(None, [str(tests / "apps"), str(tests),
+                                         os.environ.get("PYTHONPATH")]))
+    with running_server(tmp_path_factory.mktemp("async"), "--app", "async_host:app",
+                        "--workers", "2", env={"PYTHONPATH": path}) as server:
+        yield server
+
+
 class Tab:
     """A fresh browser context and page, recording console errors and every request."""
 
@@ -211,6 +222,31 @@ def test_threads_are_dumped_grouped_for_every_worker_and_expand_to_their_stacks(
     group.locator("summary").focus()
     page.keyboard.press("Enter")  # keyboard: a group opens to its stack
     assert "_thread.py" in group.locator("pre").inner_text()
+
+
+def test_tasks_are_listed_grouped_for_every_worker_and_expand_to_their_chains(
+        async_host: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(async_host.url + "/ui")
+    expect(page.locator('nav a[href="#tasks"]')).to_be_visible()
+    page.fill("#tk-name", "fetch-chunk")
+    page.check("#tk-all")
+    wait_until(lambda: [worker["answered"] for worker in async_host.get(
+        "/tasks?scope=all&format=json").json()["workers"]] == [True, True], 30,
+        message="both workers answering /tasks")
+    page.click("#tk-form button[type=submit]")
+    group = page.locator("#tk-groups details").first
+    group.wait_for()
+    summary = page.inner_text("#tk-groups summary")
+    assert summary.startswith("2 \u00d7 fetch_from_remote \u2192 remote_get \u2192 sleep")
+    assert "fetch-chunk-42@" in summary
+    assert page.inner_text("#tk-count").startswith("2 tasks in 1 groups")
+    assert not group.locator("pre").is_visible()
+    group.locator("summary").focus()
+    page.keyboard.press("Enter")  # keyboard: a group opens to its chain
+    chain = group.locator("pre").inner_text()
+    assert "asyncio_hosts.py" in chain and "in remote_get" in chain
+    assert tab.errors == []
 
 
 def test_a_script_s_answer_and_a_failing_script_s_error_are_shown_as_the_server_wrote_them(

@@ -115,6 +115,8 @@ def _params() -> MultiDict[str, str]:
             not form and not files:
         raise InvalidInput(f"The request body is not a valid {request.mimetype} form")
     for name in [*form, *files]:
+        if not isinstance(name, str):  # a part whose name werkzeug could not read
+            raise InvalidInput(f"A form field has no readable name; known: {', '.join(known)}")
         if name not in known:
             raise InvalidInput(f"Unknown form field {name[:64]!r}; known: {', '.join(known)}")
         if name in request.args:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
@@ -114,6 +115,8 @@ def _params() -> MultiDict[str, str]:
             not form and not files:
         raise InvalidInput(f"The request body is not a valid {request.mimetype} form")
     for name in [*form, *files]:
+        if not isinstance(name, str):  # a part whose name werkzeug could not read
+            raise InvalidInput(f"A form field has no readable name; known: {', '.join(known)}")
         if name not in known:
             raise InvalidInput(f"Unknown form field {name[:64]!r}; known: {', '.join(known)}")
         if name in request.args:
@@ -453,11 +456,13 @@ def _profile_format() -> str:
     return fmt
 
 
-def _profile_response(result: Profile, fmt: str) -> Response:
+def _profile_response(result: Profile, fmt: str, recorded: bool = False) -> Response:
     workers = sum(1 for frame in result.frames if frame.kind == "worker")
     whose = f"{workers} workers" if workers else f"pid {os.getpid()}"
     title = (f"CPU profile of {whose}: {result.samples} samples over "
-             f"{result.duration:.1f} s at {result.rate:.1f} Hz")
+             f"{result.duration:.1f} s at {result.rate:.1f} Hz"
+             + (" (from the history: the last "
+                f"{result.duration:.1f} s)" if recorded else ""))
     if fmt == "json":
         response = _json(render_json(result))
     elif fmt == "speedscope":
@@ -474,6 +479,11 @@ def _profile_response(result: Profile, fmt: str) -> Response:
     response.headers["X-Profile-Samples"] = str(result.samples)
     response.headers["X-Profile-Rate-Hz"] = f"{result.rate:.3f}"
     response.headers["X-Profile-Duration-Seconds"] = f"{result.duration:.3f}"
+    if recorded:
+        response.headers["X-Profile-Source"] = "history"
+        response.headers["X-Profile-Span-Seconds"] = f"{result.duration:.3f}"
+        response.headers["X-Profile-Span-Start"] = _iso(result.started_at)
+        response.headers["X-Profile-Span-End"] = _iso(result.started_at + result.duration)
     if result.missing_workers:
         response.headers["X-Profile-Missing-Workers"] = ", ".join(
             f"{pid} ({why})" for pid, why in result.missing_workers.items())
@@ -484,7 +494,12 @@ def _profile_response(result: Profile, fmt: str) -> Response:
 def profile() -> Response:
     profiler = _state().profiler
     fmt = _profile_format()
-    return _profile_response(profiler.profile(profiler.parse_profile(request.args)), fmt)
+    parsed = profiler.parse_profile(request.args)
+    return _profile_response(profiler.profile(parsed), fmt, recorded=parsed.last is not None)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 @view("memory")

@@ -48,6 +48,7 @@ ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
 ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
 METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
 PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
+PROFILE_HISTORY_SECONDS = "COMMON_API_PROFILE_HISTORY_SECONDS"
 METRICS_PEER_TIMEOUT = "COMMON_API_METRICS_PEER_TIMEOUT"
 
 DEFAULT_SECRET_PATTERN = (
@@ -152,6 +153,16 @@ def _positive_number(key: str, value: Any) -> float:
     return number
 
 
+def _seconds_or_off(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number of seconds (0: off), got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{key} must be a number of seconds >= 0 (0: off), got {value!r}")
+    return number
+
+
 def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a positive integer, got {value!r}")
@@ -234,6 +245,8 @@ SETTINGS: tuple[Setting, ...] = (
             "record request count and latency of every route on /metrics", _flag),
     Setting(PROFILE_MAX_SECONDS, 60.0, "longest window of /profile and /memory, seconds "
             "(400 above)", _positive_number),
+    Setting(PROFILE_HISTORY_SECONDS, 600.0, "seconds of stack samples every worker keeps "
+            "for /profile?last= (always on, in memory, at most 8 MiB; 0: off)", _seconds_or_off),
     Setting(METRICS_PEER_TIMEOUT, 1.0, "longest wait of a /metrics scrape for the other "
             "workers' live metrics, seconds (a later worker is left out and named)",
             _positive_number),

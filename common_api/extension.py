@@ -43,6 +43,7 @@ from common_api.host_setup import (
     route_clashes,
     share_exporter_route,
 )
+from common_api.recorder import start_recorder
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -184,6 +185,7 @@ class CommonApiState:
                 if key.upper() in endpoint.methods or key not in _HTTP_METHODS}
         document["paths"] = described
         _state_window_limit(document, self.settings[config.PROFILE_MAX_SECONDS])
+        _state_history_limit(document, self.settings[config.PROFILE_HISTORY_SECONDS])
         return document
 
 
@@ -195,6 +197,18 @@ def _state_window_limit(document: dict[str, Any], max_seconds: float) -> None:
                 parameter["schema"]["maximum"] = max_seconds
                 parameter["schema"]["default"] = min(parameter["schema"]["default"],
                                                      max_seconds)
+
+
+def _state_history_limit(document: dict[str, Any], kept: float) -> None:
+    """``last`` of /profile as this app keeps its history (no ``last`` when it keeps none)."""
+    operation = document["paths"].get("/profile", {}).get("get", {})
+    parameters = operation.get("parameters", [])
+    for parameter in list(parameters):
+        if parameter["name"] == "last":
+            if kept > 0:
+                parameter["schema"]["maximum"] = kept
+            else:
+                parameters.remove(parameter)
 
 
 def _mask_secrets(settings: dict[str, Any]) -> bool:
@@ -428,7 +442,10 @@ def setup_app(app: Flask) -> CommonApiState:
         registry=registry,
         backend=backend,
         profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
-                          backend.window_lock_dir(), backend.peer_windows()),
+                          backend.window_lock_dir(), backend.peer_windows(),
+                          start_recorder(settings[config.PROFILE_HISTORY_SECONDS]),
+                          settings[config.PROFILE_HISTORY_SECONDS],
+                          config.PROFILE_HISTORY_SECONDS, backend.peer_histories()),
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore
 from common_api.services.periodic_status import Status
-from common_api.services.profiler import PeerWindows
+from common_api.services.profiler import PeerHistories, PeerWindows
 from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 
@@ -72,6 +72,9 @@ class Coordination(Protocol):
 
     def peer_windows(self) -> PeerWindows | None:
         """The other workers' part of a scope=all window (None: this process only)."""
+
+    def peer_histories(self) -> PeerHistories | None:
+        """The other workers' flight-recorder histories (None: this process only)."""
 
 
 def coordination_for(state_dir: str | None) -> Coordination:

@@ -13,7 +13,7 @@ from common_api.services.live_metrics import RegistryReader
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import BaselineStore, MemoryBaselineStore
 from common_api.services.periodic_status import Status, thread_status
-from common_api.services.profiler import PeerWindows
+from common_api.services.profiler import PeerHistories, PeerWindows
 from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 
@@ -67,4 +67,7 @@ class LocalCoordination:
         return None
 
     def peer_windows(self) -> PeerWindows | None:
+        return None
+
+    def peer_histories(self) -> PeerHistories | None:
         return None

@@ -20,7 +20,7 @@ from common_api.services.live_metrics import LiveMetricsCollector
 from common_api.services.loglevels import LevelPublisher
 from common_api.services.metrics import Baseline, BaselineStore
 from common_api.services.periodic_status import Status
-from common_api.services.profiler import PeerWindows
+from common_api.services.profiler import PeerHistories, PeerWindows
 from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
 from common_api.workers.runtime import WorkerRuntime
@@ -143,3 +143,6 @@ class SharedDirectoryCoordination:
 
     def peer_windows(self) -> PeerWindows | None:
         return self.runtime.peer_windows
+
+    def peer_histories(self) -> PeerHistories | None:
+        return self.runtime.peer_histories

@@ -48,6 +48,9 @@ def add_commands(commands: argparse._SubParsersAction[Any],
     profile.add_argument("url", metavar="URL")
     profile.add_argument("--seconds", type=float, default=10.0, metavar="S",
                          help="length of the window (default: 10)")
+    profile.add_argument("--last", type=float, default=None, metavar="S",
+                         help="instead of a window: the last S seconds from the history every "
+                              "worker keeps (answers at once)")
     profile.add_argument("--hz", type=int, default=None, metavar="N",
                          help="samples per second (default: the server's, 100)")
     profile.add_argument("--name", metavar="X", help="only threads whose name contains X")
@@ -115,6 +118,8 @@ class WindowProgress:
 
 def _window(args: argparse.Namespace, err: TextIO, path: str, params: dict[str, str]
             ) -> tuple[str, Reply | None]:
+    if getattr(args, "last", None) is not None:
+        return _recorded(args, err, path, params)
     if not 0 < args.seconds < float("inf"):
         raise UsageError(f"invalid --seconds {args.seconds:g} (more than zero)")
     if args.timeout <= 0:
@@ -127,6 +132,24 @@ def _window(args: argparse.Namespace, err: TextIO, path: str, params: dict[str, 
     try:
         with WindowProgress(err, args.command, args.seconds):
             return url, client.get(url, path, params)
+    except Unreachable as error:
+        err.write(f"common-api {args.command}: {url}: {error}\n")
+        return url, None
+
+
+def _recorded(args: argparse.Namespace, err: TextIO, path: str, params: dict[str, str]
+              ) -> tuple[str, Reply | None]:
+    """The last ``--last`` seconds of the history: no window to wait for."""
+    if not 0 < args.last < float("inf"):
+        raise UsageError(f"invalid --last {args.last:g} (seconds, more than zero)")
+    if args.timeout <= 0:
+        raise UsageError(f"invalid timeout {args.timeout:g} (seconds, more than zero)")
+    url = collect_urls([args.url], None)[0]
+    params = {"last": format_seconds(args.last), **params}
+    if args.all_workers:
+        params["scope"] = "all"
+    try:
+        return url, Client(read_token(args.token_file), args.timeout).get(url, path, params)
     except Unreachable as error:
         err.write(f"common-api {args.command}: {url}: {error}\n")
         return url, None

@@ -8,6 +8,7 @@ token, 404 from a wrong prefix path, a proxy's error page). The reason says whic
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,14 +37,17 @@ class StatusRow:
     seconds: float = 0.0
 
     def thread_labels(self) -> list[str]:
-        """``name@pid: reason`` (``name`` when the server names no pid, no ``: reason``
-        when it gives none) per unhealthy thread."""
+        """``name@pid: reason at FRAME`` (``name`` when the server names no pid, no
+        ``: reason`` when it gives none; ``at FRAME`` when the server gives a stalled
+        thread's stack: see :func:`stuck_at`) per unhealthy thread."""
         labels = []
         for entry in self.unhealthy_threads:
             name = str(entry.get("name", "?"))
             label = f"{name}@{entry['pid']}" if entry.get("pid") is not None else name
             reason = entry.get("reason")
-            labels.append(f"{label}: {reason}" if reason else label)
+            label = f"{label}: {reason}" if reason else label
+            frame = stuck_at(entry.get("stack"))
+            labels.append(f"{label} at {frame}" if frame else label)
         return labels
 
     def detail(self) -> str:
@@ -62,6 +66,20 @@ class StatusRow:
                 "version": self.version, "unhealthy_count": len(self.unhealthy_threads),
                 "unhealthy_threads": self.unhealthy_threads,
                 "elapsed_seconds": round(self.seconds, 3)}
+
+
+def stuck_at(stack: object) -> str | None:
+    """The frame a stalled thread is stuck at: the innermost of its stack (innermost last,
+    ``module:function (file:line)``) whose module is not the standard library's, since a
+    wait inside ``threading`` says little; the innermost one when all are. None without
+    a stack."""
+    if not isinstance(stack, list) or not stack:
+        return None
+    frames = [str(frame) for frame in stack]
+    for frame in reversed(frames):
+        if frame.split(":", 1)[0].split(".", 1)[0] not in sys.stdlib_module_names:
+            return frame
+    return frames[-1]
 
 
 def check(client: Client, url: str) -> StatusRow:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from common_api.periodic._levels import ThreadLevel
+from common_api.periodic._stack import thread_stack
 from common_api.periodic._summary import IrrecoverableException, ThreadRunSummary, _bind
 
 logger = logging.getLogger("common_api.periodic")
@@ -203,6 +204,13 @@ class PeriodicThread:
         """The outcome of the last completed run (timing filled in), or None before the first."""
         with self._lock:
             return self._last_summary
+
+    def current_stack(self) -> list[str]:
+        """Where this thread's OS thread is now: ``module:function (file:line)`` per frame,
+        innermost last, at most 30; empty when it is not alive."""
+        with self._lock:
+            thread = self._thread
+        return thread_stack(thread.ident if thread is not None and thread.is_alive() else None)
 
     def _is_active_locked(self, now: float) -> bool:
         """SPEC rule: running, and the last run since start began < 3 x interval ago

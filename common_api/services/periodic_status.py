@@ -48,6 +48,11 @@ def thread_status(thread: PeriodicThread) -> Status:
     status["last_run_time"] = datetime.fromtimestamp(wall).isoformat() if wall else None
     ago = status["last_run_ago"]
     status["last_run_ago"] = None if ago is None else round(ago, 3)
+    if status["level"] in HEALTH_LEVELS and status["is_running"] and not status["is_active"]:
+        # where a stalled thread is stuck: taken by the process that runs it (and published
+        # with its status); a stopped thread is nowhere
+        status["stalled_since"] = status["last_run_time"]
+        status["stack"] = thread.current_stack()
     summary = status["last_summary"]
     if summary is not None:
         status["last_summary"] = {
@@ -140,6 +145,9 @@ def unhealthy_entry(status: Status) -> dict[str, Any]:
     }
     if "pid" in status:
         entry["pid"] = status["pid"]
+    for key in ("stalled_since", "stack"):
+        if key in status:
+            entry[key] = status[key]
     return entry
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common_api.errors import InvalidInput
+from common_api.recorder import FlightRecorder, Span
 from common_api.services.exclusive import ExclusiveWindow
 from common_api.services.memory import GROUPS, MemoryReport, MemoryWindow
 from common_api.services.profiling import Profile, Sampler, merge_profiles
@@ -75,6 +76,29 @@ def parse_flag(args: Mapping[str, str], name: str, default: bool = False) -> boo
                        "yes, no")
 
 
+def _last(args: Mapping[str, str], kept: float, kept_key: str) -> float | None:
+    """``last``: seconds of the history to answer from (None: run a window instead)."""
+    raw = args.get("last")
+    if raw is None:
+        return None
+    for other in ("seconds", "hz"):
+        if other in args:
+            raise InvalidInput(f"Invalid {other} with last: the history was sampled already; "
+                               f"give last or {other}, not both")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"Invalid last: {raw} (a number of seconds more than 0)")
+    if kept <= 0:
+        raise InvalidInput(f"Invalid last: {raw}; no history is kept ({kept_key} is 0)")
+    if value > kept:
+        raise InvalidInput(f"Invalid last: {raw} is beyond the {kept:g} seconds of history "
+                           f"kept ({kept_key})")
+    return value
+
+
 @dataclass(frozen=True)
 class ProfileRequest:
     seconds: float
@@ -82,20 +106,23 @@ class ProfileRequest:
     name: str | None
     drop_idle: bool
     all_workers: bool
+    last: float | None = None
 
     @classmethod
-    def parse(cls, args: Mapping[str, str], max_seconds: float, limit_key: str
-              ) -> ProfileRequest:
+    def parse(cls, args: Mapping[str, str], max_seconds: float, limit_key: str,
+              history_seconds: float = 0.0, history_key: str = "") -> ProfileRequest:
         """From query parameters; ``InvalidInput`` naming the parameter otherwise."""
-        return cls(seconds=_seconds(args, max_seconds, limit_key),
-                   hz=_integer(args, "hz", DEFAULT_HZ, MAX_HZ),
+        last = _last(args, history_seconds, history_key)
+        return cls(seconds=0.0 if last is not None else _seconds(args, max_seconds, limit_key),
+                   hz=0 if last is not None else _integer(args, "hz", DEFAULT_HZ, MAX_HZ),
                    name=args.get("name"),
                    drop_idle=not parse_flag(args, "idle", True),
-                   all_workers=_choice(args, "scope", SCOPES, "worker") == "all")
+                   all_workers=_choice(args, "scope", SCOPES, "worker") == "all",
+                   last=last)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "hz": self.hz, "name": self.name,
-                "drop_idle": self.drop_idle}
+                "drop_idle": self.drop_idle, "last": self.last}
 
 
 @dataclass(frozen=True)
@@ -127,6 +154,13 @@ class PeerWindows(Protocol):
                ) -> tuple[dict[int, MemoryReport], dict[int, str]]: ...
 
 
+class PeerHistories(Protocol):
+    """The other workers' histories of the same span (``workers/peer_histories.py``)."""
+
+    def histories(self, request: ProfileRequest
+                  ) -> tuple[dict[int, Profile], dict[int, str]]: ...
+
+
 @dataclass(frozen=True)
 class WorkersMemory:
     """``/memory?scope=all``: each worker's report, and the workers that took no part."""
@@ -151,21 +185,39 @@ class Profiler:
     """Runs profile and memory windows for this worker (and, when asked, with its peers)."""
 
     def __init__(self, max_seconds: float, limit_key: str, lock_dir: Path | None = None,
-                 peers: PeerWindows | None = None) -> None:
+                 peers: PeerWindows | None = None, recorder: FlightRecorder | None = None,
+                 history_seconds: float = 0.0, history_key: str = "",
+                 history_peers: PeerHistories | None = None) -> None:
         self.max_seconds = max_seconds
         self.limit_key = limit_key
         self.peers = peers
+        self.recorder = recorder
+        self.history_seconds = history_seconds if recorder is not None else 0.0
+        self.history_key = history_key
+        self.history_peers = history_peers
         self._cpu = ExclusiveWindow("profile", lock_dir / "profile.lock" if lock_dir else None)
         self._memory = ExclusiveWindow("memory window",
                                        lock_dir / "memory.lock" if lock_dir else None)
 
     def parse_profile(self, args: Mapping[str, str]) -> ProfileRequest:
-        return ProfileRequest.parse(args, self.max_seconds, self.limit_key)
+        return ProfileRequest.parse(args, self.max_seconds, self.limit_key,
+                                    self.history_seconds, self.history_key)
 
     def parse_memory(self, args: Mapping[str, str]) -> MemoryRequest:
         return MemoryRequest.parse(args, self.max_seconds, self.limit_key)
 
+    def recorded(self, request: ProfileRequest) -> tuple[Profile, Span]:
+        """This worker's history of the last ``request.last`` seconds (answered at once,
+        beside any window that runs)."""
+        if self.recorder is None or request.last is None:
+            raise InvalidInput("Invalid last: no history is kept")
+        return self.recorder.history.profile(request.last, time.monotonic(), time.time(),
+                                             request.name, request.drop_idle)
+
     def profile(self, request: ProfileRequest) -> Profile:
+        if request.last is not None:
+            return self.recorded_by_all(request) if request.all_workers \
+                else self.recorded(request)[0]
         with self._cpu.hold():
             def own() -> Profile:
                 return Sampler(request.hz, request.name, request.drop_idle).run(request.seconds)
@@ -181,6 +233,20 @@ class Profiler:
                                     started_at=started)
             merged.missing_workers = {str(pid): why for pid, why in sorted(missing.items())}
             return merged
+
+    def recorded_by_all(self, request: ProfileRequest) -> Profile:
+        """Every worker's history of the last ``request.last`` seconds, each under a
+        ``worker <pid>`` root; the workers that gave none are named."""
+        own = self.recorded(request)[0]
+        parts, missing = (self.history_peers.histories(request) if self.history_peers
+                          else ({}, {}))
+        parts[os.getpid()] = own
+        merged = merge_profiles({f"worker {pid}": part for pid, part in sorted(parts.items())},
+                                duration=max(p.duration for p in parts.values()),
+                                hz=own.hz, ticks=max(p.ticks for p in parts.values()),
+                                started_at=min(p.started_at for p in parts.values()))
+        merged.missing_workers = {str(pid): why for pid, why in sorted(missing.items())}
+        return merged
 
     def memory(self, request: MemoryRequest) -> MemoryReport | WorkersMemory:
         with self._memory.hold():

@@ -116,6 +116,21 @@ def _function_of(code: CodeType) -> str:
     return getattr(code, "co_qualname", code.co_name)
 
 
+def name_of_frame(frame: FrameType) -> Frame:
+    """The frame-table entry of a Python frame's code (``module:function``, first line)."""
+    code = frame.f_code
+    return Frame(f"{_module_of(frame)}:{_function_of(code)}", code.co_filename,
+                 code.co_firstlineno)
+
+
+def is_idle_frame(frame: FrameType) -> bool:
+    """Whether a thread whose innermost Python frame is ``frame`` is waiting: inside one of
+    ``WAIT_FUNCTIONS``, or on a line that calls a blocking call (``BLOCKING_CALL``)."""
+    code = frame.f_code
+    return (_module_of(frame), code.co_name) in WAIT_FUNCTIONS or bool(
+        BLOCKING_CALL.search(linecache.getline(code.co_filename, frame.f_lineno or 0)))
+
+
 class _FrameTable:
     """Interns frames: one table entry per code object (or thread name) per window."""
 
@@ -136,19 +151,14 @@ class _FrameTable:
         code = frame.f_code
         index = self._by_code.get(code)
         if index is None:
-            index = self._by_code[code] = self.intern(Frame(
-                f"{_module_of(frame)}:{_function_of(code)}", code.co_filename,
-                code.co_firstlineno))
+            index = self._by_code[code] = self.intern(name_of_frame(frame))
         return index
 
     def is_idle(self, frame: FrameType) -> bool:
         key = (frame.f_code, frame.f_lineno or 0)
         idle = self._idle.get(key)
         if idle is None:
-            code = frame.f_code
-            idle = (_module_of(frame), code.co_name) in WAIT_FUNCTIONS or bool(
-                BLOCKING_CALL.search(linecache.getline(code.co_filename, key[1])))
-            self._idle[key] = idle
+            idle = self._idle[key] = is_idle_frame(frame)
         return idle
 
 

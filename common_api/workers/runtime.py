@@ -43,6 +43,7 @@ from common_api.services.threads import PeerDump
 from common_api.workers import peers
 from common_api.workers.dumps import THREADS, WorkerDumps
 from common_api.workers.metrics_files import FileBaselineStore, LockedMultiProcessCollector
+from common_api.workers.peer_histories import PeerHistories
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import WINDOW, PeerWindows
 from common_api.workers.peers import server_workers
@@ -83,6 +84,7 @@ class WorkerRuntime:
         self.peer_windows = PeerWindows(self.link.begin_asking_siblings)
         self.link.handle(WINDOW, self.peer_windows.answer)
         self.link.handle(LEVELS, self.levels.receive)
+        self.peer_histories = PeerHistories(self.link)
         self._pid: int | None = None
         self._ticks = 0
         self._failing: dict[str, str] = {}

@@ -103,6 +103,9 @@ def _check_entry(entry: Any) -> None:
             raise ValueError(f"{key} is not a number")
     if entry.get("last_run_time") is not None and not isinstance(entry["last_run_time"], str):
         raise ValueError("last_run_time is not a string")
+    stack = entry.get("stack", [])
+    if not isinstance(stack, list) or not all(isinstance(line, str) for line in stack):
+        raise ValueError("stack is not a list of strings")
 
 
 def parse_board(data: Any) -> dict[str, Any]:

@@ -477,6 +477,10 @@ def test_post_loglevel_refuses_a_parameter_given_twice(client: FlaskClient) -> N
      "Unknown form field '-0.99999'; known: logger_name, level, duration, format"),
     (b"logger_name=root&lvl=DEBUG", "application/x-www-form-urlencoded",
      "Unknown form field 'lvl'; known: logger_name, level, duration, format"),
+    # a part whose name werkzeug cannot read (the fuzzer's name="\\"): no name at all
+    (b'--b\r\nContent-Disposition: form-data; name="\\"\r\n\r\nnull\r\n--b--\r\n',
+     "multipart/form-data; boundary=b",
+     "A form field has no readable name; known: logger_name, level, duration, format"),
 ])
 def test_post_loglevel_refuses_a_body_that_is_not_its_form(client: FlaskClient, body: bytes,
                                                            content_type: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def test_profile_over_the_limit_is_the_servers_400_and_exit_one(
     result = run_cli(capsys, "profile", fleet.healthy.url, "--seconds", "3600")
     assert result.code == 1
     assert "HTTP 400: Invalid seconds: 3600 is over the limit" in result.err
+
+
+def test_profile_last_answers_at_once_from_the_history(
+        fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    result = run_cli(capsys, "profile", fleet.healthy.url, "--last", "30", "--name",
+                     "heartbeat", "--all-workers")
+    assert time.monotonic() - started < 5  # no 30 s window
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines and all(line.startswith("worker ") and ";heartbeat;" in line for line in lines)
+    beyond = run_cli(capsys, "profile", fleet.healthy.url, "--last", "601")
+    assert beyond.code == 1
+    assert "HTTP 400: Invalid last: 601 is beyond the 600 seconds of history kept" in beyond.err
 
 
 def test_memory_prints_the_report(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from datetime import datetime
 from typing import Any
 
 import pytest
+from support import wait_until
 
 from common_api.errors import InvalidInput, NotFound
 from common_api.periodic import PeriodicThread, ThreadLevel, ThreadRunSummary
@@ -192,3 +194,33 @@ def test_a_huge_summary_is_cut_to_size() -> None:
     assert len(extra) == 101 and extra["..."] == "402 more entries"
     assert extra["many"][:3] == [0, 1, 2] and extra["many"][-1] == "... 4900 more items"
     assert extra["long"].startswith("yyy") and len(extra["long"]) < 2100
+
+
+def _blocked_in_named_wait(release: Any) -> None:
+    release.wait(30)
+
+
+@pytest.mark.parametrize(("level", "shown"), [("critical", True), ("high", True),
+                                              ("medium", False), ("low", False)])
+def test_a_stalled_thread_of_a_health_level_carries_its_stack(level: str, shown: bool) -> None:
+    release = threading.Event()
+    thread = PeriodicThread(f"stuck-{level}", 0.02, lambda: _blocked_in_named_wait(release),
+                            level=level)
+    thread.start()
+    try:
+        wait_until(lambda: thread.total_runs == 0 and not thread.is_active, 10,
+                   message="the thread stalled in its first run")
+        status = thread_status(thread)
+        assert ("stack" in status) is shown and ("stalled_since" in status) is shown
+        if shown:
+            functions = [line.split(" (")[0] for line in status["stack"]]
+            at = next(i for i, name in enumerate(functions)
+                      if name.endswith("test_periodic_status:_blocked_in_named_wait"))
+            assert all(name.startswith("threading:") for name in functions[at + 1:])
+            assert status["stalled_since"] == status["last_run_time"]
+            entry = PeriodicStatusService(lambda: [status]).health()["unhealthy_threads"][0]
+            assert entry["stack"] == status["stack"]
+    finally:
+        release.set()
+        thread.stop()
+    assert "stack" not in thread_status(thread)  # stopped: nowhere to be

@@ -3,7 +3,8 @@
 Served as ``stall_app:app`` (the tests put this directory on the server's PYTHONPATH),
 under the prefix ``/ops``. While the file named by ``STALL_FILE`` exists, the critical
 thread ``pacemaker`` hangs inside its run, so after three intervals the health endpoint
-names it; the low thread ``bookkeeper`` keeps running.
+names it, and the page shows where it is stuck: in ``wait_on_downstream()``, called from
+``sync_with_controller()``; the low thread ``bookkeeper`` keeps running.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ logging.getLogger("stall_app.cache").disabled = True
 _released = threading.Event()
 
 
-def pacemaker() -> bool:
+def wait_on_downstream() -> None:
     while os.path.exists(STALL_FILE) and not _released.wait(0.05):
         pass
+
+
+def sync_with_controller() -> None:
+    wait_on_downstream()
+
+
+def pacemaker() -> bool:
+    sync_with_controller()
     return True
 
 

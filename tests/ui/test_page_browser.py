@@ -295,6 +295,19 @@ def test_the_profile_panel_renders_a_flame_graph_and_offers_the_speedscope_file(
         saved.read_text().replace('":"', '": "')
 
 
+def test_the_profile_panel_shows_the_last_10_minutes_at_once_from_the_history(
+        demo: LiveServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(demo.url + "/ui")
+    expect(page.locator("#health")).to_contain_text("HEALTHY")
+    page.click("#pf-history")
+    page.wait_for_selector("#flame svg g.frame")
+    assert "heartbeat" in page.inner_text("#flame")  # a demo thread's root frame
+    expect(page.locator("#pf-status")).to_contain_text("history kept")
+    asked = [r.url for r in tab.requests if "/profile?" in r.url]
+    assert asked and "last=600" in asked[-1] and "seconds=" not in asked[-1]
+
+
 def test_the_page_marks_a_logger_the_host_s_logging_config_disabled(
         guarded: tuple[LiveServer, Path], tab: Tab) -> None:
     server, _ = guarded
@@ -337,6 +350,13 @@ def test_with_a_token_under_a_prefix_the_page_asks_once_then_turns_unhealthy_and
     assert "pacemaker@" in reason and "no run within 3 intervals" in reason
     marked = page.locator("#pt-rows tr.unhealthy")
     assert marked.count() == 1 and "✖" in marked.inner_text()  # not by colour alone
+    # where it is stuck, innermost last, under its row
+    stuck = page.locator("#pt-rows tr.unhealthy + tr.stalled-stack")
+    expect(stuck).to_contain_text("stall_app:wait_on_downstream (")
+    frames = [line.split(" (")[0] for line in stuck.locator("pre").inner_text().splitlines()]
+    at = frames.index("stall_app:wait_on_downstream")
+    assert frames[at - 1] == "stall_app:sync_with_controller", frames
+    assert "its run began" in stuck.inner_text()
 
     stall.unlink()
     server.stop()

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "bp": "common_api.blueprint",
-    "CommonApi": "common_api.extension",
+    "CommonApi": "common_api.blueprint",  # with the views it registers
     "IrrecoverableException": "common_api.periodic",
     "PeriodicThread": "common_api.periodic",
     "PeriodicThreadRegistry": "common_api.periodic",
@@ -38,8 +38,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from common_api.blueprint import bp
-    from common_api.extension import CommonApi
+    from common_api.blueprint import CommonApi, bp
     from common_api.periodic import (
         IrrecoverableException,
         PeriodicThread,

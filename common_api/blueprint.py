@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import (
@@ -29,7 +29,9 @@ from common_api import __version__, config
 from common_api.endpoints import BY_NAME, Endpoint
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
 from common_api.extension import (
+    CommonApi,
     CommonApiState,
+    bp,
     finish_registration,
     get_state,
     json_response,
@@ -62,7 +64,7 @@ from common_api.services.threads import (
     select_threads,
 )
 
-bp = Blueprint("common_api", __name__)
+__all__ = ["CommonApi", "bp"]
 
 MAX_THREAD_ID = 2**63 - 1
 MISSING_WORKERS_HEADER = "X-Missing-Workers"  # pids whose live metrics a scrape lacks

@@ -20,36 +20,83 @@ from typing import Any
 
 from common_api import startup_log
 from common_api.services.access import split_host
+from common_api.setting_keys import (
+    ALLOWED_HOSTS as ALLOWED_HOSTS,
+)
+from common_api.setting_keys import (
+    DISABLED_ENDPOINTS as DISABLED_ENDPOINTS,
+)
+from common_api.setting_keys import (
+    ENV_MASK_SECRETS as ENV_MASK_SECRETS,
+)
+from common_api.setting_keys import (
+    ENV_SECRET_PATTERN as ENV_SECRET_PATTERN,
+)
+from common_api.setting_keys import (
+    HEALTH_PUBLIC as HEALTH_PUBLIC,
+)
+from common_api.setting_keys import (
+    MAX_BODY_BYTES as MAX_BODY_BYTES,
+)
+from common_api.setting_keys import (
+    MAX_QUERY_LENGTH as MAX_QUERY_LENGTH,
+)
+from common_api.setting_keys import (
+    METRICS_INSTRUMENT_REQUESTS as METRICS_INSTRUMENT_REQUESTS,
+)
+from common_api.setting_keys import (
+    METRICS_PEER_TIMEOUT as METRICS_PEER_TIMEOUT,
+)
+from common_api.setting_keys import (
+    PROFILE_HISTORY_SECONDS as PROFILE_HISTORY_SECONDS,
+)
+from common_api.setting_keys import (
+    PROFILE_MAX_SECONDS as PROFILE_MAX_SECONDS,
+)
+from common_api.setting_keys import (
+    SCRIPT_ALLOWED_IMPORTS as SCRIPT_ALLOWED_IMPORTS,
+)
+from common_api.setting_keys import (
+    SCRIPT_ENABLED as SCRIPT_ENABLED,
+)
+from common_api.setting_keys import (
+    SCRIPT_HOST_PACKAGES as SCRIPT_HOST_PACKAGES,
+)
+from common_api.setting_keys import (
+    SCRIPT_MAX_BYTES as SCRIPT_MAX_BYTES,
+)
+from common_api.setting_keys import (
+    SCRIPT_MAX_CONCURRENT as SCRIPT_MAX_CONCURRENT,
+)
+from common_api.setting_keys import (
+    SCRIPT_MAX_RESULT_BYTES as SCRIPT_MAX_RESULT_BYTES,
+)
+from common_api.setting_keys import (
+    SCRIPT_MEMORY_LIMIT as SCRIPT_MEMORY_LIMIT,
+)
+from common_api.setting_keys import (
+    SCRIPT_TIMEOUT as SCRIPT_TIMEOUT,
+)
+from common_api.setting_keys import (
+    SCRIPT_USER as SCRIPT_USER,
+)
+from common_api.setting_keys import (
+    STATE_DIR as STATE_DIR,
+)
+from common_api.setting_keys import (
+    TOKEN as TOKEN,
+)
+from common_api.setting_keys import (
+    TOKEN_FILE as TOKEN_FILE,
+)
+from common_api.setting_keys import (
+    TRUST_LOOPBACK as TRUST_LOOPBACK,
+)
 
 log = logging.getLogger("common_api")
 PREFIX = "COMMON_API_"
 # keys read outside this table: the gunicorn preset's server settings (common_api.gunicorn)
 SERVER_KEYS = ("COMMON_API_BIND", "COMMON_API_WORKERS", "COMMON_API_THREADS")
-
-SCRIPT_ENABLED = "COMMON_API_SCRIPT_ENABLED"
-SCRIPT_ALLOWED_IMPORTS = "COMMON_API_SCRIPT_ALLOWED_IMPORTS"
-SCRIPT_TIMEOUT = "COMMON_API_SCRIPT_TIMEOUT"
-SCRIPT_MAX_BYTES = "COMMON_API_SCRIPT_MAX_BYTES"
-SCRIPT_MAX_RESULT_BYTES = "COMMON_API_SCRIPT_MAX_RESULT_BYTES"
-SCRIPT_MAX_CONCURRENT = "COMMON_API_SCRIPT_MAX_CONCURRENT"
-SCRIPT_MEMORY_LIMIT = "COMMON_API_SCRIPT_MEMORY_LIMIT"
-SCRIPT_HOST_PACKAGES = "COMMON_API_SCRIPT_HOST_PACKAGES"
-SCRIPT_USER = "COMMON_API_SCRIPT_USER"
-TOKEN = "COMMON_API_TOKEN"
-TOKEN_FILE = "COMMON_API_TOKEN_FILE"
-HEALTH_PUBLIC = "COMMON_API_HEALTH_PUBLIC"
-TRUST_LOOPBACK = "COMMON_API_TRUST_LOOPBACK"
-ALLOWED_HOSTS = "COMMON_API_ALLOWED_HOSTS"
-DISABLED_ENDPOINTS = "COMMON_API_DISABLED_ENDPOINTS"
-MAX_BODY_BYTES = "COMMON_API_MAX_BODY_BYTES"
-MAX_QUERY_LENGTH = "COMMON_API_MAX_QUERY_LENGTH"
-STATE_DIR = "COMMON_API_STATE_DIR"
-ENV_MASK_SECRETS = "COMMON_API_ENV_MASK_SECRETS"
-ENV_SECRET_PATTERN = "COMMON_API_ENV_SECRET_PATTERN"
-METRICS_INSTRUMENT_REQUESTS = "COMMON_API_METRICS_INSTRUMENT_REQUESTS"
-PROFILE_MAX_SECONDS = "COMMON_API_PROFILE_MAX_SECONDS"
-PROFILE_HISTORY_SECONDS = "COMMON_API_PROFILE_HISTORY_SECONDS"
-METRICS_PEER_TIMEOUT = "COMMON_API_METRICS_PEER_TIMEOUT"
 
 DEFAULT_SECRET_PATTERN = (
     r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token|api_?key|access_?key|private"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
-from common_api import config
+from common_api import setting_keys as keys
 
 # a request with these methods is answered by Flask itself (automatic OPTIONS), never by a view
 _ANSWERED_BY_FLASK = frozenset({"OPTIONS"})
@@ -56,7 +56,7 @@ class Endpoint:
     changes_state_with: str | None = None
     audit_params: tuple[tuple[str, str], ...] = ()
     form_params: tuple[str, ...] = ()
-    body_limit: str = config.MAX_BODY_BYTES
+    body_limit: str = keys.MAX_BODY_BYTES
     body_envelope: int = 0
     public_health: bool = False
     public: bool = False
@@ -107,8 +107,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("periodic_threads_health", "/periodic-threads-health", ("GET",), json=True,
              public_health=True),
     Endpoint("run_script", "/run_script", ("POST",), json=False, audit_event="script.run",
-             body_limit=config.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE,
-             enabled_by=config.SCRIPT_ENABLED,
+             body_limit=keys.SCRIPT_MAX_BYTES, body_envelope=MULTIPART_ENVELOPE,
+             enabled_by=keys.SCRIPT_ENABLED,
              risk="It runs Python code sent by the caller inside the component (in a sandbox)"),
     Endpoint("openapi", "/openapi.json", ("GET",), json=True),
     Endpoint("ui", "/ui", ("GET",), json=False, public=True),

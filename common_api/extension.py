@@ -20,7 +20,16 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response, current_app, got_request_exception, jsonify, request
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    current_app,
+    got_request_exception,
+    jsonify,
+    request,
+)
 from flask.sansio.blueprints import BlueprintSetupState
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_flask_exporter import PrometheusMetrics
@@ -222,6 +231,11 @@ def _mask_secrets(settings: dict[str, Any]) -> bool:
     return False
 
 
+#: The blueprint; ``common_api.blueprint`` attaches its views and registration hooks (the
+#: package's ``bp`` and ``CommonApi`` are imported through that module, so they are there).
+bp = Blueprint("common_api", "common_api.blueprint")
+
+
 class CommonApi:
     """The extension object of one app: its settings, its services and their lifetime.
 
@@ -248,8 +262,8 @@ class CommonApi:
 
     def init_app(self, app: Flask) -> None:
         """Register the blueprint (and so every service) on ``app``: once, on one app."""
-        from common_api.blueprint import bp
-
+        if not bp.deferred_functions:
+            raise RuntimeError("import CommonApi from common_api (its views load with it)")
         if self.app is not None and self.app is not app:
             raise RuntimeError("a CommonApi serves one app: make one per app")
         present = app.extensions.get(EXTENSION_KEY)

@@ -12,6 +12,7 @@ from typing import Any, overload
 
 from common_api.periodic._levels import ThreadLevel
 from common_api.periodic._stack import thread_stack
+from common_api.periodic._status import render_status
 from common_api.periodic._summary import IrrecoverableException, ThreadRunSummary, _bind
 
 logger = logging.getLogger("common_api.periodic")
@@ -307,9 +308,19 @@ class PeriodicThread:
     def status(self) -> dict[str, Any]:
         """The status as the HTTP endpoints render it (``last_run_time`` in ISO-8601); kept for
         code written against this package before :meth:`get_status`."""
-        from common_api.services.periodic_status import thread_status
+        own = type(self).get_status is not PeriodicThread.get_status
+        return render_status(PeriodicThread.get_status(self),
+                             self._extra_status() if own else {}, self.current_stack)
 
-        return thread_status(self)
+    def _extra_status(self) -> dict[str, Any]:
+        """What a subclass's own ``get_status()`` adds; nothing if it fails (it must not
+        take the endpoint down, and the framework's own fields never come from it)."""
+        try:
+            extra = self.get_status()
+        except Exception:
+            logger.exception("get_status() of periodic thread %s failed", self._name)
+            return {}
+        return {str(k): v for k, v in extra.items()} if isinstance(extra, dict) else {}
 
     def _loop(self) -> None:
         """Body of the OS thread: init_wait, then run and sleep until told to stop."""

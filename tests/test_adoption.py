@@ -80,13 +80,18 @@ def test_right_after_start_health_counts_booting_workers_instead_of_fewer_worker
 
 
 def test_a_level_set_that_creates_a_logger_says_so_once(half_hooked: LiveServer) -> None:
-    first = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "INFO"})
-    assert first.status_code == 200
-    assert first.text.splitlines()[:2] == [
-        "Set kvctll level to INFO (including all handlers)",
-        "No logger named kvctll existed: it has been created"]
-    again = half_hooked.post("/loglevel", data={"logger_name": "kvctll", "level": "DEBUG",
-                                                "format": "json"})
+    import requests
+
+    with requests.Session() as session:  # one kept-alive connection: one worker answers both
+        first = session.post(half_hooked.url + "/loglevel",
+                             data={"logger_name": "kvctll", "level": "INFO"}, timeout=30)
+        assert first.status_code == 200
+        assert first.text.splitlines()[:2] == [
+            "Set kvctll level to INFO (including all handlers)",
+            "No logger named kvctll existed: it has been created"]
+        again = session.post(half_hooked.url + "/loglevel",
+                             data={"logger_name": "kvctll", "level": "DEBUG",
+                                   "format": "json"}, timeout=30)
     assert again.status_code == 200
-    # the answering worker may be another one, where the first set created it too
+    assert first.headers["X-Worker-Pid"] == again.headers["X-Worker-Pid"]
     assert again.json()["created"] is False

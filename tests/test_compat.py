@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import gunicorn
@@ -189,3 +193,24 @@ def test_an_asyncio_without_its_current_tasks_turns_tasks_off_and_says_so(
     checks_again.undo()
     importlib.reload(compat_asyncio)
     assert compat_asyncio.TASKS
+
+
+def test_safe_files_replace_no_function_of_prometheus_client(tmp_path: Path) -> None:
+    """The safe metric files are common_api's own subclass, made through the one name
+    prometheus_client makes value files by: MmapedDict itself is untouched (issue 19)."""
+    probe = (
+        "import os\n"
+        "from prometheus_client import Counter\n"
+        "from prometheus_client.mmap_dict import MmapedDict\n"
+        "from common_api.compat import prometheus as compat\n"
+        "from common_api.compat.prometheus import safe_files\n"
+        "before = (MmapedDict.__init__, MmapedDict._init_value)\n"
+        "safe_files.install()\n"
+        "Counter('probe_hits', 'hits').inc()\n"
+        "kinds = {type(f).__name__ for f in compat.value_files().values()}\n"
+        "print(before == (MmapedDict.__init__, MmapedDict._init_value), sorted(kinds))\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.stdout.strip() == "True ['SafeMmapedDict']", done.stdout + done.stderr

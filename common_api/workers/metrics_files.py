@@ -226,7 +226,7 @@ def _write_archive(path: Path, values: Iterable[tuple[str, float, float]]) -> No
     safe_files.install()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    target = MmapedDict(str(path))
+    target = safe_files.archive_file(str(path))
     try:
         for key, value, timestamp in values:
             target.write_value(key, value, timestamp)

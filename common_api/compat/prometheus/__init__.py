@@ -1,7 +1,8 @@
 """prometheus_client's private code that common_api relies on, checked at import.
 
-- Safe metric files (``safe_files`` in this package): ``MmapedDict``'s constructor and
-  ``_init_value`` are replaced (on that class only, once per process) and its instance
+- Safe metric files (``safe_files`` in this package): a subclass of ``MmapedDict`` with its
+  own constructor and ``_init_value`` is what ``values.MmapedDict`` (the name
+  ``MultiProcessValue`` makes its files by) names in this process; ``MmapedDict``'s instance
   attributes ``_f``, ``_m``, ``_fname``, ``_capacity``, ``_used``, ``_positions`` are
   read and set; the per-process ``files`` and ``lock`` that ``values.MultiProcessValue``
   closes over are read.
@@ -90,6 +91,9 @@ SAFE_FILES = require(SAFE_FILES_FEATURE, LIBRARY, {
         lambda: has_attributes(MmapedDict.__init__, *FILE_ATTRIBUTES),
     "the files and lock values.MultiProcessValue closes over":
         lambda: _holds_files_and_lock(values.MultiProcessValue(lambda: 0)),  # type: ignore[no-untyped-call]
+    "values.MmapedDict, the name MultiProcessValue makes its files by":
+        lambda: getattr(values, "MmapedDict", None) is MmapedDict
+        and "MmapedDict(" in inspect.getsource(values.MultiProcessValue),
 })
 
 METRIC_READS = require(READS_FEATURE, LIBRARY, {
@@ -116,6 +120,12 @@ def uses_files() -> bool:
     """Whether this process's prometheus_client keeps its values in files (multiprocess
     mode, chosen when it was first imported)."""
     return values.ValueClass is not values.MutexValue
+
+
+def use_value_file_class(cls: type[MmapedDict]) -> None:
+    """Have ``values.MultiProcessValue`` make this process's value files as ``cls`` (a
+    subclass of ``MmapedDict``): the name it looks up when it makes one."""
+    setattr(values, "MmapedDict", cls)  # noqa: B010 (a name prometheus_client does not export)
 
 
 def value_files() -> dict[str, MmapedDict]:

@@ -58,15 +58,34 @@ class _NoFile:
         return None
 
 
+class SafeMmapedDict(MmapedDict):
+    """common_api's own kind of prometheus_client value file: it allocates every byte before
+    storing it, and a value file of this process that cannot be written is kept in memory
+    (see the module's docstring). prometheus_client's own ``MmapedDict`` is left as it is."""
+
+    def __init__(self, filename: str, read_mode: bool = False) -> None:
+        _guarded_init(self, filename, read_mode)
+
+    def _init_value(self, key: str) -> None:
+        _guarded_init_value(self, key)
+
+
 def install() -> None:
-    """Make this process's prometheus_client files allocate safely (idempotent)."""
+    """Have this process's prometheus_client value files made as ``SafeMmapedDict``
+    (idempotent): the one name ``prometheus_client.values`` creates them by is pointed at
+    the subclass, and no function of prometheus_client is replaced."""
     with _installed:
         if _state["installed"] or not compat.SAFE_FILES:
             return
-        _state["original_init"] = MmapedDict.__init__
-        MmapedDict.__init__ = _guarded_init  # type: ignore[method-assign]
-        MmapedDict._init_value = _guarded_init_value  # type: ignore[method-assign]
+        compat.use_value_file_class(SafeMmapedDict)
         _state["installed"] = True
+
+
+def archive_file(path: str) -> MmapedDict:
+    """A metric file that is not a value file of this process (the fold's archives): made
+    safely where the safe files are installed, so a full directory is an OSError for the
+    caller, never a SIGBUS."""
+    return SafeMmapedDict(path) if _state["installed"] else MmapedDict(path)  # type: ignore[no-untyped-call]
 
 
 def _value_files() -> dict[str, MmapedDict]:
@@ -84,12 +103,12 @@ def _is_value_file(target: MmapedDict) -> bool:
 
 def _guarded_init(self: MmapedDict, filename: str, read_mode: bool = False) -> None:
     if read_mode:
-        _state["original_init"](self, filename, read_mode)
+        MmapedDict.__init__(self, filename, read_mode)  # type: ignore[no-untyped-call]
         return
     try:
         if not os.path.exists(filename):
             _create(filename)
-        _state["original_init"](self, filename, read_mode)
+        MmapedDict.__init__(self, filename, read_mode)  # type: ignore[no-untyped-call]
     except OSError as error:
         if not os.path.basename(filename).endswith(f"_{os.getpid()}.db"):
             raise  # not this process's value file (an archive being written)

@@ -229,5 +229,10 @@ def test_an_inline_kind_is_answered_on_the_listening_thread_the_others_on_their_
         return threading.current_thread().name
 
     server = serve({"quick": thread_name, "slow": thread_name}, inline=("quick",))
-    assert ask(server.address, "quick", None, TIMEOUT) == "common-api-peer-channel"
+    # a quick request is answered inline when it has arrived whole by the time it is
+    # accepted, as a worker's nearly always has; on a loaded machine it may come a moment
+    # later and take the thread path: of ten, at least one is inline
+    quick = [ask(server.address, "quick", None, TIMEOUT) for _ in range(10)]
+    assert "common-api-peer-channel" in quick
+    assert set(quick) <= {"common-api-peer-channel", "common-api-peer-request"}
     assert ask(server.address, "slow", None, TIMEOUT) == "common-api-peer-request"

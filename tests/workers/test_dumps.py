@@ -140,8 +140,11 @@ def test_a_faulthandler_dump_cut_at_100_threads_still_counts_every_thread(
     [dump] = collect(identity, worker)
     assert dump.source == FAULTHANDLER
     assert len(dump.threads) == 100
-    assert dump.total == 123
-    assert "shows 100 of 123 threads" in dump.note
+    # 120 + the main thread + the channel's, and whatever the interpreter runs itself
+    # (Python 3.13 has one more): the count /proc gives while the GIL is held
+    total = len(os.listdir(f"/proc/{worker.pid}/task"))
+    assert total >= 123 and dump.total == total
+    assert f"shows 100 of {total} threads" in dump.note
 
 
 def test_a_stopped_worker_is_listed_as_stopped_at_once_and_not_signalled(

@@ -141,6 +141,6 @@ def test_an_idle_demo_profile_with_idle_false_has_no_waiting_frames(
     busy = folded(get(live_server, "/profile", seconds="2", idle="false").text)
     total = sum(count for _, count in everything)
     waiting = sum(count for names, count in everything if names[-1] in WAITING_LEAVES)
-    assert waiting >= 0.8 * total  # the demo is idle: nearly every sample is a wait
+    assert waiting >= 0.7 * total  # the demo is idle: most samples are waits
     assert not [names for names, _ in busy if names[-1] in WAITING_LEAVES]
     assert sum(count for _, count in busy) < 0.2 * total

@@ -477,13 +477,16 @@ def test_post_loglevel_refuses_a_parameter_given_twice(client: FlaskClient) -> N
      "Unknown form field '-0.99999'; known: logger_name, level, duration, format"),
     (b"logger_name=root&lvl=DEBUG", "application/x-www-form-urlencoded",
      "Unknown form field 'lvl'; known: logger_name, level, duration, format"),
-    # a part whose name werkzeug cannot read (the fuzzer's name="\\"): no name at all
+    # a part whose name newer werkzeug cannot read (the fuzzer's name="\\"): no name at
+    # all; werkzeug 3.0 reads it as a backslash. Either way a 400 naming the problem.
     (b'--b\r\nContent-Disposition: form-data; name="\\"\r\n\r\nnull\r\n--b--\r\n',
      "multipart/form-data; boundary=b",
-     "A form field has no readable name; known: logger_name, level, duration, format"),
+     "A form field has no readable name; known: logger_name, level, duration, format"
+     "|Unknown form field '\\\\'; known: logger_name, level, duration, format"),
 ])
 def test_post_loglevel_refuses_a_body_that_is_not_its_form(client: FlaskClient, body: bytes,
                                                            content_type: str,
                                                            message: str) -> None:
     response = client.post("/loglevel", data=body, content_type=content_type)
-    assert (response.status_code, response.get_data(as_text=True)) == (400, message)
+    assert response.status_code == 400
+    assert response.get_data(as_text=True) in message.split("|")

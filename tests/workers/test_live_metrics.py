@@ -321,26 +321,43 @@ def test_a_stopped_worker_is_named_at_once_and_its_file_metrics_still_count(
 def test_a_worker_holding_the_gil_is_named_after_the_deadline_not_waited_for(
         preset_3: LiveServer) -> None:
     before = worker_pids(preset_3)
-    holder: dict[str, Any] = {}
+    seen: list[tuple[int, str]] = []  # (answering pid, missing header) of every scrape
 
-    def block() -> None:
-        holder["pid"] = fresh_get(preset_3, "/block", params={"s": "12"}).json()["pid"]
+    def one_hold() -> tuple[requests.Response | None, dict[str, Any]]:
+        holder: dict[str, Any] = {}
 
-    thread = threading.Thread(target=block)
-    thread.start()
-    try:
-        def blocked() -> Any:
-            answer = fresh_get(preset_3, "/metrics")
-            return answer if "X-Missing-Workers" in answer.headers else None
+        def block() -> None:
+            holder["pid"] = fresh_get(preset_3, "/block", params={"s": "12"}).json()["pid"]
 
-        answer = wait_until(blocked, 10, interval=0.05, message="a scrape to miss the worker")
-        assert isinstance(answer, requests.Response)
-        assert thread.is_alive(), "the worker was released before the scrape answered"
-        assert answer.status_code == 200
-        assert answer.elapsed.total_seconds() < PEER_TIMEOUT + 1.0
-        assert "no answer within 1 s" in answer.headers["X-Missing-Workers"]
-    finally:
-        thread.join(30)
+        thread = threading.Thread(target=block)
+        thread.start()
+        try:
+            def blocked() -> Any:
+                answer = fresh_get(preset_3, "/metrics")
+                seen.append((int(answer.headers.get("X-Worker-Pid", 0)),
+                             answer.headers.get("X-Missing-Workers", "")))
+                return answer if "X-Missing-Workers" in answer.headers else None
+
+            try:
+                answer = wait_until(blocked, 10, interval=0.05, message="a missing worker")
+            except AssertionError:
+                return None, holder
+            assert isinstance(answer, requests.Response)
+            assert thread.is_alive(), "the worker was released before the scrape answered"
+            return answer, holder
+        finally:
+            thread.join(30)
+
+    # on a loaded machine the hold may start late or the scrapes land unluckily: up to
+    # three holds, each must either be named by a scrape or be retried
+    for _ in range(3):
+        answer, holder = one_hold()
+        if answer is not None:
+            break
+    else:
+        raise AssertionError(f"no scrape named the held worker in three holds: {seen}")
+    assert answer.status_code == 200
+    assert answer.elapsed.total_seconds() < PEER_TIMEOUT + 1.0
     assert holder["pid"] in before
     assert f"{holder['pid']} (no answer within 1 s)" == answer.headers["X-Missing-Workers"]
 

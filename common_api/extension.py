@@ -44,11 +44,11 @@ from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.errors import ConfigurationError
 from common_api.host_setup import (
     BeforeFirstRequest,
+    GunicornServing,
     HostExporter,
     RouteClash,
     find_host_exporter,
-    gunicorn_settings,
-    gunicorn_workers,
+    gunicorn_serving,
     route_clashes,
     share_exporter_route,
 )
@@ -357,15 +357,14 @@ def _warn_multiworker_without_state(workers: int | None) -> None:
         "gunicorn config').", count)
 
 
-def _warn_about_missing_hooks() -> None:
+def _warn_about_missing_hooks(gunicorn: GunicornServing) -> None:
     """One warning per common_api gunicorn hook the server's configuration leaves out."""
     from common_api.workers.hook_audit import describe, missing_hooks
 
-    settings = gunicorn_settings()
-    if settings is None or _HOOKS_AUDITED.is_set():
+    if _HOOKS_AUDITED.is_set():
         return
     _HOOKS_AUDITED.set()
-    for hook in missing_hooks(settings):
+    for hook in missing_hooks(gunicorn.settings):
         startup_log.warn(log, "%s", describe(hook))
 
 
@@ -400,15 +399,15 @@ def setup_app(app: Flask) -> CommonApiState:
 
     backend = coordination_for(settings[config.STATE_DIR])
     runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
-    gunicorn = gunicorn_workers()
-    if gunicorn is None or gunicorn[1]:  # one process speaks for the server
+    gunicorn = gunicorn_serving()
+    if gunicorn is None or gunicorn.speaks:  # one process speaks for the server
         config.warn_unknown_keys(app.config)
-    if runtime is None and gunicorn is not None and gunicorn[0] > 1 and gunicorn[1]:
-        _warn_multiworker_without_state(gunicorn[0])
-    elif runtime is not None and gunicorn is not None and gunicorn[1]:
-        _warn_about_missing_hooks()
+    if runtime is None and gunicorn is not None and gunicorn.workers > 1 and gunicorn.speaks:
+        _warn_multiworker_without_state(gunicorn.workers)
+    elif runtime is not None and gunicorn is not None and gunicorn.speaks:
+        _warn_about_missing_hooks(gunicorn)
     if runtime is not None and gunicorn is not None:
-        runtime.board.expect(gunicorn[0])
+        runtime.board.expect(gunicorn.workers)
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(

@@ -155,34 +155,33 @@ def route_clashes(app: Flask, blueprint: str) -> list[RouteClash]:
     return list(clashes.values())
 
 
-def gunicorn_workers() -> tuple[int, bool] | None:
-    """When the app is being loaded by gunicorn: its worker count, and whether this process
-    is the one to speak for the server (the master with ``--preload``, else the first
-    worker it booted). None outside gunicorn."""
-    if "gunicorn" not in sys.modules:
-        return None
-    try:
-        from common_api.compat.gunicorn import serving_workers
+@dataclass(frozen=True)
+class GunicornServing:
+    """gunicorn loading the app: its settings (``gunicorn.config.Config``), and whether this
+    process speaks for the server (the master with ``--preload``, else the first worker it
+    booted)."""
 
-        return serving_workers()
-    except Exception:  # an unexpected gunicorn: no warning rather than no start
-        log.debug("common_api: could not read gunicorn's worker count", exc_info=True)
-    return None
+    settings: Any
+    speaks: bool
+
+    @property
+    def workers(self) -> int:
+        return int(self.settings.workers)
 
 
-def gunicorn_settings() -> Any:
-    """When the app is being loaded by gunicorn: its settings (``gunicorn.config.Config``),
-    else None."""
+def gunicorn_serving() -> GunicornServing | None:
+    """When the app is being loaded by gunicorn, what it says of the server (read once from
+    its frames); None outside gunicorn or when they do not say."""
     if "gunicorn" not in sys.modules:
         return None
     try:
         from common_api.compat.gunicorn import serving_config
 
         found = serving_config()
-    except Exception:  # an unexpected gunicorn: no check rather than no start
+    except Exception:  # an unexpected gunicorn: no checks rather than no start
         log.debug("common_api: could not read gunicorn's settings", exc_info=True)
         return None
-    return None if found is None else found[0]
+    return None if found is None else GunicornServing(*found)
 
 
 class BeforeFirstRequest:

@@ -12,8 +12,8 @@
   ``poller``, ``nr_conns``, ``enqueue_req``, ``murder_keepalived``, ``handle``, the
   connection's ``init``, ``data_ready``, ``initialized``). Earlier versions keep
   gunicorn's own connection handling (the preset says so once at start).
-- The worker count at app load (``serving_workers``): the frames of gunicorn's ``Worker``
-  or ``Arbiter`` that load the app, found with ``sys._getframe``.
+- The settings at app load (``serving_config``): the frames of gunicorn's ``Worker`` or
+  ``Arbiter`` that load the app, found with ``sys._getframe``.
 """
 
 from __future__ import annotations
@@ -185,13 +185,6 @@ def serving_config() -> tuple[Any, bool] | None:
     finally:
         del frame
     return None
-
-
-def serving_workers() -> tuple[int, bool] | None:
-    """While gunicorn loads the app: its worker count, and whether this process speaks for
-    the server. None outside gunicorn, or when the frames do not say."""
-    found = serving_config()
-    return None if found is None else (int(found[0].workers), found[1])
 
 
 # ---------------------------------------------------------------------- the worker classes

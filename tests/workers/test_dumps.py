@@ -106,8 +106,11 @@ def test_a_busy_worker_answers_under_the_gil_with_every_thread_named(
     [dump] = collect(identity, worker)
     assert dump.source == PYTHON
     names = {info.name for info in dump.threads}
-    assert {"MainThread", "spinner", "idle-0", "idle-2", "common-api-peer-channel"} <= names
-    assert dump.total == len(dump.threads) == 7  # with the channel and its request thread
+    # the channel answers from a short-lived request thread; whether the one before it
+    # has ended yet is the scheduler's business, so request threads are counted apart
+    assert names - {"common-api-peer-request"} == {
+        "MainThread", "spinner", "idle-0", "idle-1", "idle-2", "common-api-peer-channel"}
+    assert dump.total == len(dump.threads)
     main = next(info for info in dump.threads if info.name == "MainThread")
     assert main.frames[-1].function == "<module>"
     assert main.frames[-1].code == "time.sleep(120)"
@@ -129,7 +132,10 @@ def test_a_worker_holding_the_gil_is_still_dumped_by_faulthandler(
     [dump] = collect(identity, worker)
     assert dump.source == FAULTHANDLER
     assert dump.text is not None and "in stuck_in_c_with_the_gil" in dump.text
-    assert dump.total == 6
+    # main, spinner, three idle and the channel, plus a request thread if the channel got
+    # to start one before the GIL was taken: the count /proc gives while the GIL is held
+    total = len(os.listdir(f"/proc/{worker.pid}/task"))
+    assert 6 <= total <= 7 and dump.total == total
     assert ANSWER_SECONDS <= time.monotonic() - started < ANSWER_SECONDS + 5
     assert peers.is_running(worker)
 

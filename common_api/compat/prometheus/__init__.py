@@ -7,7 +7,8 @@
   read and set; the per-process ``files`` and ``lock`` that ``values.MultiProcessValue``
   closes over are read.
 - Reading the workers' metric files one by one (``common_api.workers.metrics_files``):
-  ``MultiProcessCollector._read_metrics`` and ``_accumulate_metrics``.
+  ``MultiProcessCollector._read_metrics`` and ``_accumulate_metrics``; the value file
+  layout, read by ``file_reader`` in this package for counters, histograms and summaries.
 - Folding an exited worker's files into archives: ``MmapedDict(path)``, its
   ``write_value`` and ``close``, ``MmapedDict.read_all_values_from_file`` and
   ``mmap_key`` (a private module's names).
@@ -42,6 +43,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from common_api.compat import has_attributes, require
+from common_api.compat.prometheus import file_reader
 from common_api.errors import Unavailable
 
 LIBRARY = "prometheus-client"
@@ -146,8 +148,8 @@ def values_lock() -> Any:
 
 
 def read_metrics(paths: list[str]) -> dict[str, Metric]:
-    metrics: dict[str, Metric] = MultiProcessCollector._read_metrics(paths)  # type: ignore[no-untyped-call]
-    return metrics
+    """The files' families for ``accumulate_metrics`` (``file_reader``)."""
+    return file_reader.read_metrics(paths)
 
 
 def accumulate_metrics(metrics: dict[str, Metric]) -> Iterable[Metric]:

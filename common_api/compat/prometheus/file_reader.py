@@ -1,0 +1,122 @@
+"""Reading every worker's value files for one scrape, summing as it reads.
+
+prometheus_client's multiprocess reader turns each entry of each file into a ``Sample``
+and merges them afterwards, so a scrape of N workers builds N samples for every counter,
+histogram and summary series only to add them up. The merge of those three kinds is a
+plain sum over files (identical in every prometheus_client this package supports), so
+``read_metrics`` sums their entries while it reads, from the raw bytes, and hands the merge
+one sample per series: what the merge then gives is what it gives for every file's
+samples. Each entry's key (the JSON that names the series) is parsed once per process, not
+once per file and scrape. Gauge files, whose merge depends on the gauge's mode and pid,
+are read by prometheus_client itself.
+
+The file layout read here (a 4-byte used-bytes header, padding to 8 bytes, then entries of
+a 4-byte key length, the UTF-8 key padded so the two doubles that follow, value and
+timestamp, are 8-byte aligned) is prometheus_client's ``mmap_dict`` format; a file that
+does not fit it raises, naming why, as prometheus_client's reader does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Sequence
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+_INT = struct.Struct("i")
+_DOUBLE = struct.Struct("d")
+_HEADER_BYTES = 8
+_VALUE_BYTES = 16  # value and timestamp
+_FIRST_READ = 4096
+MAX_CACHED_KEYS = 200_000
+
+# key bytes -> (family name, sample name, sorted label pairs, help)
+ParsedKey = tuple[str, str, tuple[tuple[str, str], ...], str]
+_parsed: dict[bytes, ParsedKey] = {}
+
+
+def _parse(key: bytes) -> ParsedKey:
+    parsed = _parsed.get(key)
+    if parsed is None:
+        family, name, labels, documentation = json.loads(key.decode("utf-8"))
+        parsed = (family, name, tuple(sorted(labels.items())), documentation)
+        if len(_parsed) >= MAX_CACHED_KEYS:
+            _parsed.clear()  # series come and go; keep the cache bounded
+        _parsed[key] = parsed
+    return parsed
+
+
+def used_bytes(path: str) -> bytes:
+    """The used part of a value file (FileNotFoundError when it is gone)."""
+    with open(path, "rb") as handle:
+        data = handle.read(_FIRST_READ)
+        if len(data) < _HEADER_BYTES:
+            raise RuntimeError(f"{os.path.basename(path)}: shorter than its header")
+        used = _INT.unpack_from(data, 0)[0]
+        if used > len(data):
+            data += handle.read(used - len(data))
+    if not _HEADER_BYTES <= used <= len(data):
+        raise RuntimeError(f"{os.path.basename(path)}: header claims {used} bytes used of "
+                           f"{len(data)}")
+    return data[:used]
+
+
+def add_values(data: bytes, into: dict[bytes, float]) -> None:
+    """Add each entry's value in ``data`` (a file's used bytes) to ``into``, by key."""
+    unpack_int, unpack_double = _INT.unpack_from, _DOUBLE.unpack_from
+    end = len(data)
+    pos = _HEADER_BYTES
+    get = into.get
+    while pos < end:
+        length = unpack_int(data, pos)[0] if pos + 4 <= end else 0
+        start = pos + 4
+        if length <= 0 or start + length > end:
+            raise RuntimeError(f"corrupt entry at byte {pos}: a key of {length} bytes")
+        key = data[start:start + length]
+        pos = start + length + (8 - (length + 4) % 8)
+        if pos + _VALUE_BYTES > end:
+            raise RuntimeError(f"corrupt entry at byte {start - 4}: its value runs past "
+                               f"the {end} bytes used")
+        into[key] = get(key, 0.0) + unpack_double(data, pos)[0]
+        pos += _VALUE_BYTES
+
+
+def read_metrics(paths: Sequence[str]) -> dict[str, Metric]:
+    """What ``MultiProcessCollector._read_metrics(paths)`` gives, up to one thing: the
+    samples of a counter, histogram or summary series are already summed over the files
+    (one per series), which ``_accumulate_metrics`` turns into the same families. The
+    families come in the order of the first file of their kind, as upstream's do when
+    the paths are sorted."""
+    first: dict[str, int] = {}  # kind -> index of its first file
+    gauge_paths: list[str] = []
+    sums: dict[str, dict[bytes, float]] = {}
+    for index, path in enumerate(paths):
+        kind = os.path.basename(path).split("_")[0]
+        first.setdefault(kind, index)
+        if kind == "gauge":
+            gauge_paths.append(path)
+        else:
+            add_values(used_bytes(path), sums.setdefault(kind, {}))
+    by_kind: dict[str, dict[str, Metric]] = {}
+    if gauge_paths:
+        by_kind["gauge"] = MultiProcessCollector._read_metrics(gauge_paths)  # type: ignore[no-untyped-call]
+    for kind, values in sums.items():
+        families = by_kind[kind] = {}
+        for key, value in values.items():
+            family, name, labels, documentation = _parse(key)
+            metric = families.get(family)
+            if metric is None:
+                metric = families[family] = Metric(family, documentation, kind)
+            metric.add_sample(name, labels, value)  # type: ignore[arg-type]  # as upstream
+    metrics: dict[str, Metric] = {}
+    for kind in sorted(by_kind, key=first.__getitem__):
+        families = by_kind[kind]
+        if families.keys() & metrics.keys():
+            # one name in files of two kinds: leave the result to prometheus_client whole
+            whole: dict[str, Metric] = MultiProcessCollector._read_metrics(paths)  # type: ignore[no-untyped-call]
+            return whole
+        metrics.update(families)
+    return metrics

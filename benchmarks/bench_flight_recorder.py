@@ -158,8 +158,8 @@ def drive(server: Server, requests: int) -> float:
 
 def memory_figures() -> tuple[float, float]:
     """(estimate, traced) MiB of a full 600 s history of this process with 12 threads."""
-    from common_api.recorder import HZ
-    from common_api.recorder.history import SampleHistory, current_frames, thread_names
+    from common_api.services.recorder import HZ
+    from common_api.services.recorder.history import SampleHistory, current_frames, thread_names
 
     stop = threading.Event()
     threads = [threading.Thread(target=stop.wait, name=f"idle-{i}") for i in range(11)]

@@ -25,7 +25,7 @@ from werkzeug.exceptions import (
     default_exceptions,
 )
 
-from common_api import __version__, config
+from common_api import __version__
 from common_api.endpoints import BY_NAME, Endpoint
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
 from common_api.extension import (
@@ -165,7 +165,7 @@ def _authorize_and_limit() -> None:
     if not endpoint.public:
         state.access.check(_caller(), guarded=endpoint.is_guarded(request.method, params),
                            health=endpoint.public_health)
-    max_query = state.settings[config.MAX_QUERY_LENGTH]
+    max_query = state.settings.max_query_length
     for name, value in params.items(multi=True):
         if len(value) > max_query or len(name) > max_query:
             raise InvalidInput(f"Query parameter {name[:64]!r} is longer than {max_query} "
@@ -397,7 +397,7 @@ def periodic_threads_health() -> Response:
 @view("run_script")
 def run_script() -> Response:
     state = _state()
-    limit = state.settings[config.SCRIPT_MAX_BYTES]
+    limit = state.settings.script_max_bytes
     try:
         upload = request.files.get("script")
     except RequestEntityTooLarge:

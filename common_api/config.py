@@ -14,12 +14,12 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from common_api import startup_log
-from common_api.services.access import split_host
+from common_api.host_names import split_host
 from common_api.setting_keys import (
     ALLOWED_HOSTS as ALLOWED_HOSTS,
 )
@@ -300,10 +300,66 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def attribute(key: str) -> str:
+    """The ``Settings`` attribute of a key: ``COMMON_API_SCRIPT_TIMEOUT`` -> ``script_timeout``."""
+    return key[len(PREFIX):].lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting's validated value, read once at registration: by attribute
+    (``settings.script_timeout``), or by key (``settings["COMMON_API_SCRIPT_TIMEOUT"]``)
+    where a table names the key (an endpoint's body limit, its switch)."""
+
+    script_enabled: bool
+    script_allowed_imports: tuple[str, ...]
+    script_timeout: float
+    script_max_bytes: int
+    script_max_result_bytes: int
+    script_max_concurrent: int
+    script_memory_limit: int
+    script_host_packages: tuple[str, ...]
+    script_user: str
+    token: str | None
+    token_file: str | None
+    health_public: bool
+    trust_loopback: bool
+    allowed_hosts: tuple[str, ...]
+    disabled_endpoints: tuple[str, ...]
+    max_body_bytes: int
+    max_query_length: int
+    state_dir: str | None
+    env_mask_secrets: bool
+    env_secret_pattern: str
+    metrics_instrument_requests: bool
+    profile_max_seconds: float
+    profile_history_seconds: float
+    metrics_peer_timeout: float
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, attribute(key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in _KEYS
+
+    def keys(self) -> Iterator[str]:
+        return iter(_KEYS)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return ((key, self[key]) for key in _KEYS)
+
+
+_KEYS = tuple(setting.key for setting in SETTINGS)
+if {field.name for field in fields(Settings)} != {attribute(key) for key in _KEYS}:
+    raise RuntimeError("common_api.config: Settings and SETTINGS name different keys")
+
+
 def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None,
-            overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return every key's validated value: ``overrides`` (given to ``CommonApi``) first,
-    then the app config, then the environment, then the default.
+            overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Every key's validated value: ``overrides`` (given to ``CommonApi``) first, then the
+    app config, then the environment, then the default.
 
     Raises ValueError naming the key on the first invalid value.
     """
@@ -321,7 +377,8 @@ def resolve(config: Mapping[str, Any], environ: Mapping[str, str] | None = None,
             values[setting.key] = setting.default
             continue
         values[setting.key] = setting.parse(setting.key, raw)
-    return _read_token_file(values)
+    values = _read_token_file(values)
+    return Settings(**{attribute(key): value for key, value in values.items()})
 
 
 def setting_key(name: str) -> str:

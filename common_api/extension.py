@@ -52,7 +52,6 @@ from common_api.host_setup import (
     route_clashes,
     share_exporter_route,
 )
-from common_api.recorder import start_recorder
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -68,6 +67,7 @@ from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.profiler import Profiler
+from common_api.services.recorder import start_recorder
 from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
 from common_api.workers.metrics_files import FileBaselineStore
@@ -113,7 +113,7 @@ def _packaged_openapi() -> dict[str, Any]:
 class CommonApiState:
     """The services of one app, built once when the blueprint is registered."""
 
-    settings: dict[str, Any]
+    settings: config.Settings
     access: AccessPolicy
     environment: EnvironmentService
     loglevels: LogLevelService
@@ -150,13 +150,13 @@ class CommonApiState:
                 from common_api.sandbox import ScriptRunner, ScriptSettings
 
                 self._runner = ScriptRunner(ScriptSettings(
-                    allowed_imports=frozenset(self.settings[config.SCRIPT_ALLOWED_IMPORTS]),
-                    timeout=self.settings[config.SCRIPT_TIMEOUT],
-                    max_result_bytes=self.settings[config.SCRIPT_MAX_RESULT_BYTES],
-                    max_concurrent=self.settings[config.SCRIPT_MAX_CONCURRENT],
-                    memory_limit_bytes=self.settings[config.SCRIPT_MEMORY_LIMIT],
-                    host_packages=frozenset(self.settings[config.SCRIPT_HOST_PACKAGES]),
-                    user=self.settings[config.SCRIPT_USER],
+                    allowed_imports=frozenset(self.settings.script_allowed_imports),
+                    timeout=self.settings.script_timeout,
+                    max_result_bytes=self.settings.script_max_result_bytes,
+                    max_concurrent=self.settings.script_max_concurrent,
+                    memory_limit_bytes=self.settings.script_memory_limit,
+                    host_packages=frozenset(self.settings.script_host_packages),
+                    user=self.settings.script_user,
                 ))
                 atexit.register(self._runner.close)
             return self._runner
@@ -193,8 +193,8 @@ class CommonApiState:
                 key: value for key, value in operations.items()
                 if key.upper() in endpoint.methods or key not in _HTTP_METHODS}
         document["paths"] = described
-        _state_window_limit(document, self.settings[config.PROFILE_MAX_SECONDS])
-        _state_history_limit(document, self.settings[config.PROFILE_HISTORY_SECONDS])
+        _state_window_limit(document, self.settings.profile_max_seconds)
+        _state_history_limit(document, self.settings.profile_history_seconds)
         return document
 
 
@@ -220,11 +220,11 @@ def _state_history_limit(document: dict[str, Any], kept: float) -> None:
                 parameters.remove(parameter)
 
 
-def _mask_secrets(settings: dict[str, Any]) -> bool:
+def _mask_secrets(settings: config.Settings) -> bool:
     """Secrets are shown only when asked for and only to token holders."""
-    if settings[config.ENV_MASK_SECRETS]:
+    if settings.env_mask_secrets:
         return True
-    if settings[config.TOKEN] is None:
+    if settings.token is None:
         startup_log.warn(log, "%s=false is ignored without %s: /env keeps masking secrets",
                          config.ENV_MASK_SECRETS, config.TOKEN)
         return True
@@ -359,7 +359,7 @@ def _warn_multiworker_without_state(workers: int | None) -> None:
 
 def _warn_about_missing_hooks(gunicorn: GunicornServing) -> None:
     """One warning per common_api gunicorn hook the server's configuration leaves out."""
-    from common_api.workers.hook_audit import describe, missing_hooks
+    from common_api.hook_audit import describe, missing_hooks
 
     if _HOOKS_AUDITED.is_set():
         return
@@ -395,9 +395,9 @@ def setup_app(app: Flask) -> CommonApiState:
             app.config.setdefault(key, value)
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
-    _warn_about_script_imports(settings[config.SCRIPT_ALLOWED_IMPORTS])
+    _warn_about_script_imports(settings.script_allowed_imports)
 
-    backend = coordination_for(settings[config.STATE_DIR])
+    backend = coordination_for(settings.state_dir)
     runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
     gunicorn = gunicorn_serving()
     if gunicorn is None or gunicorn.speaks:  # one process speaks for the server
@@ -417,7 +417,7 @@ def setup_app(app: Flask) -> CommonApiState:
     host_exporter = find_host_exporter(app, exporter)
     request_metrics = middleware = None
     ordinal = 0
-    if settings[config.METRICS_INSTRUMENT_REQUESTS] and not (
+    if settings.metrics_instrument_requests and not (
             host_exporter is not None and host_exporter.records_requests):
         label, ordinal = _request_series_label(app) if runtime is not None else (None, 0)
         request_metrics = RequestMetrics(registry, app_label=label)
@@ -427,7 +427,7 @@ def setup_app(app: Flask) -> CommonApiState:
                                      lambda: [*backend.worker_problems(), *features_off()],
                                      backend.booting_count)
     periodic_series = PeriodicThreadCollector(periodic)
-    sources = backend.metric_sources(registry, settings[config.METRICS_PEER_TIMEOUT])
+    sources = backend.metric_sources(registry, settings.metrics_peer_timeout)
     baseline = backend.baseline_store()
     if runtime is not None and request_metrics is not None:
         # every app of the process writes to the same files: show this app's series only
@@ -439,12 +439,12 @@ def setup_app(app: Flask) -> CommonApiState:
     metrics = MetricsService([*sources, periodic_series], baseline)
 
     available = [endpoint for endpoint in ENDPOINTS
-                 if endpoint.name not in settings[config.DISABLED_ENDPOINTS]]
+                 if endpoint.name not in settings.disabled_endpoints]
     state = CommonApiState(
         settings=settings,
-        access=AccessPolicy(settings[config.TOKEN], settings[config.TRUST_LOOPBACK],
-                            settings[config.HEALTH_PUBLIC], settings[config.ALLOWED_HOSTS]),
-        environment=EnvironmentService(settings[config.ENV_SECRET_PATTERN],
+        access=AccessPolicy(settings.token, settings.trust_loopback,
+                            settings.health_public, settings.allowed_hosts),
+        environment=EnvironmentService(settings.env_secret_pattern,
                                        _mask_secrets(settings)),
         loglevels=LogLevelService(backend.level_publisher()),
         threads=ThreadDumpService(),
@@ -454,10 +454,10 @@ def setup_app(app: Flask) -> CommonApiState:
         exporter=exporter,
         registry=registry,
         backend=backend,
-        profiler=Profiler(settings[config.PROFILE_MAX_SECONDS], config.PROFILE_MAX_SECONDS,
+        profiler=Profiler(settings.profile_max_seconds, config.PROFILE_MAX_SECONDS,
                           backend.window_lock_dir(), backend.peer_windows(),
-                          start_recorder(settings[config.PROFILE_HISTORY_SECONDS]),
-                          settings[config.PROFILE_HISTORY_SECONDS],
+                          start_recorder(settings.profile_history_seconds),
+                          settings.profile_history_seconds,
                           config.PROFILE_HISTORY_SECONDS, backend.peer_histories()),
         request_metrics=request_metrics,
         middleware=middleware,
@@ -472,7 +472,7 @@ def setup_app(app: Flask) -> CommonApiState:
     return state
 
 
-def _switched_on(endpoint: Endpoint, settings: Mapping[str, Any]) -> bool:
+def _switched_on(endpoint: Endpoint, settings: config.Settings) -> bool:
     return endpoint.enabled_by is None or bool(settings[endpoint.enabled_by])
 
 

@@ -36,6 +36,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from common_api.compat.gunicorn import before_app_load
 from common_api.config import STATE_DIR
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
@@ -68,6 +69,7 @@ def want_state() -> None:
     import time."""
     global _wanted
     _wanted = True
+    before_app_load(prepare_if_wanted)
 
 
 def prepare_if_wanted() -> None:

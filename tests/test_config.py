@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -85,3 +86,22 @@ def test_a_misspelled_key_on_an_app_is_named_at_registration(
     assert any("COMMON_API_ENV_MASK_SECRET " in record.getMessage()
                and "COMMON_API_ENV_MASK_SECRETS" in record.getMessage()
                for record in caplog.records)
+
+
+def test_settings_are_typed_attributes_read_once_and_frozen() -> None:
+    settings = config.resolve({config.SCRIPT_TIMEOUT: "2.5", config.ALLOWED_HOSTS: "a.example"},
+                              environ={config.MAX_QUERY_LENGTH: "77"},
+                              overrides={config.SCRIPT_TIMEOUT: 4})
+    assert isinstance(settings, config.Settings)
+    assert settings.script_timeout == 4.0  # the constructor's value wins over app.config
+    assert settings.max_query_length == 77  # from the environment, parsed to an int
+    assert settings.allowed_hosts == ("a.example",)
+    assert settings.token is None and settings.script_enabled is False
+    # a table that names keys reads them by key; an unknown key is an error, not None
+    assert settings[config.SCRIPT_TIMEOUT] == 4.0
+    with pytest.raises(KeyError):
+        settings["COMMON_API_SCRIPT_TIMEOUTT"]
+    assert dict(settings.items())[config.MAX_QUERY_LENGTH] == 77
+    assert set(settings.keys()) == {setting.key for setting in config.SETTINGS}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.script_timeout = 99  # type: ignore[misc]

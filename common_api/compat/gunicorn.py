@@ -203,6 +203,16 @@ def _prior_knowledge_check() -> Callable[[Any, Any], bool] | None:
 _PRIOR_KNOWLEDGE = _prior_knowledge_check()
 
 
+_BEFORE_APP_LOAD: list[Callable[[], None]] = []
+
+
+def before_app_load(action: Callable[[], None]) -> None:
+    """Run ``action`` in gunicorn's master before it loads the app, when these workers
+    serve (the preset's state directory is prepared so, ``common_api.gunicorn``)."""
+    if action not in _BEFORE_APP_LOAD:
+        _BEFORE_APP_LOAD.append(action)
+
+
 class PlainErrorGthreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker, its errors in plain text, and the preset's state
     directory prepared before the app loads."""
@@ -210,10 +220,9 @@ class PlainErrorGthreadWorker(ThreadWorker):  # type: ignore[misc]
     @classmethod
     def setup(cls) -> None:
         """Gunicorn calls this in the master before it loads the app (``--preload`` too):
-        where the preset's state directory is prepared (``common_api.gunicorn``)."""
-        from common_api.gunicorn import prepare_if_wanted
-
-        prepare_if_wanted()
+        each action given to ``before_app_load`` runs here."""
+        for action in tuple(_BEFORE_APP_LOAD):
+            action()
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> Any:
         if PLAIN_ERRORS:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from common_api.errors import Forbidden, Unauthorized
+from common_api.host_names import split_host
 
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
 REMOTE_USE_HINT = (
@@ -52,7 +52,6 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 # the values of Sec-Fetch-Site that say no other site caused the request
 _OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
 
 
 def is_loopback(address: str | None) -> bool:
@@ -73,36 +72,6 @@ _FORWARDING = frozenset(name.lower() for name in FORWARDING_HEADERS)
 def is_proxied(header_names: Iterable[str]) -> bool:
     """True when any forwarding header is present (names in any case)."""
     return any(name.lower() in _FORWARDING for name in header_names)
-
-
-def split_host(text: str) -> tuple[str, int | None] | None:
-    """``Host``-header syntax to (lower-case name, port): ``[::1]:7000`` is ``("::1", 7000)``.
-
-    None when the text is not a host name or IP literal with an optional port.
-    """
-    text = text.strip().lower()
-    if text.startswith("["):
-        name, bracket, rest = text[1:].partition("]")
-        if not bracket:
-            return None
-        try:
-            ipaddress.IPv6Address(name.split("%", 1)[0])
-        except ValueError:
-            return None
-        port_text = rest[1:] if rest.startswith(":") else None
-        if rest and port_text is None:
-            return None
-    else:
-        name, colon, port_text_or_empty = text.partition(":")
-        port_text = port_text_or_empty if colon else None
-        name = name.removesuffix(".")
-        if not _HOST_NAME.fullmatch(name):
-            return None
-    if port_text is None:
-        return name, None
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        return None
-    return name, int(port_text)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None] | None:

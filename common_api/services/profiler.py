@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common_api.errors import InvalidInput
-from common_api.recorder import FlightRecorder, Span
 from common_api.services.exclusive import ExclusiveWindow
 from common_api.services.memory import GROUPS, MemoryReport, MemoryWindow
 from common_api.services.profiling import Profile, Sampler, merge_profiles
+from common_api.services.recorder import FlightRecorder, Span
 
 DEFAULT_SECONDS = 10.0
 DEFAULT_HZ = 100

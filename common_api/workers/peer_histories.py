@@ -1,5 +1,5 @@
 """``/profile?last=&scope=all``: every worker's history of the same span, over the peer
-channel. Each worker answers from its own flight recorder (``common_api.recorder``) at
+channel. Each worker answers from its own flight recorder (``common_api.services.recorder``) at
 once; nothing goes through the state directory, so its faults do not touch the answer."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from common_api.recorder import process_recorder
 from common_api.services.profiler import ProfileRequest
 from common_api.services.profiling import Profile
+from common_api.services.recorder import process_recorder
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import profile_from_dict, profile_to_dict
 

@@ -8,7 +8,6 @@ from common_api.services.access import (
     Caller,
     is_loopback,
     is_proxied,
-    split_host,
     token_fingerprint,
 )
 
@@ -163,11 +162,3 @@ def test_a_valid_token_works_from_any_page() -> None:
                         origin="https://evil.example", fetch_site="cross-site"), guarded=True)
     with pytest.raises(Forbidden):
         policy.check(Caller(LOCAL, "Bearer wrong", host="localhost"), guarded=True)
-
-
-def test_host_syntax() -> None:
-    assert split_host("LocalHost:7000") == ("localhost", 7000)
-    assert split_host("[::1]:80") == ("::1", 80)
-    assert split_host("example.org.") == ("example.org", None)
-    for bad in ["", "a b", "[::1]x", "host:", "host:0", "host:http", "[nope]", "a/b"]:
-        assert split_host(bad) is None, bad

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from common_api.recorder.history import (
+from common_api.services.recorder.history import (
     MEMORY_BUDGET,
     SampleHistory,
     Span,

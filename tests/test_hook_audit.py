@@ -8,7 +8,7 @@ from gunicorn.config import Config
 
 from common_api import gunicorn as common_api_hooks
 from common_api.gunicorn import post_worker_init as imported_by_name
-from common_api.workers.hook_audit import HOOKS, calls_ours, describe, missing_hooks
+from common_api.hook_audit import HOOKS, calls_ours, describe, missing_hooks
 
 
 def _config(**hooks: object) -> Config:

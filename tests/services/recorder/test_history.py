@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from common_api import bp
-from common_api.recorder import HZ, SampleHistory, start_recorder
-from common_api.recorder.history import current_frames, thread_names
+from common_api.services.recorder import HZ, SampleHistory, start_recorder
+from common_api.services.recorder.history import current_frames, thread_names
 
 
 def crunch_numbers(seconds: float) -> int:

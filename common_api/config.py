@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from common_api import startup_log
+from common_api.flags import SPELLINGS, read_flag
 from common_api.host_names import split_host
 from common_api.setting_keys import (
     ALLOWED_HOSTS as ALLOWED_HOSTS,
@@ -231,14 +232,10 @@ def _optional_text(key: str, value: Any) -> str | None:
 
 
 def _flag(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{key} must be true or false, got {value!r}")
+    flag = read_flag(value)
+    if flag is None:
+        raise ValueError(f"{key} must be true or false ({SPELLINGS}), got {value!r}")
+    return flag
 
 
 def _regex(key: str, value: Any) -> str:

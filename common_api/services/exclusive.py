@@ -5,13 +5,12 @@ each other and double the cost to the host."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from common_api.errors import Busy, Unavailable
+from common_api.file_locks import file_lock
 
 
 class ExclusiveWindow:
@@ -36,18 +35,17 @@ class ExclusiveWindow:
             if self._lock_path is None:
                 yield
                 return
-            try:
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise Unavailable(f"Cannot take the server-wide {self._what} lock "
-                                  f"{str(self._lock_path)!r}: {exc.strerror}") from None
-            try:
+
+            def unavailable(error: OSError) -> Unavailable:
+                return Unavailable(f"Cannot take the server-wide {self._what} lock "
+                                   f"{str(self._lock_path)!r}: {error.strerror}")
+
+            with contextlib.ExitStack() as held:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held.enter_context(file_lock(self._lock_path, blocking=False,
+                                                 on_open_error=unavailable))
                 except BlockingIOError:
                     raise self._refuse() from None
                 yield
-            finally:
-                os.close(fd)
         finally:
             self._local.release()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common_api.errors import InvalidInput
+from common_api.flags import SPELLINGS, read_flag
 from common_api.services.exclusive import ExclusiveWindow
 from common_api.services.memory import GROUPS, MemoryReport, MemoryWindow
 from common_api.services.profiling import Profile, Sampler, merge_profiles
@@ -25,8 +26,6 @@ MAX_TOP = 1000
 PROFILE_FORMATS = ("collapsed", "speedscope", "svg", "json")
 MEMORY_FORMATS = ("text", "json")
 SCOPES = ("worker", "all")
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
 
 
 def _seconds(args: Mapping[str, str], limit: float, limit_key: str) -> float:
@@ -64,16 +63,15 @@ def _choice(args: Mapping[str, str], name: str, choices: tuple[str, ...],
 
 
 def parse_flag(args: Mapping[str, str], name: str, default: bool = False) -> bool:
-    """A true/false query parameter (true, false, 1, 0, yes, no; any case), as every
-    endpoint reads them; ``InvalidInput`` naming the parameter otherwise."""
+    """A true/false query parameter (``common_api.flags``), as every endpoint reads them;
+    ``InvalidInput`` naming the parameter otherwise."""
     raw = args.get(name)
     if raw is None:
         return default
-    lowered = raw.strip().lower()
-    if lowered in _TRUE | _FALSE:
-        return lowered in _TRUE
-    raise InvalidInput(f"Invalid value for {name}: {raw}. Valid values: true, false, 1, 0, "
-                       "yes, no")
+    flag = read_flag(raw)
+    if flag is None:
+        raise InvalidInput(f"Invalid value for {name}: {raw}. Valid values: {SPELLINGS}")
+    return flag
 
 
 def _last(args: Mapping[str, str], kept: float, kept_key: str) -> float | None:

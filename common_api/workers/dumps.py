@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common_api.file_locks import file_lock
 from common_api.peer_channel import ChannelAddress, FanOut
 from common_api.services.threads import (
     FAULTHANDLER,
@@ -92,6 +93,12 @@ def _fallback_fd(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+class _FaultFileUnopened(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class WorkerDumps:
@@ -181,18 +188,16 @@ class WorkerDumps:
             return _unanswered(pid, f"no answer within {ANSWER_SECONDS:g} s, and no "
                                     "faulthandler file to dump it from C")
         try:
-            fd = os.open(f"/proc/{pid}/fd/{number}", os.O_RDWR | os.O_CLOEXEC)
-        except OSError as error:
+            # one collector at a time per worker
+            with file_lock(f"/proc/{pid}/fd/{number}", on_open_error=_FaultFileUnopened) as fd:
+                os.ftruncate(fd, 0)
+                if not peers.send_signal(worker, FALLBACK_SIGNAL):
+                    return unanswered
+                text = _read_when_settled(fd, FALLBACK_SECONDS)
+        except _FaultFileUnopened as unopened:
             return _unanswered(pid, f"no answer within {ANSWER_SECONDS:g} s; its "
-                                    f"faulthandler file cannot be opened ({error.strerror})")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # one collector at a time per worker
-            os.ftruncate(fd, 0)
-            if not peers.send_signal(worker, FALLBACK_SIGNAL):
-                return unanswered
-            text = _read_when_settled(fd, FALLBACK_SECONDS)
-        finally:
-            os.close(fd)
+                                    f"faulthandler file cannot be opened "
+                                    f"({unopened.error.strerror})")
         if text is None:
             return unanswered
         labelled = label_threads(text, names)

@@ -19,8 +19,6 @@ a last good value is known, written back, so one bad file never decides for the 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -31,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from common_api import file_locks
 from common_api.errors import Unavailable, describe_error
 
 T = TypeVar("T")
@@ -102,7 +101,6 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-_held = threading.local()
 
 
 class StateFileError(Unavailable, OSError):
@@ -124,46 +122,13 @@ class LockUnavailable(StateFileError):
 
 @contextlib.contextmanager
 def file_lock(path: Path, exclusive: bool) -> Iterator[None]:
-    """An advisory lock shared by every process that opens ``path``.
+    """A state lock (``common_api.file_locks``), re-entrant within a thread; one that
+    cannot be opened at all (a deleted directory) is ``LockUnavailable``, a 503."""
+    def unavailable(error: OSError) -> LockUnavailable:
+        return LockUnavailable(f"{path.name} cannot be opened ({describe_error(error)})", error)
 
-    Re-entrant within a thread (a nested lock of the same path is already held). On a
-    read-only file system the lock file is opened read-only, which still locks; a lock
-    that cannot be opened at all (deleted directory) is ``LockUnavailable``, a 503."""
-    key = str(path)
-    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
-    if depth.get(key):
-        depth[key] += 1
-        try:
-            yield
-        finally:
-            depth[key] -= 1
-        return
-    try:
-        fd = _open_lock(path)
-    except OSError as error:
-        raise LockUnavailable(f"{path.name} cannot be opened ({describe_error(error)})",
-                              error) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        depth[key] = 1
-        try:
-            yield
-        finally:
-            depth[key] = 0
-    finally:
-        os.close(fd)
-
-
-def _open_lock(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as error:
-        if error.errno not in (errno.EROFS, errno.EACCES, errno.ENOSPC):
-            raise
-        try:
-            return os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise error from None
+    with file_locks.file_lock(path, exclusive, on_open_error=unavailable, reentrant=True):
+        yield
 
 
 def set_aside(path: Path, reason: str) -> Path | None:

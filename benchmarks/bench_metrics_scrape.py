@@ -116,7 +116,7 @@ def create_app() -> Flask:
     @app.get("/bench/live")
     def live() -> Any:
         """How long this worker takes to gather every worker's live part (ms, 20 runs)."""
-        runtime = app.extensions["common_api"].backend.runtime
+        runtime = app.extensions["common_api"].coordination.runtime
         if not hasattr(runtime, "gather_live_metrics"):  # a checkout without a live part
             return jsonify(median_ms=0.0, workers=0, missing=0)
         times = []

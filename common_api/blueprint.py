@@ -45,7 +45,7 @@ from common_api.services.loglevels import render_levels
 from common_api.services.metrics import compress
 from common_api.services.profile_formats import render_collapsed, render_json, render_speedscope
 from common_api.services.profiler import PROFILE_FORMATS, parse_flag
-from common_api.services.profiling import Profile
+from common_api.services.sampling import Profile
 from common_api.services.tasks import name_filter
 from common_api.services.tasks_render import group_tasks, render_listing
 from common_api.services.tasks_render import render_groups as render_task_groups
@@ -170,7 +170,7 @@ def _authorize_and_limit() -> None:
         if len(value) > max_query or len(name) > max_query:
             raise InvalidInput(f"Query parameter {name[:64]!r} is longer than {max_query} "
                                "characters")
-    state.backend.ensure_started()
+    state.coordination.ensure_started()
 
 
 @bp.after_request
@@ -325,7 +325,7 @@ def threads() -> Response:
     dump = state.threads.dump(name=name, ident=ident)
     every = None
     if scope == "all":
-        peers = state.backend.peer_dumps()
+        peers = state.coordination.peer_dumps()
         every = AllWorkers(os.getpid(), dump, peers).filtered(
             lambda threads: select_threads(threads, name, ident))
     if grouped:
@@ -355,7 +355,7 @@ def tasks() -> Response:
     listing = state.tasks.dump()
     every = None
     if scope == "all":
-        every = AllWorkerTasks(os.getpid(), listing, state.backend.peer_tasks()).filtered(keep)
+        every = AllWorkerTasks(os.getpid(), listing, state.coordination.peer_tasks()).filtered(keep)
     listing = listing.filtered(keep)
     if grouped:
         members = every.merged() if every is not None else listing.tasks()

@@ -37,9 +37,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wsgi import LimitedStream
 
 from common_api import __version__, config, startup_log
-from common_api.backend import Coordination, coordination_for
 from common_api.compat import flask as compat_flask
 from common_api.compat import problems as features_off
+from common_api.coordination import Coordination, coordination_for
 from common_api.endpoints import ENDPOINTS, Endpoint, PathClaims
 from common_api.errors import ConfigurationError
 from common_api.host_setup import (
@@ -70,7 +70,6 @@ from common_api.services.profiler import Profiler
 from common_api.services.recorder import start_recorder
 from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
-from common_api.workers.metrics_files import FileBaselineStore
 
 if TYPE_CHECKING:
     from common_api.sandbox import ScriptRunner
@@ -123,7 +122,7 @@ class CommonApiState:
     metrics: MetricsService
     exporter: PrometheusMetrics
     registry: CollectorRegistry
-    backend: Coordination
+    coordination: Coordination
     profiler: Profiler = field(default_factory=lambda: Profiler(60.0, config.PROFILE_MAX_SECONDS))
     request_metrics: RequestMetrics | None = None
     middleware: RequestMetricsMiddleware | None = None
@@ -278,7 +277,7 @@ class CommonApi:
         """Start this process's side of the server (the worker runtime); gunicorn's
         ``post_worker_init`` does it for every app, a first request would otherwise."""
         state = self._services()
-        state.backend.start()
+        state.coordination.start()
 
     def close(self) -> None:
         """Stop what this app started in this process: its script process, its level
@@ -397,17 +396,17 @@ def setup_app(app: Flask) -> CommonApiState:
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
     _warn_about_script_imports(settings.script_allowed_imports)
 
-    backend = coordination_for(settings.state_dir)
-    runtime = getattr(backend, "runtime", None)  # the shared directory's, if any
+    coordination = coordination_for(settings.state_dir)
     gunicorn = gunicorn_serving()
     if gunicorn is None or gunicorn.speaks:  # one process speaks for the server
         config.warn_unknown_keys(app.config)
-    if runtime is None and gunicorn is not None and gunicorn.workers > 1 and gunicorn.speaks:
+    if not coordination.shared and gunicorn is not None and gunicorn.workers > 1 and \
+            gunicorn.speaks:
         _warn_multiworker_without_state(gunicorn.workers)
-    elif runtime is not None and gunicorn is not None and gunicorn.speaks:
+    elif coordination.shared and gunicorn is not None and gunicorn.speaks:
         _warn_about_missing_hooks(gunicorn)
-    if runtime is not None and gunicorn is not None:
-        runtime.board.expect(gunicorn.workers)
+    if gunicorn is not None:
+        coordination.expect_workers(gunicorn.workers)
 
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
@@ -419,23 +418,20 @@ def setup_app(app: Flask) -> CommonApiState:
     ordinal = 0
     if settings.metrics_instrument_requests and not (
             host_exporter is not None and host_exporter.records_requests):
-        label, ordinal = _request_series_label(app) if runtime is not None else (None, 0)
+        label, ordinal = _request_series_label(app) if coordination.shared else (None, 0)
         request_metrics = RequestMetrics(registry, app_label=label)
         middleware = _instrument_requests(app, request_metrics)
 
-    periodic = PeriodicStatusService(backend.statuses, backend.worker_count,
-                                     lambda: [*backend.worker_problems(), *features_off()],
-                                     backend.booting_count)
+    periodic = PeriodicStatusService(coordination.statuses, coordination.worker_count,
+                                     lambda: [*coordination.worker_problems(), *features_off()],
+                                     coordination.booting_count)
     periodic_series = PeriodicThreadCollector(periodic)
-    sources = backend.metric_sources(registry, settings.metrics_peer_timeout)
-    baseline = backend.baseline_store()
-    if runtime is not None and request_metrics is not None:
+    sources = coordination.metric_sources(registry, settings.metrics_peer_timeout)
+    baseline = coordination.app_baseline_store(ordinal)
+    if coordination.shared and request_metrics is not None:
         # every app of the process writes to the same files: show this app's series only
         sources = [AppRequestSeries(source, request_metrics.family_names,
                                     request_metrics.app_label) for source in sources]
-        if ordinal:  # a second app of the process resets only what it shows
-            baseline = FileBaselineStore(
-                runtime.state.root / f"metrics-baseline-app{ordinal}.json")
     metrics = MetricsService([*sources, periodic_series], baseline)
 
     available = [endpoint for endpoint in ENDPOINTS
@@ -446,19 +442,19 @@ def setup_app(app: Flask) -> CommonApiState:
                             settings.health_public, settings.allowed_hosts),
         environment=EnvironmentService(settings.env_secret_pattern,
                                        _mask_secrets(settings)),
-        loglevels=LogLevelService(backend.level_publisher()),
+        loglevels=LogLevelService(coordination.level_publisher()),
         threads=ThreadDumpService(),
         tasks=TaskDumpService(),
         periodic=periodic,
         metrics=metrics,
         exporter=exporter,
         registry=registry,
-        backend=backend,
+        coordination=coordination,
         profiler=Profiler(settings.profile_max_seconds, config.PROFILE_MAX_SECONDS,
-                          backend.window_lock_dir(), backend.peer_windows(),
+                          coordination.window_lock_dir(), coordination.peer_windows(),
                           start_recorder(settings.profile_history_seconds),
                           settings.profile_history_seconds,
-                          config.PROFILE_HISTORY_SECONDS, backend.peer_histories()),
+                          config.PROFILE_HISTORY_SECONDS, coordination.peer_histories()),
         request_metrics=request_metrics,
         middleware=middleware,
         gunicorn_seen=gunicorn is not None,
@@ -487,8 +483,7 @@ def _adopt_host_exporter(state: CommonApiState, host: HostExporter) -> None:
         if state.request_metrics is not None:
             state.request_metrics.withdraw()
             state.request_metrics = None
-    if getattr(state.backend, "runtime", None) is None and \
-            host.exporter.registry is not REGISTRY:
+    if not state.coordination.shared and host.exporter.registry is not REGISTRY:
         state.metrics.add_source(host.exporter.registry)
 
 
@@ -522,7 +517,7 @@ def _before_first_request(app: Flask, state: CommonApiState, blueprint: str
         if state.host_exporter is not None:
             _share_route(app, state, blueprint)
         _report_clashes(state, route_clashes(app, blueprint))
-        if getattr(state.backend, "runtime", None) is None and not state.gunicorn_seen and \
+        if not state.coordination.shared and not state.gunicorn_seen and \
                 environ.get("wsgi.multiprocess") and "gunicorn.socket" in environ:
             _warn_multiworker_without_state(None)
 

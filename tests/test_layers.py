@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("common_api.config", "common_api.endpoints"),
     ("common_api.services",),  # no Flask, no processes of their own
     ("common_api.workers",),  # one server's workers and their channel
-    ("common_api.backend",),  # one process or many, behind one interface
+    ("common_api.coordination",),  # one process or many, behind one interface
     ("common_api.host_setup", "common_api.hook_audit", "common_api.gunicorn",
      "common_api.gunicorn_worker", "common_api.gunicorn_conf", "common_api.extension"),
     ("common_api.blueprint", "common_api.ui", "common_api.demo"),

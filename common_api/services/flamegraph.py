@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
-from common_api.services.profiling import Profile
+from common_api.services.sampling import Profile
 
 WIDTH = 1200
 PAD = 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common_api.services.profiling import Profile
+from common_api.services.sampling import Profile
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 ROOT_KINDS = frozenset({"worker", "thread"})

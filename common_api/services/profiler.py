@@ -15,8 +15,8 @@ from common_api.errors import InvalidInput
 from common_api.flags import SPELLINGS, read_flag
 from common_api.services.exclusive import ExclusiveWindow
 from common_api.services.memory import GROUPS, MemoryReport, MemoryWindow
-from common_api.services.profiling import Profile, Sampler, merge_profiles
 from common_api.services.recorder import FlightRecorder, Span
+from common_api.services.sampling import Profile, Sampler, merge_profiles
 
 DEFAULT_SECONDS = 10.0
 DEFAULT_HZ = 100

@@ -211,7 +211,7 @@ class FileBaselineStore:
             self.load()
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()  # completeness is the backend's (CompleteBaselineStore)
+        return contextlib.nullcontext()  # CompleteBaselineStore sees to completeness
 
     def save(self, baseline: Baseline) -> None:
         try:

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from common_api.services.profiler import ProfileRequest
-from common_api.services.profiling import Profile
 from common_api.services.recorder import process_recorder
+from common_api.services.sampling import Profile
 from common_api.workers.peer_link import PeerLink
 from common_api.workers.peer_profiles import profile_from_dict, profile_to_dict
 

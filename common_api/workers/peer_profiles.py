@@ -20,7 +20,7 @@ from common_api.errors import Unavailable, describe_error
 from common_api.peer_channel import Replies
 from common_api.services.memory import MemoryReport, MemoryWindow
 from common_api.services.profiler import MemoryRequest, ProfileRequest
-from common_api.services.profiling import Frame, Profile, Sampler
+from common_api.services.sampling import Frame, Profile, Sampler
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from support import wait_until
 
 from common_api import bp
-from common_api.services.profiling import SAMPLER_THREAD_NAME
+from common_api.services.sampling import SAMPLER_THREAD_NAME
 
 
 @pytest.mark.parametrize(("query", "headers", "content_type"), [

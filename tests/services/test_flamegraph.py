@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from common_api.services.flamegraph import render_svg
-from common_api.services.profiling import Frame, Profile
+from common_api.services.sampling import Frame, Profile
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM = next((path for name in ("chromium", "chromium-browser")

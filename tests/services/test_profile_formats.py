@@ -23,7 +23,7 @@ from common_api.services.profile_formats import (
     render_json,
     render_speedscope,
 )
-from common_api.services.profiling import Frame, Profile, Sampler, merge_profiles
+from common_api.services.sampling import Frame, Profile, Sampler, merge_profiles
 
 SCHEMA = json.loads(Path(__file__).with_name("speedscope-file-format-schema.json").read_text())
 

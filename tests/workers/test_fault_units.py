@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from common_api.backend.shared import CompleteBaselineStore
+from common_api.coordination.shared import CompleteBaselineStore
 from common_api.errors import Unavailable
 from common_api.services.metrics import Baseline, MetricsService
 from common_api.services.periodic_status import PeriodicStatusService

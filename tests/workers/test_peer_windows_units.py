@@ -14,7 +14,7 @@ import pytest
 from common_api.peer_channel import ChannelAddress, FanOut, PeerServer, Replies
 from common_api.services.memory import MemoryReport, MemoryWindow
 from common_api.services.profiler import MemoryRequest, ProfileRequest
-from common_api.services.profiling import Sampler
+from common_api.services.sampling import Sampler
 from common_api.workers import peer_profiles
 from common_api.workers.peer_profiles import (
     WINDOW,

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
-from common_api.services.profiling import (
+from common_api.services.sampling import (
     MAX_DEPTH,
     OTHER_STACKS,
     TRUNCATED,

@@ -11,9 +11,9 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from common_api.services import profiling
+from common_api.services import sampling
 from common_api.services.profile_formats import render_collapsed
-from common_api.services.profiling import (
+from common_api.services.sampling import (
     MAX_DEPTH,
     SAMPLER_THREAD_NAME,
     TRUNCATED,
@@ -147,12 +147,12 @@ def test_merged_profiles_put_each_part_under_its_worker() -> None:
 
 def test_distinct_stacks_beyond_the_cap_are_counted_together(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(profiling, "MAX_STACKS", 1)
+    monkeypatch.setattr(sampling, "MAX_STACKS", 1)
     with background("spinner", spin_for_the_profile_test):
         profile = Sampler(100).run(0.5)
     named = dict(profile.named_stacks())
     assert len(named) <= 1 + len({names[0] for names in named})
-    assert any(names[-1] == profiling.OTHER_STACKS for names in named)
+    assert any(names[-1] == sampling.OTHER_STACKS for names in named)
     assert sum(named.values()) == profile.samples
 
 
@@ -171,4 +171,4 @@ def test_slow_ticks_space_out_so_the_sampler_keeps_to_its_share_of_the_gil(
     # unthrottled, 100 ticks of 10 ms would want the whole second; the sampler keeps to its
     # share of CPU (one tick's cost of slack), whatever this machine's load makes a tick cost
     assert 1 <= profile.ticks < 50
-    assert profile.sampler_cpu_seconds <= profiling.MAX_GIL_SHARE * profile.duration + 0.012
+    assert profile.sampler_cpu_seconds <= sampling.MAX_GIL_SHARE * profile.duration + 0.012

@@ -23,6 +23,7 @@ from common_api.services.periodic_status import Status
 from common_api.services.profiler import PeerHistories, PeerWindows
 from common_api.services.tasks_workers import WorkerTasks
 from common_api.services.threads import PeerDump
+from common_api.workers.metrics_files import FileBaselineStore
 from common_api.workers.runtime import WorkerRuntime
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
@@ -76,13 +77,22 @@ class CompleteBaselineStore:
 
 class SharedDirectoryCoordination:
     kind = "shared-directory"
+    shared = True
 
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
 
+    def expect_workers(self, count: int) -> None:
+        self.runtime.board.expect(count)
+
+    def app_baseline_store(self, ordinal: int) -> BaselineStore:
+        if not ordinal:
+            return self.baseline_store()
+        return FileBaselineStore(self.runtime.state.root / f"metrics-baseline-app{ordinal}.json")
+
     @classmethod
     def for_directory(cls, state_dir: str) -> SharedDirectoryCoordination:
-        """The backend of ``state_dir``, after checking metrics really are shared."""
+        """The coordination of ``state_dir``, after checking metrics really are shared."""
         from prometheus_client import values
 
         expected = StateDir(state_dir).prometheus.resolve()

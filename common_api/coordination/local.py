@@ -22,9 +22,16 @@ PeerDumps = list[PeerDump]
 
 class LocalCoordination:
     kind = "local"
+    shared = False
 
     def __init__(self) -> None:
         self._baseline = MemoryBaselineStore()
+
+    def expect_workers(self, count: int) -> None:
+        return None
+
+    def app_baseline_store(self, ordinal: int) -> BaselineStore:
+        return self._baseline  # one app, one process
 
     def ensure_started(self) -> None:
         return None

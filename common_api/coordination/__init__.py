@@ -30,12 +30,20 @@ class Coordination(Protocol):
     """What the endpoints share with the other processes of their server."""
 
     kind: str
+    shared: bool  # True when it spans the workers of a server
 
     def ensure_started(self) -> None:
         """Start this process's side (cheap to call on every request)."""
 
     def level_publisher(self) -> LevelPublisher | None:
         """Where level changes go (None: this process only)."""
+
+    def expect_workers(self, count: int) -> None:
+        """The server's configured worker count, told at start (booting ones count)."""
+
+    def app_baseline_store(self, ordinal: int) -> BaselineStore:
+        """The reset baseline of the process's app number ``ordinal`` (0: the first),
+        each app of a process resetting only what it shows."""
 
     def baseline_store(self) -> BaselineStore:
         """Where the reset baseline lives."""
@@ -78,11 +86,11 @@ class Coordination(Protocol):
 
 
 def coordination_for(state_dir: str | None) -> Coordination:
-    """The single-process backend without a state directory, else the shared one."""
+    """The single-process coordination without a state directory, else the shared one."""
     if not state_dir:
-        from common_api.backend.local import LocalCoordination
+        from common_api.coordination.local import LocalCoordination
 
         return LocalCoordination()
-    from common_api.backend.shared import SharedDirectoryCoordination
+    from common_api.coordination.shared import SharedDirectoryCoordination
 
     return SharedDirectoryCoordination.for_directory(state_dir)

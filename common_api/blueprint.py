@@ -32,6 +32,7 @@ from common_api.extension import (
     CommonApi,
     CommonApiState,
     bp,
+    error_response,
     finish_registration,
     get_state,
     json_response,
@@ -210,9 +211,7 @@ def _error_response(message: str, status: int) -> Response:
         as_json = _endpoint().json or _wants_json()
     except ApiError:
         as_json = False
-    response = _json({"error": message}, status) if as_json else _text(message, status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return error_response(message, status, as_json)
 
 
 @bp.errorhandler(ApiError)

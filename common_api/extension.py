@@ -90,6 +90,15 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return response
 
 
+def error_response(message: str, status: int, as_json: bool) -> Response:
+    """Every error body of the endpoints: ``{"error": message}`` or one line of plain
+    text, never cached."""
+    response = json_response({"error": message}, status) if as_json else text_response(
+        message, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def limit_request_body(req: Request, limit: int) -> None:
     """Cap what reading this request's body may consume. Flask 3.1+ takes a per-request
     ``max_content_length``; Flask 3.0's is read-only (the app-wide MAX_CONTENT_LENGTH), so
@@ -385,6 +394,47 @@ def setup_app(app: Flask) -> CommonApiState:
         app.extensions[EXTENSION_KEY] = extension
     if extension.state is not None:
         return extension.state
+    settings = _settings_of(app, extension)
+    coordination = coordination_for(settings.state_dir)
+    gunicorn = gunicorn_serving()
+    _check_the_setup(app, settings, coordination, gunicorn)
+    metrics = _metrics_of(app, settings, coordination)
+    available = [endpoint for endpoint in ENDPOINTS
+                 if endpoint.name not in settings.disabled_endpoints]
+    state = CommonApiState(
+        settings=settings,
+        access=AccessPolicy(settings.token, settings.trust_loopback,
+                            settings.health_public, settings.allowed_hosts),
+        environment=EnvironmentService(settings.env_secret_pattern,
+                                       _mask_secrets(settings)),
+        loglevels=LogLevelService(coordination.level_publisher()),
+        threads=ThreadDumpService(),
+        tasks=TaskDumpService(),
+        periodic=metrics.periodic,
+        metrics=metrics.service,
+        exporter=metrics.exporter,
+        registry=metrics.registry,
+        coordination=coordination,
+        profiler=Profiler(settings.profile_max_seconds, config.PROFILE_MAX_SECONDS,
+                          coordination.window_lock_dir(), coordination.peer_windows(),
+                          start_recorder(settings.profile_history_seconds),
+                          settings.profile_history_seconds,
+                          config.PROFILE_HISTORY_SECONDS, coordination.peer_histories()),
+        request_metrics=metrics.request_metrics,
+        middleware=metrics.middleware,
+        gunicorn_seen=gunicorn is not None,
+        enabled=tuple(endpoint for endpoint in available if _switched_on(endpoint, settings)),
+        switched_off=tuple(endpoint for endpoint in available
+                           if not _switched_on(endpoint, settings)),
+    )
+    if metrics.host_exporter is not None:
+        _adopt_host_exporter(state, metrics.host_exporter)
+    extension.state = state
+    return state
+
+
+def _settings_of(app: Flask, extension: CommonApi) -> config.Settings:
+    """The validated settings, written back to ``app.config`` as read (the token aside)."""
     try:
         settings = config.resolve(app.config, overrides=extension.overrides)
     except ValueError as exc:
@@ -394,20 +444,41 @@ def setup_app(app: Flask) -> CommonApiState:
             app.config.setdefault(key, value)
     if not hasattr(app, "state"):
         app.state = SimpleNamespace()  # type: ignore[attr-defined]
-    _warn_about_script_imports(settings.script_allowed_imports)
+    return settings
 
-    coordination = coordination_for(settings.state_dir)
-    gunicorn = gunicorn_serving()
+
+def _check_the_setup(app: Flask, settings: config.Settings, coordination: Coordination,
+                     gunicorn: GunicornServing | None) -> None:
+    """Say once, at start, what is half set up (README "What changes in your service")."""
+    _warn_about_script_imports(settings.script_allowed_imports)
     if gunicorn is None or gunicorn.speaks:  # one process speaks for the server
         config.warn_unknown_keys(app.config)
-    if not coordination.shared and gunicorn is not None and gunicorn.workers > 1 and \
-            gunicorn.speaks:
+    if gunicorn is None:
+        return
+    coordination.expect_workers(gunicorn.workers)
+    if not gunicorn.speaks:
+        return
+    if not coordination.shared and gunicorn.workers > 1:
         _warn_multiworker_without_state(gunicorn.workers)
-    elif coordination.shared and gunicorn is not None and gunicorn.speaks:
+    elif coordination.shared:
         _warn_about_missing_hooks(gunicorn)
-    if gunicorn is not None:
-        coordination.expect_workers(gunicorn.workers)
 
+
+@dataclass
+class _AppMetrics:
+    registry: CollectorRegistry
+    exporter: PrometheusMetrics
+    host_exporter: HostExporter | None
+    request_metrics: RequestMetrics | None
+    middleware: RequestMetricsMiddleware | None
+    periodic: PeriodicStatusService
+    service: MetricsService
+
+
+def _metrics_of(app: Flask, settings: config.Settings, coordination: Coordination
+                ) -> _AppMetrics:
+    """The app's own registry and request series, and the /metrics service over every
+    source (the coordination's, the periodic threads')."""
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics.for_app_factory(
         registry=registry, path=None, export_defaults=False, group_by="endpoint")
@@ -421,51 +492,18 @@ def setup_app(app: Flask) -> CommonApiState:
         label, ordinal = _request_series_label(app) if coordination.shared else (None, 0)
         request_metrics = RequestMetrics(registry, app_label=label)
         middleware = _instrument_requests(app, request_metrics)
-
     periodic = PeriodicStatusService(coordination.statuses, coordination.worker_count,
                                      lambda: [*coordination.worker_problems(), *features_off()],
                                      coordination.booting_count)
-    periodic_series = PeriodicThreadCollector(periodic)
     sources = coordination.metric_sources(registry, settings.metrics_peer_timeout)
-    baseline = coordination.app_baseline_store(ordinal)
     if coordination.shared and request_metrics is not None:
         # every app of the process writes to the same files: show this app's series only
         sources = [AppRequestSeries(source, request_metrics.family_names,
                                     request_metrics.app_label) for source in sources]
-    metrics = MetricsService([*sources, periodic_series], baseline)
-
-    available = [endpoint for endpoint in ENDPOINTS
-                 if endpoint.name not in settings.disabled_endpoints]
-    state = CommonApiState(
-        settings=settings,
-        access=AccessPolicy(settings.token, settings.trust_loopback,
-                            settings.health_public, settings.allowed_hosts),
-        environment=EnvironmentService(settings.env_secret_pattern,
-                                       _mask_secrets(settings)),
-        loglevels=LogLevelService(coordination.level_publisher()),
-        threads=ThreadDumpService(),
-        tasks=TaskDumpService(),
-        periodic=periodic,
-        metrics=metrics,
-        exporter=exporter,
-        registry=registry,
-        coordination=coordination,
-        profiler=Profiler(settings.profile_max_seconds, config.PROFILE_MAX_SECONDS,
-                          coordination.window_lock_dir(), coordination.peer_windows(),
-                          start_recorder(settings.profile_history_seconds),
-                          settings.profile_history_seconds,
-                          config.PROFILE_HISTORY_SECONDS, coordination.peer_histories()),
-        request_metrics=request_metrics,
-        middleware=middleware,
-        gunicorn_seen=gunicorn is not None,
-        enabled=tuple(endpoint for endpoint in available if _switched_on(endpoint, settings)),
-        switched_off=tuple(endpoint for endpoint in available
-                           if not _switched_on(endpoint, settings)),
-    )
-    if host_exporter is not None:
-        _adopt_host_exporter(state, host_exporter)
-    extension.state = state
-    return state
+    service = MetricsService([*sources, PeriodicThreadCollector(periodic)],
+                             coordination.app_baseline_store(ordinal))
+    return _AppMetrics(registry, exporter, host_exporter, request_metrics, middleware,
+                       periodic, service)
 
 
 def _switched_on(endpoint: Endpoint, settings: config.Settings) -> bool:
@@ -595,9 +633,7 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         message = f"{reason}: {request.method} {request.path}"
         if status == 404 and owner in state.switched_off:
             message = owner.off_message(request.method, request.path)
-        response = (json_response({"error": message}, status) if owner.json
-                    else text_response(message, status))
-        response.headers["Cache-Control"] = "no-store"
+        response = error_response(message, status, owner.json)
         if status == 405 and isinstance(error, MethodNotAllowed):
             response.headers["Allow"] = ", ".join(error.valid_methods or ())
         return response

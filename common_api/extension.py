@@ -67,7 +67,7 @@ from common_api.services.metrics import MetricsService
 from common_api.services.periodic_metrics import PeriodicThreadCollector
 from common_api.services.periodic_status import PeriodicStatusService
 from common_api.services.profiler import Profiler
-from common_api.services.recorder import start_recorder
+from common_api.services.recorder import release_recorder, start_recorder
 from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
 
@@ -178,6 +178,11 @@ class CommonApiState:
         if runner is not None:
             runner.close()
         self.loglevels.close()
+        if self.profiler.recorder is not None and self.settings.profile_history_seconds > 0:
+            with self._runner_lock:
+                recorder, self.profiler.recorder = self.profiler.recorder, None
+            if recorder is not None:
+                release_recorder()
 
     def endpoint_of(self, flask_endpoint: str | None) -> Endpoint | None:
         """The table row behind a Flask endpoint name of this app, None if not the blueprint's."""

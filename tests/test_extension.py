@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import threading
 
 import pytest
@@ -70,9 +71,15 @@ def test_one_object_serves_one_app() -> None:
         api.init_app(Flask("ext_two"))
 
 
+def _handlers() -> dict[int, object]:
+    return {number: signal.getsignal(number) for number in signal.valid_signals()
+            if number not in (signal.SIGKILL, signal.SIGSTOP)}
+
+
 def test_make_use_and_close_leaves_no_thread_or_process_behind() -> None:
     threads_before = set(threading.enumerate())
     children_before = _children()
+    handlers_before = _handlers()
     app = Flask("ext_close")
     api = CommonApi(app, script_enabled=True)
     client = app.test_client()
@@ -84,5 +91,6 @@ def test_make_use_and_close_leaves_no_thread_or_process_behind() -> None:
     assert _children() - children_before  # the script's fork server
     api.close()
     api.close()  # idempotent
-    assert set(threading.enumerate()) - threads_before == set()
+    assert set(threading.enumerate()) - threads_before == set()  # the recorder's too
     assert _children() - children_before == set()
+    assert _handlers() == handlers_before

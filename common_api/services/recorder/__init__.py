@@ -23,7 +23,7 @@ from common_api.services.recorder.history import (
 )
 
 __all__ = ["HZ", "MEMORY_BUDGET", "RECORDER_THREAD_NAME", "FlightRecorder", "SampleHistory",
-           "Span", "process_recorder", "start_recorder"]
+           "Span", "process_recorder", "release_recorder", "start_recorder"]
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,14 @@ class FlightRecorder:
 
 _lock = threading.Lock()
 _recorder: FlightRecorder | None = None
+_users = 0  # apps of the process that started it and have not released it
 
 
 def start_recorder(seconds: float) -> FlightRecorder | None:
     """The process's recorder, started (keeping at least ``seconds`` of history); None
-    when ``seconds`` is 0 and no app of the process asked for one."""
-    global _recorder
+    when ``seconds`` is 0 and no app of the process asked for one. Each app that gets one
+    by asking for ``seconds`` > 0 gives it back with ``release_recorder`` when it closes."""
+    global _recorder, _users
     with _lock:
         if seconds <= 0:
             return _recorder
@@ -96,7 +98,21 @@ def start_recorder(seconds: float) -> FlightRecorder | None:
         elif _recorder.seconds < seconds:
             _recorder.history.seconds = seconds
         _recorder.start()
+        _users += 1
         return _recorder
+
+
+def release_recorder() -> None:
+    """An app that started the recorder is closing: the last one stops its thread (its
+    history goes with it)."""
+    global _recorder, _users
+    with _lock:
+        if _users == 0:
+            return
+        _users -= 1
+        if _users == 0 and _recorder is not None:
+            recorder, _recorder = _recorder, None
+            recorder.stop()
 
 
 def process_recorder() -> FlightRecorder | None:

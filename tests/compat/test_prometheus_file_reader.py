@@ -159,3 +159,17 @@ def test_the_parsed_keys_stay_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     path.write_bytes(_file(*entries))
     assert len(compat.read_metrics([str(path)])) == 25
     assert len(file_reader._parsed) <= 10
+
+
+def test_the_parsed_keys_stay_within_their_bytes(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_reader, "MAX_CACHED_BYTES", 4096)
+    monkeypatch.setattr(file_reader, "_parsed", {})
+    monkeypatch.setattr(file_reader, "_cached_bytes", 0)
+    help_text = "h" * 1000  # keys of about a kilobyte each
+    entries = [_entry(f'["c{n}", "c{n}_total", {{}}, "{help_text}"]'.encode(), 1.0)
+               for n in range(20)]
+    path = tmp_path / "counter_1.db"
+    path.write_bytes(_file(*entries))
+    assert len(compat.read_metrics([str(path)])) == 20
+    assert sum(len(key) for key in file_reader._parsed) <= 4096

@@ -32,20 +32,25 @@ _HEADER_BYTES = 8
 _VALUE_BYTES = 16  # value and timestamp
 _FIRST_READ = 4096
 MAX_CACHED_KEYS = 200_000
+MAX_CACHED_BYTES = 32 * 1024 * 1024  # of keys; their parsed forms are about as large
 
 # key bytes -> (family name, sample name, sorted label pairs, help)
 ParsedKey = tuple[str, str, tuple[tuple[str, str], ...], str]
 _parsed: dict[bytes, ParsedKey] = {}
+_cached_bytes = 0
 
 
 def _parse(key: bytes) -> ParsedKey:
+    global _cached_bytes
     parsed = _parsed.get(key)
     if parsed is None:
         family, name, labels, documentation = json.loads(key.decode("utf-8"))
         parsed = (family, name, tuple(sorted(labels.items())), documentation)
-        if len(_parsed) >= MAX_CACHED_KEYS:
-            _parsed.clear()  # series come and go; keep the cache bounded
+        if len(_parsed) >= MAX_CACHED_KEYS or _cached_bytes + len(key) > MAX_CACHED_BYTES:
+            _parsed.clear()  # series come and go (and a file may be hostile): stay bounded
+            _cached_bytes = 0
         _parsed[key] = parsed
+        _cached_bytes += len(key)
     return parsed
 
 

@@ -12,8 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from common_api.compat import prometheus as compat
@@ -173,3 +176,58 @@ def test_the_parsed_keys_stay_within_their_bytes(tmp_path: Path,
     path.write_bytes(_file(*entries))
     assert len(compat.read_metrics([str(path)])) == 20
     assert sum(len(key) for key in file_reader._parsed) <= 4096
+
+
+KINDS = ("counter", "histogram", "summary", "gauge_all", "gauge_livesum", "gauge_max",
+         "gauge_mostrecent")
+LABEL_VALUES = st.sampled_from(["a", "b", "é \"q\"", "", "x\\ny"])
+VALUES = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
+
+
+def _samples_of(kind: str, family: str) -> list[tuple[str, dict[str, str]]]:
+    if kind == "histogram":
+        return [(f"{family}_bucket", {"le": le}) for le in ("0.1", "1.0", "+Inf")] + [
+            (f"{family}_sum", {})]
+    if kind == "summary":
+        return [(f"{family}_count", {}), (f"{family}_sum", {})]
+    if kind == "counter":
+        return [(f"{family}_total", {})]
+    return [(family, {})]
+
+
+@st.composite
+def value_files(draw: st.DrawFn) -> list[tuple[str, list[tuple[str, float, float]]]]:
+    files = []
+    for pid in range(draw(st.integers(1, 4))):
+        for kind in draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=4,
+                                  unique=True)):
+            entries = []
+            for family in draw(st.lists(st.sampled_from(["f1", "f2", "f3"]), min_size=1,
+                                        max_size=3, unique=True)):
+                name = f"{kind.split('_')[0]}_{family}"  # one kind per family name
+                for value_of_label in draw(st.lists(LABEL_VALUES, min_size=1, max_size=2,
+                                                    unique=True)):
+                    for sample, extra in _samples_of(kind.split("_")[0], name):
+                        labels = {"k": value_of_label, **extra}
+                        key = mmap_key(name, sample, list(labels), list(labels.values()),
+                                       f"help of {name}")
+                        entries.append((key, draw(VALUES), draw(VALUES)))
+            files.append((f"{kind}_{100 + pid}.db", entries))
+    return files
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value_files())
+def test_any_set_of_files_merges_as_prometheus_client_merges_it(
+        tmp_path_factory: pytest.TempPathFactory,
+        files: list[tuple[str, list[tuple[str, float, float]]]]) -> None:
+    directory = tmp_path_factory.mktemp("generated")
+    for name, entries in files:
+        written = MmapedDict(str(directory / name))
+        for key, value, timestamp in entries:
+            written.write_value(key, value, timestamp)
+        written.close()
+    paths = paths_of(directory)
+    expected = list(MultiProcessCollector.merge(paths))  # type: ignore[no-untyped-call]
+    assert list(compat.accumulate_metrics(compat.read_metrics(paths))) == expected

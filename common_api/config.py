@@ -169,25 +169,10 @@ def _host_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def _host_packages(key: str, value: Any) -> tuple[str, ...]:
-    from common_api.sandbox.policy import never_host
-
-    names = _text_list(key, value)
-    for name in names:
-        if never_host(name):
-            raise ValueError(f"{key}: {name!r} is a framework or standard-library package, "
-                             "never host code")
-    return names
-
-
-def _script_user(key: str, value: Any) -> str:
-    from common_api.sandbox.confine import resolve_user
-
+def _user(key: str, value: Any) -> str:
     text = str(value).strip()
-    try:
-        resolve_user(text)
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
+    if not text:
+        raise ValueError(f"{key} must be a user name or uid, got {value!r}")
     return text
 
 
@@ -262,9 +247,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(SCRIPT_MEMORY_LIMIT, 512 * 1024 * 1024, "address-space limit of a script, bytes",
             positive_int),
     Setting(SCRIPT_HOST_PACKAGES, (), "packages whose objects under app.state scripts may "
-            "use, besides the app's own package", _host_packages),
+            "use, besides the app's own package (checked by the sandbox at registration)",
+            _text_list),
     Setting(SCRIPT_USER, "nobody", "user name or uid a script's process switches to when the "
-            "worker runs as root", _script_user),
+            "worker runs as root (checked by the sandbox at registration)", _user),
     Setting(TOKEN, None, "when set, every request needs 'Authorization: Bearer <token>'",
             _optional_text),
     Setting(TOKEN_FILE, None, "file holding the token (read once at start), instead of "

@@ -52,6 +52,7 @@ from common_api.host_setup import (
     route_clashes,
     share_exporter_route,
 )
+from common_api.sandbox.setting_checks import check_script_settings
 from common_api.services.access import AccessPolicy
 from common_api.services.audit import AuditLog
 from common_api.services.environment import EnvironmentService
@@ -442,6 +443,7 @@ def _settings_of(app: Flask, extension: CommonApi) -> config.Settings:
     """The validated settings, written back to ``app.config`` as read (the token aside)."""
     try:
         settings = config.resolve(app.config, overrides=extension.overrides)
+        check_script_settings(settings.script_host_packages, settings.script_user)
     except ValueError as exc:
         raise ConfigurationError(f"common_api configuration error: {exc}") from None
     for key, value in settings.items():

@@ -407,15 +407,19 @@ def test_a_process_an_escaped_script_started_dies_with_the_script(
 
 
 def test_script_user_setting_is_checked_at_start() -> None:
-    from common_api import config
+    from flask import Flask
+
+    from common_api import CommonApi, config
+    from common_api.errors import ConfigurationError
 
     assert config.resolve({}, environ={})[config.SCRIPT_USER] == "nobody"
-    daemon = config.resolve({config.SCRIPT_USER: "daemon"}, environ={})
-    assert daemon[config.SCRIPT_USER] == "daemon"
+    daemon = CommonApi(Flask("user_daemon"), script_user="daemon")
+    assert daemon.settings.script_user == "daemon"
+    daemon.close()
     for bad, reason in (("root", "is root"), ("0", "is root"), ("no-such-user-x", "no user"),
-                        ("4294967295", "not a valid user id")):
-        with pytest.raises(ValueError, match=f"{config.SCRIPT_USER}: .*{reason}"):
-            config.resolve({config.SCRIPT_USER: bad}, environ={})
+                        ("4294967295", "not a valid user id"), ("  ", "user name or uid")):
+        with pytest.raises(ConfigurationError, match=f"{config.SCRIPT_USER}:? .*{reason}"):
+            CommonApi(Flask("user_bad"), script_user=bad)
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="only a root worker switches user")

@@ -18,7 +18,8 @@ from flask.config import Config
 from sandbox.helpers import assert_no_canary, make_app
 from sandbox.hosts import lmcache_host
 
-from common_api import config
+from common_api import CommonApi, config
+from common_api.errors import ConfigurationError
 from common_api.sandbox import ScriptError, ScriptRunner, ScriptSettings
 from common_api.sandbox.origin import HostOrigin
 
@@ -64,9 +65,11 @@ def test_a_class_deriving_from_a_framework_or_stdlib_class_is_that_class() -> No
 def test_the_setting_is_validated_naming_the_key() -> None:
     values = config.resolve({config.SCRIPT_HOST_PACKAGES: "vendor_a, vendor_b.sub"}, environ={})
     assert values[config.SCRIPT_HOST_PACKAGES] == ("vendor_a", "vendor_b.sub")
-    for bad in ("flask", "os", "common_api", "not a name"):
-        with pytest.raises(ValueError, match=config.SCRIPT_HOST_PACKAGES):
-            config.resolve({config.SCRIPT_HOST_PACKAGES: bad}, environ={})
+    with pytest.raises(ValueError, match=config.SCRIPT_HOST_PACKAGES):
+        config.resolve({config.SCRIPT_HOST_PACKAGES: "not a name"}, environ={})
+    for bad in ("flask", "os", "common_api"):  # the sandbox's own knowledge, at registration
+        with pytest.raises(ConfigurationError, match=f"{config.SCRIPT_HOST_PACKAGES}: {bad!r}"):
+            CommonApi(Flask("host_packages"), script_host_packages=bad)
 
 
 def test_a_listed_third_party_package_becomes_host_code() -> None:

@@ -1,11 +1,21 @@
-"""Shared by the benchmark scripts: stopping a server and everything it started."""
+"""Shared by the benchmark scripts: a free port to serve on, and stopping a server and
+everything it started."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,20 +37,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
 HEADER = re.compile(r"^=== Worker (\d+)(?: \(([a-z ]+)\))? ===", re.M)
 CRASH = re.compile(r"(was sent SIG\w+|terminated due to signal \d+|Worker exiting|WORKER TIMEOUT)")
 BOOT = re.compile(r"Booting worker with pid: (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(port: str | int, path: str, timeout: float = 30.0) -> tuple[int, str]:

@@ -32,7 +32,6 @@ import http.client
 import json
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,13 +66,6 @@ def work() -> str:
 BUSY_BAR = 1.01
 RECORDER_THREAD_NAME = "common-api-recorder"  # common_api.services.recorder
 IDLE_BAR = 0.01
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -85,13 +84,6 @@ def create_app() -> Flask:
         return jsonify(pid=os.getpid(), changes=handler.changes[-50:])
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(base: str, path: str, **params: str) -> requests.Response:

@@ -43,7 +43,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -151,13 +150,6 @@ def reference_app(environ: dict[str, Any], start_response: Callable[..., Any]
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http_get(port: int, path: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:

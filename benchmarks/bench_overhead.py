@@ -33,7 +33,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -307,13 +306,6 @@ def measure_instructions(valgrind: str, repeats: int, jobs: int
 
 
 # --------------------------------------------------------------------------- gunicorn
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:

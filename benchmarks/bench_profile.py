@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 ROUTE = "/"
 BAR = 0.95
@@ -50,13 +49,6 @@ WINDOWS = {"none": None, "profile": "/profile?hz=100&format=json",
            "memory": "/memory?format=json"}
 LEAD = 0.75  # a window starts this long before the load, and outlasts it by as much
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str, timeout: float = 120.0) -> tuple[int, dict[str, str], bytes]:

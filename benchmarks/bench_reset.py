@@ -37,19 +37,11 @@ import time
 from pathlib import Path
 
 import requests
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 HERE = Path(__file__).resolve().parent
 WORKERS = 3
 _VALUE = re.compile(r"^soak_work_total (\S+)$", re.MULTILINE)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> requests.Response:

@@ -34,19 +34,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from _procs import stop_process_group
+from _procs import free_port, stop_process_group
 
 PROBE_TIMEOUT = 2.0
 VARIANTS = {"gthread": "--worker-class gthread", "default": ""}
 SLOW_HEAD = (b"GET /periodic-threads-health HTTP/1.1\r\nHost: slow\r\n"
              b"X-Slow: " + b"s" * 200 + b"\r\n\r\n")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -24,7 +24,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "apps")]
 
-from _procs import stop_process_group  # noqa: E402
+from _procs import free_port, stop_process_group  # noqa: E402
 from asyncio_hosts import LoopThread, fetch_from_remote, storage_main  # noqa: E402
 
 
@@ -87,13 +86,6 @@ def part_a(tasks: int, reads: int) -> None:
           f"{'met' if text < 100 else 'MISSED'}")
     print(f"    GET /tasks?format=json   {as_json:7.1f} ms   bar 100 ms: "
           f"{'met' if as_json < 100 else 'MISSED'}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(port: int, path: str, timeout: float = 30.0) -> tuple[int, bytes]:

@@ -28,16 +28,21 @@ MEMORY_FORMATS = ("text", "json")
 SCOPES = ("worker", "all")
 
 
-def _seconds(args: Mapping[str, str], limit: float, limit_key: str) -> float:
-    raw = args.get("seconds")
-    if raw is None:
-        return min(DEFAULT_SECONDS, limit)
+def _positive_seconds(name: str, raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"Invalid seconds: {raw} (a number of seconds more than 0)")
+        raise InvalidInput(f"Invalid {name}: {raw} (a number of seconds more than 0)")
+    return value
+
+
+def _seconds(args: Mapping[str, str], limit: float, limit_key: str) -> float:
+    raw = args.get("seconds")
+    if raw is None:
+        return min(DEFAULT_SECONDS, limit)
+    value = _positive_seconds("seconds", raw)
     if value > limit:
         raise InvalidInput(f"Invalid seconds: {raw} is over the limit of {limit:g} seconds "
                            f"({limit_key})")
@@ -83,12 +88,7 @@ def _last(args: Mapping[str, str], kept: float, kept_key: str) -> float | None:
         if other in args:
             raise InvalidInput(f"Invalid {other} with last: the history was sampled already; "
                                f"give last or {other}, not both")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"Invalid last: {raw} (a number of seconds more than 0)")
+    value = _positive_seconds("last", raw)
     if kept <= 0:
         raise InvalidInput(f"Invalid last: {raw}; no history is kept ({kept_key} is 0)")
     if value > kept:

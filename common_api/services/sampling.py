@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 SAMPLER_THREAD_NAME = "common-api-profiler"
 MAX_DEPTH = 256
@@ -252,12 +252,8 @@ class Sampler:
                 continue
             if self._drop_idle and table.is_idle(top):
                 continue
-            path: list[int] = []
-            frame: FrameType | None = top
-            while frame is not None and len(path) < MAX_DEPTH:
-                path.append(table.code_index(frame))
-                frame = frame.f_back
-            if frame is not None:
+            path, cut = walk_stack(top, table.code_index)
+            if cut:
                 path.append(table.intern(Frame(TRUNCATED, kind="truncated")))
             path.append(self._thread_root(name))
             path.reverse()
@@ -266,6 +262,21 @@ class Sampler:
                 key = (path[0], table.intern(Frame(OTHER_STACKS, kind="truncated")))
             self._stacks[key] = self._stacks.get(key, 0) + 1
         del frames
+
+
+Index = TypeVar("Index")
+
+
+def walk_stack(top: FrameType, index_of: Callable[[FrameType], Index]
+               ) -> tuple[list[Index], bool]:
+    """``index_of`` each frame from ``top`` outward, at most ``MAX_DEPTH``; and whether
+    frames were left beyond that (the stack is cut: a ``TRUNCATED`` frame goes next)."""
+    path: list[Index] = []
+    frame: FrameType | None = top
+    while frame is not None and len(path) < MAX_DEPTH:
+        path.append(index_of(frame))
+        frame = frame.f_back
+    return path, frame is not None
 
 
 def merge_profiles(parts: dict[str, Profile], duration: float, hz: int, ticks: int,

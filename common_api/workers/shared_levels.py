@@ -117,6 +117,14 @@ class SharedLogLevels:
             return self._known
         return stored if stored.generation >= self._known.generation else self._known
 
+    def _read_or_known(self) -> SharedLevels:
+        """``_read``, or what this worker knows when the file is corrupt (a change is made
+        on top of it and saved over the corrupt file)."""
+        try:
+            return self._read()
+        except CorruptFile:
+            return self._known
+
     def _save(self, value: SharedLevels) -> str | None:
         """Write the file; None, or why it could not be (never raises)."""
         try:
@@ -154,10 +162,7 @@ class SharedLogLevels:
                 ) -> tuple[SharedLevels, str | None]:
         """Apply the change here, then save it (outside the lock siblings' requests take)."""
         with self._lock:
-            try:
-                previous = self._read()
-            except CorruptFile:
-                previous = self._known
+            previous = self._read_or_known()
             levels, reverts = dict(previous.levels), dict(previous.reverts)
             levels[name] = level
             if revert is None:
@@ -220,10 +225,7 @@ class SharedLogLevels:
 
     def _reverted(self, now: float) -> tuple[list[str], str | None]:
         with self._lock:
-            try:
-                current = self._read()
-            except CorruptFile:
-                current = self._known
+            current = self._read_or_known()
             levels, reverts = dict(current.levels), dict(current.reverts)
             due = sorted(name for name, r in reverts.items() if r.at <= now)
             if not due:  # a sibling reverted first (saved while we waited for the lock)

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 
 from common_api.services.sampling import (
-    MAX_DEPTH,
     OTHER_STACKS,
     TRUNCATED,
     Frame,
     Profile,
     is_idle_frame,
     name_of_frame,
+    walk_stack,
 )
 
 #: What the estimate is held to: 7 MiB, so that with what it does not count (the source
@@ -158,12 +158,8 @@ class SampleHistory:
                 if ident == skip:
                     continue
                 root = self._frame_id(Frame(names.get(ident, "<unknown>"), kind="thread"))
-                path: list[int | None] = []
-                frame: FrameType | None = top
-                while frame is not None and len(path) < MAX_DEPTH:
-                    path.append(self._code_index(frame))
-                    frame = frame.f_back
-                if frame is not None:
+                path, cut = walk_stack(top, self._code_index)
+                if cut:
                     path.append(self._frame_id(Frame(TRUNCATED, kind="truncated")))
                 if root is None or None in path:
                     stack = self._stack_id_of_overflow(root if root is not None

@@ -64,22 +64,8 @@ def _default_live_pids() -> set[int]:
     return set()
 
 
-def _check_header(path: Path) -> None:
-    """ValueError unless the file's used-bytes header fits the file (prometheus_client's
-    reader takes a garbage header for an empty file)."""
-    with path.open("rb") as handle:
-        head = handle.read(8)
-        size = os.fstat(handle.fileno()).st_size
-    if len(head) < 8:
-        raise ValueError("empty file" if not head else "truncated header")
-    used = int.from_bytes(head[:4], "little", signed=True)
-    if not 8 <= used <= size:
-        raise ValueError(f"header claims {used} bytes used of {size}")
-
-
 def _read_one(path: Path) -> dict[str, Metric]:
-    # prometheus_client's own reader, one file at a time so a bad one is found by name
-    _check_header(path)
+    # one file at a time, so a bad one is found by name (the reader checks its layout)
     return compat.read_metrics([str(path)])
 
 
@@ -119,28 +105,17 @@ class LockedMultiProcessCollector:
 
     def _collect_locked(self) -> list[Metric]:
         paths = sorted(self._state.prometheus.glob("*.db"))
-        good: list[Path] = []
-        live: set[int] | None = None
-        for path in paths:
-            try:
-                _check_header(path)
-                good.append(path)
-            except FileNotFoundError:
-                continue  # a live gauge file removed by a fold meanwhile
-            except Exception as error:
-                live = self._live_pids() if live is None else live
-                self._unreadable(path, error, live)
         try:
             # the usual case, every file sound: one pass, keys parsed once across files
-            metrics = compat.read_metrics([str(path) for path in good])
+            metrics = compat.read_metrics([str(path) for path in paths])
         except Exception:
-            live = self._live_pids() if live is None else live
+            live = self._live_pids()
             metrics = {}
-            for path in good:
+            for path in paths:
                 try:
                     _combine(metrics, _read_one(path))
                 except FileNotFoundError:
-                    continue
+                    continue  # a live gauge file removed by a fold meanwhile
                 except Exception as error:
                     self._unreadable(path, error, live)
         return list(compat.accumulate_metrics(metrics))

@@ -13,7 +13,8 @@ are read by prometheus_client itself.
 The file layout read here (a 4-byte used-bytes header, padding to 8 bytes, then entries of
 a 4-byte key length, the UTF-8 key padded so the two doubles that follow, value and
 timestamp, are 8-byte aligned) is prometheus_client's ``mmap_dict`` format; a file that
-does not fit it raises, naming why, as prometheus_client's reader does.
+does not fit it raises, naming why, gauge files' headers included (checked before
+prometheus_client reads them), so callers need no check of their own.
 """
 
 from __future__ import annotations
@@ -54,19 +55,37 @@ def _parse(key: bytes) -> ParsedKey:
     return parsed
 
 
+def _check_used(path: str, used: int, available: int) -> None:
+    if not _HEADER_BYTES <= used <= available:
+        raise RuntimeError(f"{os.path.basename(path)}: header claims {used} bytes used of "
+                           f"{available}")
+
+
+def _header(path: str, data: bytes) -> int:
+    if len(data) < _HEADER_BYTES:
+        raise RuntimeError(f"{os.path.basename(path)}: shorter than its header")
+    used: int = _INT.unpack_from(data, 0)[0]
+    return used
+
+
 def used_bytes(path: str) -> bytes:
     """The used part of a value file (FileNotFoundError when it is gone)."""
     with open(path, "rb") as handle:
         data = handle.read(_FIRST_READ)
-        if len(data) < _HEADER_BYTES:
-            raise RuntimeError(f"{os.path.basename(path)}: shorter than its header")
-        used = _INT.unpack_from(data, 0)[0]
+        used = _header(path, data)
         if used > len(data):
             data += handle.read(used - len(data))
-    if not _HEADER_BYTES <= used <= len(data):
-        raise RuntimeError(f"{os.path.basename(path)}: header claims {used} bytes used of "
-                           f"{len(data)}")
+    _check_used(path, used, len(data))
     return data[:used]
+
+
+def check_header(path: str) -> None:
+    """RuntimeError naming why unless the file's used-bytes header fits the file
+    (prometheus_client's own reader takes a garbage header for an empty file)."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_BYTES)
+        size = os.fstat(handle.fileno()).st_size
+    _check_used(path, _header(path, head), size)
 
 
 def add_values(data: bytes, into: dict[bytes, float]) -> None:
@@ -102,6 +121,7 @@ def read_metrics(paths: Sequence[str]) -> dict[str, Metric]:
         kind = os.path.basename(path).split("_")[0]
         first.setdefault(kind, index)
         if kind == "gauge":
+            check_header(path)  # the rest is prometheus_client's to read
             gauge_paths.append(path)
         else:
             add_values(used_bytes(path), sums.setdefault(kind, {}))

@@ -508,7 +508,7 @@ def _metrics_of(app: Flask, settings: config.Settings, coordination: Coordinatio
         sources = [AppRequestSeries(source, request_metrics.family_names,
                                     request_metrics.app_label) for source in sources]
     service = MetricsService([*sources, PeriodicThreadCollector(periodic)],
-                             coordination.app_baseline_store(ordinal))
+                             coordination.baseline_store(ordinal))
     return _AppMetrics(registry, exporter, host_exporter, request_metrics, middleware,
                        periodic, service)
 

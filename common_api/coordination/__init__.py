@@ -29,7 +29,6 @@ PeerDumps = list[PeerDump]
 class Coordination(Protocol):
     """What the endpoints share with the other processes of their server."""
 
-    kind: str
     shared: bool  # True when it spans the workers of a server
 
     def ensure_started(self) -> None:
@@ -41,12 +40,9 @@ class Coordination(Protocol):
     def expect_workers(self, count: int) -> None:
         """The server's configured worker count, told at start (booting ones count)."""
 
-    def app_baseline_store(self, ordinal: int) -> BaselineStore:
-        """The reset baseline of the process's app number ``ordinal`` (0: the first),
-        each app of a process resetting only what it shows."""
-
-    def baseline_store(self) -> BaselineStore:
-        """Where the reset baseline lives."""
+    def baseline_store(self, ordinal: int = 0) -> BaselineStore:
+        """Where the reset baseline of the process's app number ``ordinal`` lives (0: the
+        first), each app of a process resetting only what it shows."""
 
     def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0
                        ) -> list[Collector]:

@@ -21,7 +21,6 @@ PeerDumps = list[PeerDump]
 
 
 class LocalCoordination:
-    kind = "local"
     shared = False
 
     def __init__(self) -> None:
@@ -30,17 +29,14 @@ class LocalCoordination:
     def expect_workers(self, count: int) -> None:
         return None
 
-    def app_baseline_store(self, ordinal: int) -> BaselineStore:
-        return self._baseline  # one app, one process
-
     def ensure_started(self) -> None:
         return None
 
     def level_publisher(self) -> LevelPublisher | None:
         return None
 
-    def baseline_store(self) -> BaselineStore:
-        return self._baseline
+    def baseline_store(self, ordinal: int = 0) -> BaselineStore:
+        return self._baseline  # one process: its values are all here
 
     def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0
                        ) -> list[Collector]:

@@ -76,7 +76,6 @@ class CompleteBaselineStore:
 
 
 class SharedDirectoryCoordination:
-    kind = "shared-directory"
     shared = True
 
     def __init__(self, runtime: WorkerRuntime) -> None:
@@ -84,11 +83,6 @@ class SharedDirectoryCoordination:
 
     def expect_workers(self, count: int) -> None:
         self.runtime.board.expect(count)
-
-    def app_baseline_store(self, ordinal: int) -> BaselineStore:
-        if not ordinal:
-            return self.baseline_store()
-        return FileBaselineStore(self.runtime.state.root / f"metrics-baseline-app{ordinal}.json")
 
     @classmethod
     def for_directory(cls, state_dir: str) -> SharedDirectoryCoordination:
@@ -115,7 +109,10 @@ class SharedDirectoryCoordination:
     def level_publisher(self) -> LevelPublisher | None:
         return self.runtime.levels
 
-    def baseline_store(self) -> BaselineStore:
+    def baseline_store(self, ordinal: int = 0) -> BaselineStore:
+        if ordinal:  # a second app of the process: its own series, its own baseline
+            return FileBaselineStore(
+                self.runtime.state.root / f"metrics-baseline-app{ordinal}.json")
         return CompleteBaselineStore(self.runtime)
 
     def metric_sources(self, registry: CollectorRegistry, peer_timeout: float = 1.0

@@ -196,7 +196,7 @@ def _seconds_or_off(key: str, value: Any) -> float:
     return number
 
 
-def positive_int(key: str, value: Any) -> int:
+def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a positive integer, got {value!r}")
     try:
@@ -239,13 +239,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(SCRIPT_TIMEOUT, 10.0, "seconds a script may run before it is stopped",
             _positive_number),
     Setting(SCRIPT_MAX_BYTES, 1_048_576, "largest script upload accepted, bytes (413 above)",
-            positive_int),
+            _positive_int),
     Setting(SCRIPT_MAX_RESULT_BYTES, 1_000_000, "largest script result and output, bytes",
-            positive_int),
+            _positive_int),
     Setting(SCRIPT_MAX_CONCURRENT, 1, "scripts that may run at once in one worker",
-            positive_int),
+            _positive_int),
     Setting(SCRIPT_MEMORY_LIMIT, 512 * 1024 * 1024, "address-space limit of a script, bytes",
-            positive_int),
+            _positive_int),
     Setting(SCRIPT_HOST_PACKAGES, (), "packages whose objects under app.state scripts may "
             "use, besides the app's own package (checked by the sandbox at registration)",
             _text_list),
@@ -264,9 +264,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(DISABLED_ENDPOINTS, (), "endpoints removed entirely (404, not in /openapi.json)",
             _endpoint_list),
     Setting(MAX_BODY_BYTES, 65_536, "largest request body accepted by endpoints other than "
-            "/run_script, bytes (413 above)", positive_int),
+            "/run_script, bytes (413 above)", _positive_int),
     Setting(MAX_QUERY_LENGTH, 1_024, "longest query parameter value accepted (400 above)",
-            positive_int),
+            _positive_int),
     Setting(STATE_DIR, None, "directory shared by the workers of one server", _optional_text),
     Setting(ENV_MASK_SECRETS, True, "mask secret values in /env", _flag),
     Setting(ENV_SECRET_PATTERN, DEFAULT_SECRET_PATTERN,

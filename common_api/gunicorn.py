@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common_api.compat.gunicorn import before_app_load
-from common_api.config import STATE_DIR, positive_int
+from common_api.config import STATE_DIR
 from common_api.workers.state_dir import PROMETHEUS_ENV, StateDir
 
 BIND = "COMMON_API_BIND"
@@ -213,7 +213,10 @@ def _count(environ: Mapping[str, str], key: str, default: int) -> int:
     raw = environ.get(key)
     if raw is None or not raw.strip():
         return default
-    return positive_int(key, raw.strip())  # the settings' own parser
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"{key} must be a positive integer, got {raw!r}")
+    return int(text)
 
 
 def _bind(environ: Mapping[str, str]) -> str:

@@ -203,3 +203,12 @@ def test_the_readme_s_own_config_recipe_as_written_serves_one_component_and_miss
         assert "hook does not call" not in log and "without common_api's state" not in log
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("value", ["+3", "1_000", "\uff13", "2.0", " -1 "])
+def test_a_worker_count_is_plain_ascii_digits(value: str) -> None:
+    from common_api.gunicorn import server_settings
+
+    with pytest.raises(ValueError, match="COMMON_API_WORKERS must be a positive integer"):
+        server_settings({"COMMON_API_WORKERS": value})
+    assert server_settings({"COMMON_API_WORKERS": " 3 "}).workers == 3

@@ -422,7 +422,7 @@ def setup_app(app: Flask) -> CommonApiState:
         registry=metrics.registry,
         coordination=coordination,
         profiler=Profiler(settings.profile_max_seconds, config.PROFILE_MAX_SECONDS,
-                          coordination.window_lock_dir(), coordination.peer_windows(),
+                          coordination.window_lock, coordination.peer_windows(),
                           start_recorder(settings.profile_history_seconds),
                           settings.profile_history_seconds,
                           config.PROFILE_HISTORY_SECONDS, coordination.peer_histories()),

@@ -11,7 +11,7 @@ are met. Nothing above this package knows which one it has.
 
 from __future__ import annotations
 
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -71,8 +71,9 @@ class Coordination(Protocol):
         """The other workers' asyncio tasks, or why a worker gave none (none for a single
         process)."""
 
-    def window_lock_dir(self) -> Path | None:
-        """Where /profile and /memory take their one-per-server lock (None: per process)."""
+    def window_lock(self, name: str) -> AbstractContextManager[object]:
+        """The one-per-server turn of window ``name`` (/profile, /memory), held for the
+        block; ``BlockingIOError`` when another worker has it (one process: no other)."""
 
     def peer_windows(self) -> PeerWindows | None:
         """The other workers' part of a scope=all window (None: this process only)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -66,8 +67,8 @@ class LocalCoordination:
     def peer_tasks(self) -> list[WorkerTasks]:
         return []
 
-    def window_lock_dir(self) -> Path | None:
-        return None
+    def window_lock(self, name: str) -> AbstractContextManager[object]:
+        return contextlib.nullcontext()  # one process: its own lock is the server's
 
     def peer_windows(self) -> PeerWindows | None:
         return None

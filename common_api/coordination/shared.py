@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -145,8 +145,8 @@ class SharedDirectoryCoordination:
     def peer_tasks(self) -> list[WorkerTasks]:
         return self.runtime.gather_tasks()
 
-    def window_lock_dir(self) -> Path | None:
-        return self.runtime.state.root
+    def window_lock(self, name: str) -> AbstractContextManager[object]:
+        return self.runtime.link.hold(name)
 
     def peer_windows(self) -> PeerWindows | None:
         return self.runtime.peer_windows

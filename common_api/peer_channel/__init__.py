@@ -13,13 +13,14 @@ target at once and names each one that did not answer, with the cause.
 
 from __future__ import annotations
 
-from common_api.peer_channel.address import ChannelAddress, server_identity
+from common_api.peer_channel.address import ABSTRACT, ChannelAddress, server_identity
 from common_api.peer_channel.claims import Claims
 from common_api.peer_channel.client import FanOut, Replies, ask, ask_all
 from common_api.peer_channel.server import Handler, PeerCredentials, PeerServer
 from common_api.peer_channel.wire import RemoteError
 
 __all__ = [
+    "ABSTRACT",
     "ChannelAddress",
     "Claims",
     "FanOut",

@@ -3,17 +3,19 @@
 A claim is an abstract Unix socket bound under the server's identity: the kernel lets one
 process bind a name, so the first worker to claim it wins and the others learn at once
 that it is taken. Used so that several workers noticing the same thing (a worker missing
-from a scrape) log it once between them. Where abstract names do not exist every claim
-succeeds (each process then decides for itself).
+from a scrape) log it once between them, and (``hold``) so that one worker at a time runs a
+profile window. Where abstract names do not exist every claim succeeds (each process then
+decides for itself), and ``hold`` is not offered (``ABSTRACT`` says which).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from common_api.peer_channel.address import ABSTRACT, PREFIX
 
@@ -33,12 +35,32 @@ class Claims:
                 return True
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.bind(f"\0{PREFIX}/{self._identity()}/claim/{name}")
+                sock.bind(self._name("claim", name))
             except OSError:
                 sock.close()
                 return False
             self._held.append((time.monotonic() + self._hold, sock))
             return True
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """Hold ``name`` for the server while the block runs; ``BlockingIOError`` when
+        another process holds it. Released when the block ends or the process exits, so
+        nothing is left behind. Only where ``ABSTRACT``."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                sock.bind(self._name("hold", name))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                raise BlockingIOError(errno.EADDRINUSE, f"{name} is held elsewhere") from None
+            yield
+        finally:
+            sock.close()
+
+    def _name(self, kind: str, name: str) -> str:
+        return f"\0{PREFIX}/{self._identity()}/{kind}/{name}"
 
     def _expire(self) -> None:
         now = time.monotonic()

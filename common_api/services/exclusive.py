@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
-from common_api.errors import Busy, Unavailable
-from common_api.file_locks import file_lock
+from common_api.errors import Busy
 
 
 class ExclusiveWindow:
-    """A try-lock over this process's threads and, when ``lock_path`` is given (the
-    server's state directory), over every worker of the server (an ``flock``'d file)."""
+    """A try-lock over this process's threads and, with ``server_lock`` (which gives the
+    server's turn for the block, ``BlockingIOError`` when another worker has it), over
+    every worker of the server."""
 
-    def __init__(self, what: str, lock_path: Path | None = None) -> None:
+    def __init__(self, what: str,
+                 server_lock: Callable[[], AbstractContextManager[object]] | None = None
+                 ) -> None:
         self._what = what
-        self._lock_path = lock_path
+        self._server_lock = server_lock or contextlib.nullcontext
         self._local = threading.Lock()
 
     def _refuse(self) -> Busy:
@@ -32,18 +34,9 @@ class ExclusiveWindow:
         if not self._local.acquire(blocking=False):
             raise self._refuse()
         try:
-            if self._lock_path is None:
-                yield
-                return
-
-            def unavailable(error: OSError) -> Unavailable:
-                return Unavailable(f"Cannot take the server-wide {self._what} lock "
-                                   f"{str(self._lock_path)!r}: {error.strerror}")
-
             with contextlib.ExitStack() as held:
                 try:
-                    held.enter_context(file_lock(self._lock_path, blocking=False,
-                                                 on_open_error=unavailable))
+                    held.enter_context(self._server_lock())
                 except BlockingIOError:
                     raise self._refuse() from None
                 yield

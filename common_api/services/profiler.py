@@ -7,8 +7,8 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from common_api.errors import InvalidInput
@@ -182,7 +182,8 @@ class WorkersMemory:
 class Profiler:
     """Runs profile and memory windows for this worker (and, when asked, with its peers)."""
 
-    def __init__(self, max_seconds: float, limit_key: str, lock_dir: Path | None = None,
+    def __init__(self, max_seconds: float, limit_key: str,
+                 server_lock: Callable[[str], AbstractContextManager[object]] | None = None,
                  peers: PeerWindows | None = None, recorder: FlightRecorder | None = None,
                  history_seconds: float = 0.0, history_key: str = "",
                  history_peers: PeerHistories | None = None) -> None:
@@ -193,9 +194,9 @@ class Profiler:
         self.history_seconds = history_seconds if recorder is not None else 0.0
         self.history_key = history_key
         self.history_peers = history_peers
-        self._cpu = ExclusiveWindow("profile", lock_dir / "profile.lock" if lock_dir else None)
+        self._cpu = ExclusiveWindow("profile", server_lock and (lambda: server_lock("profile")))
         self._memory = ExclusiveWindow("memory window",
-                                       lock_dir / "memory.lock" if lock_dir else None)
+                                       server_lock and (lambda: server_lock("memory")))
 
     def parse_profile(self, args: Mapping[str, str]) -> ProfileRequest:
         return ProfileRequest.parse(args, self.max_seconds, self.limit_key,

@@ -9,13 +9,17 @@ sibling that is stopped (SIGSTOP, a debugger) is not asked, it is named at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from common_api.errors import Unavailable, describe_error
+from common_api.file_locks import file_lock
 from common_api.peer_channel import (
+    ABSTRACT,
     ChannelAddress,
     Claims,
     FanOut,
@@ -56,6 +60,28 @@ class PeerLink:
     def claim(self, name: str) -> bool:
         """True for the first worker of the server to claim ``name`` (for two minutes)."""
         return self._claims.claim(name)
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """Hold ``name`` for the server while the block runs; ``BlockingIOError`` when
+        another worker holds it, ``Unavailable`` naming why when it cannot be taken. No
+        disk where abstract names exist (a full, read-only or deleted state directory
+        changes nothing), else a lock file in the state directory."""
+        def unavailable(error: OSError) -> Unavailable:
+            return Unavailable(f"Cannot take the server-wide {name} lock: "
+                               f"{describe_error(error)}")
+
+        lock = (self._claims.hold(name) if ABSTRACT else
+                file_lock(self._root / f"{name}.lock", blocking=False,
+                          on_open_error=unavailable))
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(lock)
+            except BlockingIOError:
+                raise
+            except OSError as error:
+                raise unavailable(error) from None
+            yield
 
     def address(self, pid: int) -> ChannelAddress:
         return ChannelAddress(self.identity(), pid)

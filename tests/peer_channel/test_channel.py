@@ -236,3 +236,14 @@ def test_an_inline_kind_is_answered_on_the_listening_thread_the_others_on_their_
     assert "common-api-peer-channel" in quick
     assert set(quick) <= {"common-api-peer-channel", "common-api-peer-request"}
     assert ask(server.address, "slow", None, TIMEOUT) == "common-api-peer-request"
+
+
+def test_a_held_name_is_refused_to_others_and_free_when_released() -> None:
+    claims = Claims(lambda: f"test-hold-{os.getpid()}")
+    with claims.hold("profile"):
+        with pytest.raises(BlockingIOError), claims.hold("profile"):
+            pass
+        with claims.hold("memory"):  # another name is another turn
+            pass
+    with claims.hold("profile"):
+        pass

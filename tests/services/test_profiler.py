@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from common_api.errors import Busy, InvalidInput, Unavailable
+from common_api.peer_channel import Claims
 from common_api.services.exclusive import ExclusiveWindow
 from common_api.services.profiler import MemoryRequest, Profiler, ProfileRequest
 
@@ -56,20 +59,25 @@ def test_a_second_window_while_one_runs_is_busy_and_the_first_is_unharmed() -> N
         pass
 
 
-def test_two_workers_sharing_a_lock_file_take_turns(tmp_path: Path) -> None:
-    # two windows on one file are two workers' locks: flock refuses the second descriptor
-    first = ExclusiveWindow("profile", tmp_path / "profile.lock")
-    second = ExclusiveWindow("profile", tmp_path / "profile.lock")
+def test_two_workers_sharing_a_server_lock_take_turns(tmp_path: Path) -> None:
+    # two windows on one server lock are two workers': the second is refused while held
+    claims = Claims(lambda: f"test-profiler-{os.getpid()}-{tmp_path.name}")
+    first = ExclusiveWindow("profile", lambda: claims.hold("profile"))
+    second = ExclusiveWindow("profile", lambda: claims.hold("profile"))
     with first.hold(), pytest.raises(Busy), second.hold():
         pass
     with second.hold():
         pass
 
 
-def test_an_unusable_lock_directory_is_unavailable_not_a_crash(tmp_path: Path) -> None:
-    window = ExclusiveWindow("profile", tmp_path / "missing" / "profile.lock")
+def test_a_server_lock_that_cannot_be_taken_is_unavailable_not_a_crash() -> None:
+    def unusable() -> contextlib.AbstractContextManager[object]:
+        raise Unavailable("Cannot take the server-wide profile lock: gone")
+
+    window = ExclusiveWindow("profile", unusable)
     with pytest.raises(Unavailable, match="profile lock"), window.hold():
         pass
+    assert not window._local.locked()  # this process's turn is given back
 
 
 def test_profile_and_memory_windows_do_not_block_each_other() -> None:

@@ -510,6 +510,8 @@ def dump_sources(response: requests.Response, fault: str = "") -> dict[int, str]
 
 def test_read_only_state_dir_dumps_every_worker_under_the_gil_a_booted_one_too(
         server: LiveServer, workers: set[int], state: Path) -> None:
+    for lock in ("profile.lock", "memory.lock"):  # as on a server never profiled before
+        (state / lock).unlink(missing_ok=True)
     mounted = run("mount", "--bind", "-o", "ro", str(state), str(state))
     if mounted.returncode != 0:
         pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr.strip()}")
@@ -525,6 +527,14 @@ def test_read_only_state_dir_dumps_every_worker_under_the_gil_a_booted_one_too(
         # nothing travels through the directory: every worker answers with its stacks
         spread(server, "/threads", under_the_gil, timeout=60, must_include=frozenset(live),
                scope="all", format="json")
+        # a window takes its one-per-server turn without the disk, and covers every worker
+        profile = no_html(fresh_get(server, "/profile", seconds="0.5", scope="all"))
+        assert profile.status_code == 200, profile.text
+        assert "X-Profile-Missing-Workers" not in profile.headers
+        assert {line.rsplit(" ", 1)[0].split(";")[0] for line in profile.text.splitlines()} \
+            == {f"worker {pid}" for pid in live}
+        memory = no_html(fresh_get(server, "/memory", seconds="0.2"))
+        assert memory.status_code == 200, memory.text
     finally:
         unmount(state)
 

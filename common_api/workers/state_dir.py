@@ -55,8 +55,12 @@ class StateDir:
         self.loglevels_lock = self.root / "loglevels.lock"
 
     def create(self) -> StateDir:
+        """The directories, and the lock files: a lock file that exists can still be
+        opened (read-only) and locked if the directory later turns read-only."""
         for directory in (self.root, self.prometheus, self.workers):
             directory.mkdir(parents=True, exist_ok=True)
+        for lock in (self.metrics_lock, self.loglevels_lock):
+            lock.touch(mode=0o600, exist_ok=True)
         return self
 
     def ensure(self) -> bool:

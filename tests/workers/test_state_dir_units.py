@@ -31,7 +31,7 @@ from common_api.workers.metrics_files import (
 )
 from common_api.workers.peers import Worker
 from common_api.workers.shared_levels import SharedLogLevels
-from common_api.workers.state_dir import StateDir, write_json_atomically
+from common_api.workers.state_dir import StateDir, file_lock, write_json_atomically
 from common_api.workers.status_board import StatusBoard
 
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -379,3 +379,23 @@ def test_a_reset_waits_for_a_worker_whose_published_metric_file_was_since_replac
         assert board.misplaced_metrics() is not None
     finally:
         keep_inode_busy.close()
+
+
+def test_a_new_state_directory_holds_its_lock_files_so_a_read_only_one_still_locks(
+        tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state").create()
+    assert state.metrics_lock.is_file() and state.loglevels_lock.is_file()
+    root = str(state.root)
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", root, root],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr.strip()}")
+    try:
+        with pytest.raises(OSError):  # read-only indeed: nothing new can be made in it
+            (state.root / "probe").touch()
+        with file_lock(state.metrics_lock, exclusive=False):
+            pass
+        with file_lock(state.loglevels_lock, exclusive=True):
+            pass
+    finally:
+        subprocess.run(["umount", root], check=True)

@@ -1,6 +1,6 @@
 """The blueprint: thin views that parse, authorise, call a service and render.
 
-Registering ``bp`` on an app builds that app's services (see ``extension.setup_app``) and
+Registering ``bp`` on an app builds that app's services (see ``registration.setup_app``) and
 adds a route for each row of the endpoint table (``common_api.endpoints``) that the app has
 not disabled, with the view ``@view(name)`` marks here. The hooks below read the same row
 for the access check, the body limit and the audit record. Text endpoints answer errors as
@@ -28,19 +28,8 @@ from werkzeug.exceptions import (
 from common_api import __version__
 from common_api.endpoints import BY_NAME, Endpoint
 from common_api.errors import ApiError, InvalidInput, PayloadTooLarge
-from common_api.extension import (
-    CommonApi,
-    CommonApiState,
-    bp,
-    error_response,
-    finish_registration,
-    get_state,
-    json_response,
-    limit_request_body,
-    mount_endpoints,
-    setup_app,
-    text_response,
-)
+from common_api.extension import CommonApi, CommonApiState, bp, get_state
+from common_api.registration import finish_registration, mount_endpoints, setup_app
 from common_api.services.access import Caller, bearer_token, is_proxied, token_fingerprint
 from common_api.services.loglevels import render_levels
 from common_api.services.metrics import compress
@@ -63,6 +52,12 @@ from common_api.services.threads import (
     render_dump,
     render_groups,
     select_threads,
+)
+from common_api.web.responses import (
+    error_response,
+    json_response,
+    limit_request_body,
+    text_response,
 )
 
 __all__ = ["CommonApi", "bp"]

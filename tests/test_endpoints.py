@@ -133,16 +133,16 @@ def test_each_registration_mounts_its_own_paths() -> None:
 
 
 def test_the_openapi_document_is_built_once_per_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    from common_api import extension
+    from common_api.web import openapi
 
     reads: list[int] = []
-    packaged = extension._packaged_openapi
+    packaged = openapi.packaged_openapi
 
     def counted() -> dict[str, Any]:
         reads.append(1)
         return packaged()
 
-    monkeypatch.setattr(extension, "_packaged_openapi", counted)
+    monkeypatch.setattr(openapi, "packaged_openapi", counted)
     app = Flask("openapi_once")
     app.register_blueprint(bp, url_prefix="/ops")
     client = app.test_client()

@@ -19,11 +19,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "common_api.sandbox"),
     ("common_api.compat",),  # other libraries' private code
     ("common_api.config", "common_api.endpoints"),
+    ("common_api.web",),  # Flask glue the views share: answer bodies, the OpenAPI document
     ("common_api.services",),  # no Flask, no processes of their own
     ("common_api.workers",),  # one server's workers and their channel
     ("common_api.coordination",),  # one process or many, behind one interface
     ("common_api.host_setup", "common_api.hook_audit", "common_api.gunicorn",
-     "common_api.gunicorn_worker", "common_api.gunicorn_conf", "common_api.extension"),
+     "common_api.gunicorn_worker", "common_api.gunicorn_conf", "common_api.extension",
+     "common_api.registration"),
     ("common_api.blueprint", "common_api.ui", "common_api.demo"),
     ("common_api.client", "common_api.cli"),
 )

@@ -118,6 +118,14 @@ def _warn_about_missing_hooks(gunicorn: GunicornServing) -> None:
         startup_log.warn(log, "%s", describe(hook))
 
 
+def _registers_workers(gunicorn: GunicornServing) -> bool:
+    """Whether the server's config calls common_api's post_worker_init (which makes each
+    worker one its siblings list)."""
+    from common_api.hook_audit import missing_hooks
+
+    return all(hook.name != "post_worker_init" for hook in missing_hooks(gunicorn.settings))
+
+
 def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
     """One warning naming each allowed import that grants scripts nothing, and why."""
     from common_api.sandbox.imports import grant, problems_message
@@ -209,7 +217,7 @@ def _check_the_setup(app: Flask, settings: config.Settings, coordination: Coordi
         config.warn_unknown_keys(app.config)
     if gunicorn is None:
         return
-    coordination.expect_workers(gunicorn.workers)
+    coordination.expect_workers(gunicorn.workers, register=_registers_workers(gunicorn))
     if not gunicorn.speaks:
         return
     if not coordination.shared and gunicorn.workers > 1:

@@ -54,6 +54,36 @@ def test_start_up_checks_reach_the_log_through_the_host_s_logging_config(
     assert listed["disabled"] is True  # the host's dictConfig did it, and it is shown
 
 
+def test_without_post_worker_init_health_counts_every_live_worker_and_names_the_unlisted(
+        half_hooked: LiveServer) -> None:
+    """Workers whose runtime common_api's post_worker_init never started are neither
+    "booting" for ever nor left out: health counts them and names each one, and /metrics
+    names them among the workers its live part is missing."""
+    pids: set[str] = set()
+
+    def settled() -> bool:
+        response = half_hooked.get("/periodic-threads-health", timeout=5)
+        pids.add(response.headers["X-Worker-Pid"])
+        body = response.json()
+        named = {problem["pid"] for problem in body.get("worker_problems", [])
+                 if "post_worker_init" in problem["reason"]}
+        return body["workers"] == 3 and "booting" not in body and len(named) == 2
+
+    wait_until(settled, 60, interval=0.2, message="health counting 3 workers, 2 named")
+    body = half_hooked.get("/periodic-threads-health", timeout=5).json()
+    assert body["healthy"] is True, body  # a setup to fix, not a worker in trouble
+    headers: list[str] = []
+
+    def scrape_names_them() -> bool:  # each worker's view is at most a second old
+        scrape = half_hooked.get("/metrics", timeout=10)
+        assert scrape.status_code == 200
+        headers.append(scrape.headers.get("X-Missing-Workers", ""))
+        return headers[-1].count("post_worker_init in this worker") == 2
+
+    wait_until(scrape_names_them, 30, interval=0.2,
+               message="a scrape naming both unlisted workers")
+
+
 def test_right_after_start_health_counts_booting_workers_instead_of_fewer_workers(
         tmp_path: Path) -> None:
     """Polled from the first answer on, health never reads as a smaller server: the workers

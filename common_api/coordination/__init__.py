@@ -37,8 +37,9 @@ class Coordination(Protocol):
     def level_publisher(self) -> LevelPublisher | None:
         """Where level changes go (None: this process only)."""
 
-    def expect_workers(self, count: int) -> None:
-        """The server's configured worker count, told at start (booting ones count)."""
+    def expect_workers(self, count: int, register: bool = True) -> None:
+        """The server's configured worker count, told at start (booting ones count);
+        ``register`` False when its config leaves out common_api's post_worker_init."""
 
     def baseline_store(self, ordinal: int = 0) -> BaselineStore:
         """Where the reset baseline of the process's app number ``ordinal`` lives (0: the

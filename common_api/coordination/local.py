@@ -27,7 +27,7 @@ class LocalCoordination:
     def __init__(self) -> None:
         self._baseline = MemoryBaselineStore()
 
-    def expect_workers(self, count: int) -> None:
+    def expect_workers(self, count: int, register: bool = True) -> None:
         return None
 
     def ensure_started(self) -> None:

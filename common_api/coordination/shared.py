@@ -81,8 +81,8 @@ class SharedDirectoryCoordination:
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
 
-    def expect_workers(self, count: int) -> None:
-        self.runtime.board.expect(count)
+    def expect_workers(self, count: int, register: bool = True) -> None:
+        self.runtime.board.expect(count, register)
 
     @classmethod
     def for_directory(cls, state_dir: str) -> SharedDirectoryCoordination:

@@ -158,6 +158,12 @@ def is_sibling(pid: int) -> bool:
             and _cmdline(pid) == _cmdline(os.getpid()))
 
 
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), None if it is gone."""
+    stat = _stat(pid)
+    return None if stat is None else stat.start_time
+
+
 def is_stopped(pid: int) -> bool:
     """True when process ``pid`` is stopped (SIGSTOP, a debugger) now."""
     stat = _stat(pid)

@@ -131,6 +131,8 @@ class WorkerRuntime:
             installed = self._step("thread dumps", self.dumps.install)
             if installed is _FAILED:
                 _catch_worker_signal()
+            self.board.listed = signal.getsignal(peers.WORKER_SIGNAL) not in (
+                signal.SIG_DFL, signal.SIG_IGN, None)
             self._step("log levels", self.levels.listen)
             self.board.publish()
             self._sync.start()
@@ -164,7 +166,7 @@ class WorkerRuntime:
         def gathered() -> Gathered:
             reports = {os.getpid(): self.live_metrics.families()}
             replies = finish()
-            missing = dict(replies.missing)
+            missing = {**self.board.unlisted(), **replies.missing}
             for pid, answer in replies.answers.items():
                 try:
                     reports[pid] = [LiveFamily.from_json(item) for item in answer["families"]]

@@ -31,7 +31,7 @@ from common_api.compat.prometheus import safe_files
 from common_api.errors import describe_error
 from common_api.periodic import PeriodicThread, PeriodicThreadRegistry, ThreadLevel
 from common_api.services.periodic_status import thread_status
-from common_api.workers.peers import Worker, server_workers, siblings
+from common_api.workers.peers import Worker, server_workers, siblings, start_time
 from common_api.workers.state_dir import (
     StateDir,
     read_json,
@@ -50,6 +50,9 @@ BOOT_GRACE = 5.0
 #: seconds after a worker starts during which workers the master has not forked yet
 #: (gunicorn spaces its forks out) count as booting
 START_WINDOW = 30.0
+# a live worker its siblings do not list because common_api's post_worker_init never ran in it
+UNLISTED = ("gunicorn's post_worker_init does not call common_api.gunicorn.post_worker_init "
+            "in this worker, so the others cannot ask it")
 _LEVELS = frozenset(level.value for level in ThreadLevel)
 
 ThreadSource = Callable[[], list[PeriodicThread]]
@@ -151,6 +154,12 @@ def _age(worker: Worker) -> float:
         return float("inf")
 
 
+def _age_of(pid: int) -> float:
+    """Seconds since process ``pid`` started (0 when it is gone: too young to judge)."""
+    start = start_time(pid)
+    return 0.0 if start is None else _age(Worker(pid, start))
+
+
 def _misplaced(pid: int, files: dict[str, Any]) -> str:
     """Why ``pid``'s counts in ``files`` are missing from a sum over the directory."""
     reasons = sorted({str(reason) for reason in files.values()})
@@ -174,6 +183,12 @@ class StatusBoard:
         # gunicorn's worker count and when this worker learnt it: right after a start the
         # master may not have forked every worker yet (it spaces the forks out)
         self._expected: tuple[int, float] | None = None
+        # False when the server's gunicorn config does not call common_api's
+        # post_worker_init: a worker then never becomes one its siblings list
+        self._workers_register = True
+        #: whether this worker catches the worker signal, so its siblings list it (None
+        #: until its runtime has tried); published, so they can tell why they do not
+        self.listed: bool | None = None
         self.publish_error: str | None = None
         self._last = threading.local()
         # when this worker first found a live worker without a usable file (by pid)
@@ -190,6 +205,7 @@ class StatusBoard:
         try:
             write_json_atomically(self._state.worker_status(pid), {
                 "pid": pid, "written_at": time.time(), "threads": self.local(),
+                "listed": self.listed,
                 "thread_names": names, "metrics_misplaced": safe_files.misplaced(),
                 "metric_files": safe_files.placed()})
         except OSError as error:
@@ -262,11 +278,34 @@ class StatusBoard:
         if own:
             problems.append(_misplaced_problem(os.getpid(), own))
         live = self._live_children()
-        booting = len(live - {worker.pid for worker in workers})
+        booting = 0
+        unlisted: dict[int, str] = {}
+        for pid in sorted(live - {worker.pid for worker in workers}):
+            reason = self._unlisted(pid, entries, now)
+            if reason is None:
+                booting += 1
+            else:
+                unlisted[pid] = reason
+                problems.append(WorkerProblem(pid, reason, False))
         if self._expected is not None and time.monotonic() - self._expected[1] < START_WINDOW:
             booting += max(0, self._expected[0] - 1 - len(live))  # not forked yet
-        self._last.snapshot = (time.monotonic(), 1 + len(workers), problems, booting)
-        return entries, 1 + len(workers), problems
+        count = 1 + len(workers) + len(unlisted)
+        self._last.snapshot = (time.monotonic(), count, problems, booting, unlisted)
+        return entries, count, problems
+
+    def _unlisted(self, pid: int, entries: list[dict[str, Any]], now: float) -> str | None:
+        """Why the live worker ``pid``, which its siblings do not list, is not booting (its
+        published threads then go into ``entries``), or None while it may be booting."""
+        data, _ = self._read(pid)
+        if data is not None and data.get("listed") is False:
+            entries.extend(_rejudge(dict(entry), float(data["written_at"]), now)
+                           for entry in data["threads"])
+            return (f"{UNLISTED} (its runtime started on a request thread): scope=all "
+                    "and the live part of /metrics leave it out")
+        if not self._workers_register and _age_of(pid) >= BOOT_GRACE:
+            return (f"{UNLISTED}: health, /periodic-threads, scope=all and the live part of "
+                    "/metrics leave it out")
+        return None
 
     def _silent(self, worker: Worker, why: str, own_problem: str | None
                 ) -> WorkerProblem:
@@ -288,10 +327,19 @@ class StatusBoard:
             return count, problems
         return snapshot[1], snapshot[2]
 
-    def expect(self, workers: int) -> None:
+    def expect(self, workers: int, register: bool = True) -> None:
         """The server's configured worker count, told at start: during the first seconds,
-        the workers not forked yet count as booting too."""
+        the workers not forked yet count as booting too. ``register`` False: the server's
+        config does not call common_api's post_worker_init, so a worker past its boot
+        grace that its siblings do not list is named, not counted as booting."""
         self._expected = (workers, time.monotonic())
+        self._workers_register = register
+
+    def unlisted(self) -> dict[int, str]:
+        """Live workers the others cannot ask (not started by post_worker_init), and why,
+        as of this thread's last statuses read."""
+        self._recent()
+        return dict(self._last.snapshot[4])
 
     def booting_count(self) -> int:
         """The server's other live worker processes that are not answering yet (still

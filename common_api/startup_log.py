@@ -37,13 +37,25 @@ def reaches_a_handler(logger: logging.Logger, level: int) -> bool:
     return not found_any and last is not None and level >= last.level
 
 
+def _has_handlers(logger: logging.Logger) -> bool:
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.handlers:
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
 def warn(logger: logging.Logger, message: str, *args: object) -> None:
     """Log ``message % args`` at WARNING on ``logger``, or, if the host's logging config
     would drop it, write it to standard error."""
-    if reaches_a_handler(logger, logging.WARNING):
+    if reaches_a_handler(logger, logging.WARNING) and _has_handlers(logger):
         logger.warning(message, *args)
         return
+    # dropped, or written bare by logging's last resort: the line in the server's layout
     text = message % args if args else message
+    if logger.name.partition(".")[0] == "common_api":  # the line names the logger already
+        text = text.removeprefix("common_api: ")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
     line = f"[{stamp}] [{os.getpid()}] [WARNING] {logger.name}: {text}\n"
     try:

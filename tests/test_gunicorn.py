@@ -187,20 +187,28 @@ def _readme_recipe() -> str:
 @pytest.mark.server
 def test_the_readme_s_own_config_recipe_as_written_serves_one_component_and_misses_no_hook(
         tmp_path: Path) -> None:
-    from common_api.compat.gunicorn import preset_worker_class
+    """Its one worker class on any supported gunicorn: older than 27, the class serves with
+    gunicorn's own gthread handling and says so in one line."""
+    import gunicorn
 
     config = tmp_path / "gunicorn.conf.py"
     config.write_text(_readme_recipe())
-    # two workers on this 2-core machine, and the worker class this gunicorn supports
-    server = launch_gunicorn(tmp_path, "-c", str(config), "-w", "2", "-k",
-                             preset_worker_class(), "multi_app:app",
-                             env=_env(TMPDIR=str(tmp_path)))
+    server = launch_gunicorn(tmp_path, "-c", str(config), "-w", "2",  # 2 cores here
+                             "multi_app:app", env=_env(TMPDIR=str(tmp_path)))
     try:
         wait_ready(server, timeout=SERVER_START)
         wait_until(lambda: server.get("/periodic-threads-health").json().get("workers") == 2,
                    30, message="health to see both workers")
         log = server.log()
         assert "hook does not call" not in log and "without common_api's state" not in log
+        said = [line for line in log.splitlines()
+                if "serves with gunicorn's own gthread connection handling" in line]
+        if gunicorn.version_info < (27,):
+            assert len(said) == 1 and "WARNING" in said[0], log
+            assert f"gunicorn {gunicorn.__version__}: common_api.gunicorn_worker." \
+                   "PlainErrorThreadWorker serves" in said[0]
+        else:
+            assert not said, said
     finally:
         server.stop()
 

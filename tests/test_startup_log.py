@@ -55,3 +55,15 @@ def test_a_warning_the_host_s_logging_config_would_drop_reaches_stderr(
     err = capsys.readouterr().err
     assert "[WARNING] common_api.tests.startup: COMMON_API_SCRIPT_TIMEOUTT is not a setting" in err
     assert err.count("\n") == 1 and handler.lines == []
+
+
+def test_a_warning_no_handler_would_take_is_written_in_the_server_s_layout_not_bare(
+        logger: logging.Logger, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without any handler, logging's last resort would write the message alone (as a
+    gunicorn master's common_api loggers do): the line keeps the time, pid and level."""
+    logger.propagate = False
+    warn(logger, "common_api: gunicorn %s: slow clients", "23.0.0")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("[")
+    # the logger's name is on the line, so the message's own "common_api: " is not repeated
+    assert "[WARNING] common_api.tests.startup: gunicorn 23.0.0: slow clients" in err

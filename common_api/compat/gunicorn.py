@@ -25,6 +25,7 @@ import re
 import selectors
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -144,18 +145,27 @@ SLOW_CLIENTS = SLOW_CLIENTS_VERSION and require(SLOW_CLIENTS_FEATURE, LIBRARY, {
 })
 
 
+_GTHREAD_HANDLING_SAID = threading.Event()
+
+
+def _say_gthread_handling(who: str) -> None:
+    """Once per process, where gunicorn is older than the slow-client worker's internals."""
+    if SLOW_CLIENTS_VERSION or _GTHREAD_HANDLING_SAID.is_set():
+        return
+    _GTHREAD_HANDLING_SAID.set()
+    startup_log.warn(
+        log, "common_api: gunicorn %s: %s serves with gunicorn's own gthread connection "
+        "handling; reading request heads in the event loop (a slow client holds no "
+        "thread) needs gunicorn %d.%d+", gunicorn.__version__, who, *SLOW_CLIENTS_SINCE)
+
+
 def preset_worker_class() -> str:
     """The worker class ``common_api.gunicorn_conf`` gives gunicorn: the slow-client worker
     where gunicorn's internals are the ones it was built for, else gunicorn's own gthread
     connection handling (with plain-text errors)."""
     if SLOW_CLIENTS:
         return "common_api.gunicorn_worker.PlainErrorThreadWorker"
-    if not SLOW_CLIENTS_VERSION:
-        startup_log.warn(
-            log, "common_api: gunicorn %s: the preset serves with gunicorn's own gthread "
-            "connection handling; reading request heads in the event loop (a slow "
-            "client holds no thread) needs gunicorn %d.%d+", gunicorn.__version__,
-            *SLOW_CLIENTS_SINCE)
+    _say_gthread_handling("the preset")
     return "common_api.gunicorn_worker.PlainErrorGthreadWorker"
 
 
@@ -238,6 +248,13 @@ class PlainErrorThreadWorker(PlainErrorGthreadWorker):
 
     #: seconds a client has to send a complete request head, from the first wait for it
     header_timeout = 15.0
+
+    @classmethod
+    def setup(cls) -> None:
+        """In the master, before the app loads: say so when this gunicorn is older than
+        the head reading's internals (the worker then serves as gunicorn's gthread)."""
+        _say_gthread_handling("common_api.gunicorn_worker.PlainErrorThreadWorker")
+        super().setup()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

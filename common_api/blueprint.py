@@ -57,6 +57,7 @@ from common_api.web.responses import (
     error_response,
     json_response,
     limit_request_body,
+    stamp,
     text_response,
 )
 
@@ -174,9 +175,7 @@ def _common_headers(response: Response) -> Response:
     if g.get("common_api_after_failed"):
         return response  # the 500 answer to this hook's own failure: no second traceback
     g.common_api_after_failed = True
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Worker-Pid"] = str(os.getpid())
-    response.headers["X-Common-Api-Version"] = __version__
+    stamp(response)
     endpoint = _endpoint()
     if endpoint.audit_event is not None:
         _audit(endpoint.audit_event, endpoint, response)

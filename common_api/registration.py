@@ -52,7 +52,7 @@ from common_api.services.profiler import Profiler
 from common_api.services.recorder import start_recorder
 from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
-from common_api.web.responses import error_response
+from common_api.web.responses import error_response, stamp
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +398,6 @@ def _scoped_http_error(app: Flask, code: int) -> Any:
         response = error_response(message, status, owner.json)
         if status == 405 and isinstance(error, MethodNotAllowed):
             response.headers["Allow"] = ", ".join(error.valid_methods or ())
-        return response
+        return stamp(response)
 
     return handle

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Request, Response, jsonify
 from werkzeug.wsgi import LimitedStream
+
+from common_api import __version__
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -39,3 +42,12 @@ def limit_request_body(req: Request, limit: int) -> None:
         if req.content_length is None and "stream" not in req.__dict__:
             req.environ["wsgi.input"] = LimitedStream(req.environ["wsgi.input"], limit,
                                                       is_max=True)
+
+
+def stamp(response: Response) -> Response:
+    """What every answer under the blueprint's paths carries, errors of unmatched paths
+    included: never cached, and which process and version answered."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Worker-Pid"] = str(os.getpid())
+    response.headers["X-Common-Api-Version"] = __version__
+    return response

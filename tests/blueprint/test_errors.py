@@ -135,3 +135,16 @@ def test_a_host_500_handler_still_handles_host_routes_only(
     assert client.get("/host-boom").get_data(as_text=True) == "host says no"
     monkeypatch.setattr(get_state(app).threads, "dump", explode)
     assert_one_line_500(client.get("/threads").get_data(as_text=True))
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/metrics/x", 404), ("POST", "/run_script", 404), ("DELETE", "/env", 405)])
+def test_a_404_or_405_under_the_blueprint_s_paths_carries_the_common_headers(
+        client: FlaskClient, method: str, path: str, status: int) -> None:
+    import os
+
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.headers["X-Worker-Pid"] == str(os.getpid())
+    assert response.headers["X-Common-Api-Version"]
+    assert response.headers["Cache-Control"] == "no-store"

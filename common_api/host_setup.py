@@ -75,6 +75,11 @@ def share_exporter_route(app: Flask, own_endpoint: str) -> list[str]:
     return shared
 
 
+def exporter_paths(app: Flask) -> list[str]:
+    """The paths the host's prometheus-flask-exporter serves on its own (not shared)."""
+    return [rule.rule for rule in app.url_map.iter_rules() if rule.endpoint == EXPORTER_ENDPOINT]
+
+
 def _path_methods(rule: Rule) -> frozenset[str]:
     return frozenset(rule.methods or ()) - _IGNORED_METHODS
 

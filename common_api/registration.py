@@ -29,6 +29,7 @@ from common_api.host_setup import (
     GunicornServing,
     HostExporter,
     RouteClash,
+    exporter_paths,
     find_host_exporter,
     gunicorn_serving,
     route_clashes,
@@ -303,6 +304,16 @@ def _share_route(app: Flask, state: CommonApiState, blueprint: str) -> None:
             ", ".join(shared),
             "" if state.request_metrics is not None
             else "; requests are counted by the exporter only")
+    own = [rule.rule for rule in app.url_map.iter_rules(f"{blueprint}.metrics")]
+    for path in exporter_paths(app):
+        key = ("exporter route", path, "")
+        if own and key not in state.reported_clashes:
+            state.reported_clashes.add(key)
+            startup_log.warn(
+                log, "common_api: prometheus-flask-exporter serves %s on app %r without "
+                "common_api's series (common_api_healthy, common_api_workers, the periodic "
+                "threads'): scrape %s, which has the exporter's series too (deploy/'s "
+                "configs and alert rules need it)", path, app.name, own[0])
 
 
 def _before_first_request(app: Flask, state: CommonApiState, blueprint: str

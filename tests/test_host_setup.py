@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, jsonify
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_flask_exporter import PrometheusMetrics
 from support import OPENMETRICS, LiveServer, assert_valid_exposition
@@ -251,3 +251,29 @@ def test_two_apps_in_one_process_keep_separate_request_series_and_resets(
     assert (hits("/a"), hits("/b")) == (10, 10)
     assert server.post("/a/metrics/reset").status_code == 200
     assert (hits("/a"), hits("/b")) == (0, 10)
+
+
+def test_under_a_prefix_beside_the_host_s_exporter_start_up_says_where_to_scrape(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask("exporter_beside_prefix")
+    PrometheusMetrics(app, registry=CollectorRegistry())
+    with caplog.at_level(logging.WARNING, "common_api"):
+        app.register_blueprint(bp, url_prefix="/ops")
+        client = app.test_client()
+        client.get("/ops/periodic-threads-health")
+        client.get("/ops/periodic-threads-health")
+    said = [w for w in _warnings(caplog) if "without common_api's series" in w]
+    assert len(said) == 1, _warnings(caplog)
+    assert "serves /metrics on app 'exporter_beside_prefix'" in said[0]
+    assert "scrape /ops/metrics" in said[0]
+
+
+def test_an_exporter_sharing_the_route_is_not_told_to_scrape_elsewhere(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask("exporter_shared")
+    PrometheusMetrics(app, registry=CollectorRegistry())
+    with caplog.at_level(logging.WARNING, "common_api"):
+        app.register_blueprint(bp)
+        app.test_client().get("/periodic-threads-health")
+    assert not [w for w in _warnings(caplog) if "without common_api's series" in w]
+    assert [w for w in _warnings(caplog) if "serves common_api's exposition" in w]

@@ -456,6 +456,10 @@ MAX_PATH_CHARS = 256
 MAX_HOST_CALLS = 10_000
 #: Bytes one script may exchange with the worker, both directions together.
 MAX_CHANNEL_BYTES = 64 * 1024 * 1024
+#: Items of plain data one script may hand the host, all its requests together: what the
+#: host may keep of one script (a float costs 5 bytes on the channel, ~32 in the worker,
+#: so the byte limit alone let one script add ~0.5 GB to a host cache).
+MAX_SCRIPT_ITEMS = 1_000_000
 #: Largest single request from the child (the final result and output travel as
 #: raw bytes, never parsed as JSON): what one json.loads call in the worker may cost.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -471,8 +475,9 @@ MAX_REQUEST_ITEMS = 50_000
 #: Hash containers (sets, frozensets, dicts) the worker rebuilds from a request.
 #: Keys whose hashing is not randomised (ints, floats, tuples...) can be chosen to
 #: collide, which makes building the container quadratic in one C call: such a
-#: container may hold at most MAX_HASHED_ITEMS keys, and the sum of n*n over one
-#: request's containers is at most MAX_HASH_WORK. str/bytes keys hash randomly.
+#: container may hold at most MAX_HASHED_ITEMS keys, and over one request the sum, for
+#: each group of keys with one hash, of its size squared times its largest key's items
+#: is at most MAX_HASH_WORK. str/bytes keys hash randomly.
 MAX_HASHED_ITEMS = 1_024
 MAX_HASH_WORK = 2_000_000
 #: Most digits of an integer in a request (an int beyond 4096 bits is refused

@@ -44,6 +44,7 @@ _BUILD: dict[str, Callable[[list[Any]], Any]] = {
     "tuple": tuple, "list": list, "set": set, "frozenset": frozenset,
 }
 _HASHED = frozenset({"set", "frozenset", "dict"})
+_CHOSEN_HASH = frozenset({"tuple", "frozenset"})
 #: str and bytes keys hash randomly (unless the interpreter was told otherwise).
 _RANDOM_KEYS: tuple[type, ...] = (str, bytes) if sys.flags.hash_randomization else ()
 _CLOCK_EVERY = 256
@@ -102,10 +103,45 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+_PLAIN_ATOMS = (type(None), bool, int, float, str, bytes, complex)
+#: ints below this hash to themselves: distinct ones never collide (but -1 and -2)
+HASH_MODULUS = 2 ** 61 - 1
+
+
+def chosen_hash(value: object) -> bool:
+    """Whether ``value`` is of a kind whose hash a script can choose to collide: an int
+    beyond 61 bits, a complex, or a tuple or frozenset of plain data (one holding a host
+    object hashes as that object does)."""
+    tp = type(value)
+    if tp is int:
+        return abs(value) >= HASH_MODULUS  # type: ignore[arg-type]
+    if tp is complex:
+        return True
+    if tp is tuple or tp is frozenset:
+        return all(_plain(item) for item in value)  # type: ignore[attr-defined]
+    return False
+
+
+def _plain(value: object) -> bool:
+    tp = type(value)
+    if tp in _PLAIN_ATOMS:
+        return True
+    return (tp is tuple or tp is frozenset) and all(
+        _plain(item) for item in value)  # type: ignore[attr-defined]
+
+
+
+def _key_weight(key: object, depth: int) -> int:
+    """What comparing ``key`` with an equal-hashed key may cost, in items."""
+    if (type(key) is tuple or type(key) is frozenset) and depth < MAX_DATA_DEPTH:
+        return 1 + sum(_key_weight(item, depth + 1) for item in key)
+    return 1
+
+
 class Budget:
     """What one encoding or decoding may cost; raises when a bound is passed."""
 
-    __slots__ = ("deadline", "hash_work", "items", "max_items", "max_size", "size")
+    __slots__ = ("chosen", "deadline", "hash_work", "items", "max_items", "max_size", "size")
 
     def __init__(self, max_size: int | None = None, deadline: float | None = None,
                  max_items: int = MAX_DATA_ITEMS) -> None:
@@ -115,6 +151,8 @@ class Budget:
         self.max_size = max_size
         self.hash_work = 0
         self.deadline = deadline
+        #: decoded values whose hash the sender may have chosen (untrusted decoding)
+        self.chosen: list[object] = []
 
     def tick(self, depth: int, size: int = 2) -> None:
         self.items += 1
@@ -140,9 +178,16 @@ class Budget:
                 f"a set or dict of more than {MAX_HASHED_ITEMS} keys other than strings "
                 "cannot be passed to the host"
             )
-        self.hash_work += count * count
+        # building the container compares each key with those of the same hash, each
+        # comparison as costly as the key is large: charge exactly that, before it is built
+        groups: dict[int, list[int]] = {}
+        for key in keys:
+            group = groups.setdefault(hash(key), [0, 0])
+            group[0] += 1
+            group[1] = max(group[1], _key_weight(key, 0))
+        self.hash_work += sum(size * size * weight for size, weight in groups.values())
         if self.hash_work > MAX_HASH_WORK:
-            raise DataLimit("too many set or dict keys other than strings in one request")
+            raise DataLimit("too many set or dict keys with one hash in one request")
 
 
 def _scalar_size(v: object) -> int:
@@ -208,6 +253,8 @@ def decode(data: object, resolve: Callable[[int], object], *,
     def dec(d: object, depth: int) -> object:
         counter.tick(depth)
         if d is None or isinstance(d, (bool, int, float, str)):
+            if untrusted and type(d) is int and abs(d) >= HASH_MODULUS:
+                counter.chosen.append(d)
             return d
         if not isinstance(d, dict):
             raise ValueError("malformed value")
@@ -219,7 +266,10 @@ def decode(data: object, resolve: Callable[[int], object], *,
         if tag == "bytes" and isinstance(v, str):
             return base64.b64decode(v.encode("ascii"), validate=True)
         if tag == "complex" and isinstance(v, list) and len(v) == 2:
-            return complex(float(v[0]), float(v[1]))
+            number = complex(float(v[0]), float(v[1]))
+            if untrusted:
+                counter.chosen.append(number)
+            return number
         if not isinstance(v, list):
             raise ValueError("malformed value")
         if tag == "dict":
@@ -237,6 +287,9 @@ def decode(data: object, resolve: Callable[[int], object], *,
         items = [dec(x, depth + 1) for x in v]
         if untrusted and tag in _HASHED:
             counter.hashed(items)
-        return build(items)
+        built = build(items)
+        if untrusted and tag in _CHOSEN_HASH and chosen_hash(built):
+            counter.chosen.append(built)
+        return built
 
     return dec(data, 0)

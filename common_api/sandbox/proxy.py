@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import policy, protocol
+from .collisions import CollisionGuard
 from .origin import PLAIN_BASES, HostOrigin
 from .render import SafeRepr, definer
 
@@ -176,8 +177,13 @@ def type_change(old: object, new: object) -> Refused | None:
 class HostBridge:
     """The handle table and request dispatcher of one script run."""
 
-    def __init__(self, app: object, host_packages: Iterable[str] = ()) -> None:
+    def __init__(self, app: object, host_packages: Iterable[str] = (),
+                 collisions: CollisionGuard | None = None) -> None:
         self.origin = HostOrigin.for_app(app, host_packages)
+        #: what the worker's scripts have handed the host, by hash (shared across runs)
+        self.collisions = collisions if collisions is not None else CollisionGuard()
+        #: items of the arguments this run has handed the host, all requests together
+        self.items_received = 0
         self.renderer = SafeRepr(self.origin)
         self.objects: list[object] = [AppView(app)]
         self.paths: list[str] = ["app"]
@@ -231,6 +237,8 @@ class HostBridge:
             raise
         except Exception as exc:  # the host raised: message only, never a traceback
             return {"err": [_exception_kind(exc), _message(exc)]}
+        finally:
+            self.items_received += self._arguments.items
         return reply
 
     def write_records(self) -> list[dict[str, str]]:
@@ -308,12 +316,15 @@ class HostBridge:
 
     def decode(self, data: object) -> Any:
         try:
-            return protocol.decode(data, self._resolve_argument, budget=self._arguments,
-                                   untrusted=True)
+            value = protocol.decode(data, self._resolve_argument, budget=self._arguments,
+                                    untrusted=True)
         except protocol.DataLimit:
             raise
         except (ValueError, TypeError) as exc:
             raise Refused("TypeError", f"bad argument: {exc}") from None
+        chosen, self._arguments.chosen = self._arguments.chosen, []
+        self.collisions.admit(chosen)
+        return value
 
     def _resolve_argument(self, handle: int) -> object:
         value = self._resolve(handle)

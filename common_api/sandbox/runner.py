@@ -23,8 +23,15 @@ from typing import Any
 
 from . import protocol
 from .api import ScriptBusy, ScriptError, ScriptOutcome, ScriptSettings, ScriptUnavailable
+from .collisions import CollisionGuard
 from .confine import resolve_user
-from .policy import MAX_CHANNEL_BYTES, MAX_HOST_CALLS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
+from .policy import (
+    MAX_CHANNEL_BYTES,
+    MAX_HOST_CALLS,
+    MAX_MESSAGE_BYTES,
+    MAX_REPLY_BYTES,
+    MAX_SCRIPT_ITEMS,
+)
 from .process import (
     ChildGone,
     ChildProcess,
@@ -69,6 +76,8 @@ class ScriptRunner:
             "user": list(resolve_user(settings.user)),
         }
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent))
+        # the values of chosen hashes this worker's scripts have handed its host, all runs
+        self._collisions = CollisionGuard()
         self._server_lock = threading.Lock()
         self._server: ForkServer | None = None
         self._closed = False
@@ -90,7 +99,7 @@ class ScriptRunner:
                 "try again later"
             )
         try:
-            bridge = HostBridge(app, self.settings.host_packages)
+            bridge = HostBridge(app, self.settings.host_packages, self._collisions)
             try:
                 outcome = self._run(source, bridge)
             finally:
@@ -172,6 +181,11 @@ class ScriptRunner:
             if child.bytes_moved > MAX_CHANNEL_BYTES:
                 raise ScriptError(
                     f"Script exceeded the host data limit ({MAX_CHANNEL_BYTES} bytes)"
+                )
+            if bridge.items_received > MAX_SCRIPT_ITEMS:
+                raise ScriptError(
+                    f"Script exceeded the host data limit ({MAX_SCRIPT_ITEMS} items handed "
+                    "to the host)"
                 )
             frame = protocol.dump_frame(bridge.handle(message, deadline))
             if len(frame) > 4 * MAX_REPLY_BYTES:

@@ -62,7 +62,7 @@ def test_many_small_colliding_sets_in_one_request_hit_the_hash_budget(
     message = {"op": "call", "h": echo, "args": copies, "kwargs": []}
     assert len(json.dumps(message)) < policy.MAX_MESSAGE_BYTES
     reply, elapsed = _timed(bridge, message)
-    assert "too many set or dict keys" in reply["err"][1]  # type: ignore[index]
+    assert "too many set or dict keys with one hash" in reply["err"][1]  # type: ignore[index]
     assert elapsed < 1.0
 
 
@@ -151,3 +151,136 @@ def test_one_budget_covers_all_the_arguments_of_a_request(bridge: HostBridge) ->
     half = {"t": "list", "v": list(range(30_000))}
     reply = bridge.handle({"op": "call", "h": echo, "args": [half], "kwargs": [["more", half]]})
     assert reply["err"][1] == f"value has more than {policy.MAX_REQUEST_ITEMS} items"  # type: ignore[index]
+
+
+# --- what accumulates in the host across requests and scripts (red team, 2026-12-07) -----
+
+_MASK = 2 ** 64 - 1
+_P1, _P2, _P5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _MASK
+
+
+def _lane_int(lane: int) -> int | None:
+    """An int whose hash is the 64-bit ``lane``, if a small one has it."""
+    if lane < M:
+        return lane
+    signed = lane - 2 ** 64
+    return signed if -M < signed < -1 else None
+
+
+def colliding_pairs(count: int) -> list[tuple[int, int]]:
+    """Distinct 2-tuples of small ints that all hash alike, by inverting CPython's tuple
+    hash: small ints cannot collide, tuples of them can."""
+    target = hash((0, 0)) & _MASK
+    inner = (target - (2 ^ (_P5 ^ 3527539))) * pow(_P1, -1, 2 ** 64) & _MASK
+    before = ((inner >> 31) | (inner << 33)) & _MASK  # rotate right by 31
+    pairs: list[tuple[int, int]] = []
+    a = 0
+    while len(pairs) < count:
+        a += 1
+        first = _rotl((_P5 + a * _P2) & _MASK, 31) * _P1 & _MASK
+        b = _lane_int((before - first) * pow(_P2, -1, 2 ** 64) & _MASK)
+        if b is not None:
+            pairs.append((a, b))
+    assert len({hash(pair) for pair in pairs}) == 1
+    return pairs
+
+
+def _call(bridge: HostBridge, handle: int, argument: object) -> dict[str, object]:
+    return bridge.handle({"op": "call", "h": handle, "args": [argument], "kwargs": []})
+
+
+def test_colliding_ints_handed_to_the_host_across_requests_and_runs_are_bounded() -> None:
+    """One by one, in requests of two runs, ints that differ by multiples of 2**61-1 are
+    taken up to the bound; the next distinct one is refused, counting nothing, while the
+    ones already taken, strings and small ints still pass."""
+    from common_api.sandbox.collisions import MAX_SAME_HASH, CollisionGuard
+
+    guard, app = CollisionGuard(), make_app()
+    first, second = HostBridge(app, (), guard), HostBridge(app, (), guard)
+    echo_one, echo_two = _walk(first, "state", "engine", "echo"), _walk(
+        second, "state", "engine", "echo")
+    for i in range(1, MAX_SAME_HASH + 1):  # 5 itself hashes alike but is a small int
+        bridge, echo = (first, echo_one) if i % 2 else (second, echo_two)
+        assert "ok" in _call(bridge, echo, 5 + i * M), i
+    refused = _call(second, echo_two, 5 + (MAX_SAME_HASH + 1) * M)
+    assert refused["err"][0] == "ValueError"  # type: ignore[index]
+    assert "distinct values with one hash" in refused["err"][1]  # type: ignore[index]
+    assert "err" in _call(first, echo_one, 5 + (MAX_SAME_HASH + 1) * M)  # still refused
+    assert "ok" in _call(second, echo_two, 5 + 3 * M)  # one already taken
+    assert "ok" in _call(second, echo_two, {"t": "list", "v": list(range(1000))})
+    assert "ok" in _call(second, echo_two, "x" * 100)
+
+
+def test_crafted_colliding_tuples_of_small_ints_are_bounded_too() -> None:
+    from common_api.sandbox.collisions import MAX_SAME_HASH
+
+    bridge = HostBridge(make_app())
+    echo = _walk(bridge, "state", "engine", "echo")
+    pairs = colliding_pairs(MAX_SAME_HASH + 1)
+    batch = {"t": "list", "v": [{"t": "tuple", "v": list(pair)} for pair in pairs[:-1]]}
+    assert "ok" in _call(bridge, echo, batch)
+    refused = _call(bridge, echo, {"t": "tuple", "v": list(pairs[-1])})
+    assert "distinct values with one hash" in refused["err"][1]  # type: ignore[index]
+
+
+def test_a_refused_request_counts_none_of_its_values() -> None:
+    from common_api.sandbox.collisions import MAX_SAME_HASH, CollisionGuard
+
+    guard = CollisionGuard()
+    with pytest.raises(protocol.DataLimit):
+        guard.admit([7 + i * M for i in range(MAX_SAME_HASH + 1)])
+    guard.admit([7 + i * M for i in range(MAX_SAME_HASH)])  # none was counted
+
+
+def test_the_guard_s_table_stays_bounded_and_keeps_the_hashes_near_the_bound() -> None:
+    from common_api.sandbox.collisions import CollisionGuard
+
+    guard = CollisionGuard(max_same_hash=8, max_tracked=100)
+    guard.admit([3 + i * M for i in range(1, 9)])  # one hash at the bound
+    for start in range(0, 1000, 10):  # many single values push the table past its size
+        guard.admit([M + 10 + start + i for i in range(10)])  # each of its own hash
+    assert len(guard._seen) <= 100
+    with pytest.raises(protocol.DataLimit):
+        guard.admit([3 + 9 * M])  # the hash at the bound was not forgotten
+
+
+def test_one_run_hands_the_host_at_most_the_script_item_budget() -> None:
+    """Each request within its own bounds, a run may not hand the host more items in all:
+    what the host keeps of one script is bounded (0.5 GB of floats before)."""
+    from common_api.sandbox import ScriptError, ScriptRunner, ScriptSettings
+
+    runner, app = ScriptRunner(ScriptSettings(timeout=20)), make_app()
+    per_call = 40_000
+    calls = policy.MAX_SCRIPT_ITEMS // per_call + 2
+    lookup = "app.state.lmcache_adapter.lmcache_engine.lookup"
+    source = (f"big = [0.5] * {per_call}\n"
+              f"for _ in range({calls}):\n"
+              f"    {lookup}('model', big)\n")
+    try:
+        with pytest.raises(ScriptError, match="items handed to the host"):
+            runner.run(source, app)
+        assert runner.run(f"{lookup}('model', [0.5] * {per_call})\nresult = 1",
+                          app).result == "1"
+    finally:
+        runner.close()
+
+
+def test_a_set_of_large_colliding_tuples_is_charged_by_their_size() -> None:
+    """1,000 tuples of 48 items that hash alike, within the key bound: each insertion
+    compares whole tuples, so building the set held the GIL ~0.3 s; it is refused before
+    it is built. A set of 1,000 distinct pairs costs next to nothing."""
+    bridge = HostBridge(make_app())
+    echo = _walk(bridge, "state", "engine", "echo")
+    heavy = {"t": "set", "v": [{"t": "tuple", "v": [0] * 47 + [k * M]}
+                              for k in range(1, 1001)]}
+    message = {"op": "call", "h": echo, "args": [heavy], "kwargs": []}
+    assert len(json.dumps(message)) < policy.MAX_MESSAGE_BYTES
+    reply, elapsed = _timed(bridge, message)
+    assert "keys with one hash" in reply["err"][1], reply  # type: ignore[index]
+    assert elapsed < 0.2
+    pairs = {"t": "set", "v": [{"t": "tuple", "v": [k, k + 1]} for k in range(1000)]}
+    assert "ok" in _call(bridge, echo, pairs)

@@ -394,7 +394,11 @@ def run_script() -> Response:
     try:
         upload = request.files.get("script")
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(f"Script upload is larger than {limit} bytes") from None
+        if request.content_length is None or request.content_length > limit:
+            raise PayloadTooLarge(f"Script upload is larger than {limit} bytes") from None
+        raise PayloadTooLarge(  # not its size: the form's parts or its other fields
+            f"Script upload has more than {request.max_form_parts} form parts, or fields "
+            "besides the script larger than the form allows") from None
     if upload is None:
         raise InvalidInput("No script file provided")
     data = upload.read(limit + 1)

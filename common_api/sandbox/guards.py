@@ -84,6 +84,33 @@ class ModuleFacade:
     __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = refuse_copy
 
 
+class StrptimeForC:
+    """What ``time.strptime`` and ``datetime.strptime`` get when their C code imports
+    ``_strptime`` (through the script's builtins, so the guarded import): its two entry
+    points and nothing else of that module (its ``locale``, ``re``, ``_thread``...)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _strptime_time(data_string: str, format: str = "%a %b %d %H:%M:%S %Y") -> object:
+        strptime = importlib.import_module("_strptime")
+        return strptime._strptime_time(data_string, format)
+
+    @staticmethod
+    def _strptime_datetime(cls: type, data_string: str,
+                           format: str = "%a %b %d %H:%M:%S %Y") -> object:
+        strptime = importlib.import_module("_strptime")
+        return strptime._strptime_datetime(cls, data_string, format)
+
+    def __repr__(self) -> str:
+        return "<module '_strptime' (sandboxed)>"
+
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = refuse_copy
+
+
+_STRPTIME_USERS = frozenset({"time", "datetime"})
+
+
 class OutputCapture:
     """A write-only text sink that keeps at most ``limit`` bytes."""
 
@@ -325,6 +352,8 @@ def script_builtins(granted: ImportGrant, output: OutputCapture) -> dict[str, ob
             raise ImportBlocked("Relative imports are not allowed")
         if name == "__future__":
             return ModuleFacade(name, {f: f for f in __future__.all_feature_names})
+        if name == "_strptime" and not _STRPTIME_USERS.isdisjoint(granted.modules):
+            return StrptimeForC()  # type: ignore[return-value]
         if name not in granted.modules:
             raise ImportBlocked(f"Import of {name!r} is not allowed")
         found = facade(name)

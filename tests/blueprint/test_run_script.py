@@ -118,3 +118,15 @@ def test_oversized_upload_is_413(app: Flask) -> None:
 
 def test_run_script_needs_post(client: FlaskClient) -> None:
     assert client.get("/run_script").status_code == 405
+
+
+def test_a_form_of_too_many_parts_is_413_naming_the_parts_not_the_size(
+        client: FlaskClient) -> None:
+    import io
+
+    fields: dict[str, object] = {f"f{i}": "x" for i in range(1500)}
+    fields["script"] = (io.BytesIO(b"result = 1"), "s.py")
+    response = client.post("/run_script", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 413 and response.content_type == TEXT
+    body = response.get_data(as_text=True)
+    assert "form parts" in body and "larger than 1048576 bytes" not in body, body

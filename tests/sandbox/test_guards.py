@@ -138,3 +138,30 @@ def test_host_objects_and_module_facades_cannot_be_copied(wide: ScriptRunner,
     for how in ("copy.copy", "copy.deepcopy"):
         with pytest.raises(ScriptError, match="cannot be copied"):
             _run(wide, f"import copy\nresult = {how}({target})")
+
+
+def test_strptime_of_time_and_datetime_works_and_its_import_gives_the_script_nothing(
+        ) -> None:
+    """Their C code imports _strptime through the script's guarded import: it gets the two
+    entry points it calls, and the script reaching for them gets refusals (it had been
+    'Import of _strptime is not allowed' on every call)."""
+    from sandbox.helpers import make_app
+
+    from common_api.sandbox import ScriptRunner, ScriptSettings
+
+    source = (
+        "import time, datetime\n"
+        "a = time.strptime('2026-12-07', '%Y-%m-%d')\n"
+        "b = datetime.datetime.strptime('2026-12-07 10:11', '%Y-%m-%d %H:%M')\n"
+        "m = __import__('_strptime')\n"
+        "try:\n"
+        "    x = getattr(m, '_strptime_' + 'time')\n"
+        "except AttributeError as e:\n"
+        "    x = 'refused'\n"
+        "result = (a.tm_year, b.hour, x)\n")
+    runner = ScriptRunner(ScriptSettings(timeout=5,
+                                         allowed_imports=frozenset({"time", "datetime"})))
+    try:
+        assert runner.run(source, make_app()).result == "(2026, 10, 'refused')"
+    finally:
+        runner.close()

@@ -303,10 +303,14 @@ def test_dashboard_covers_health_threads_and_requests() -> None:
     exprs = " ".join(expr for _, expr in dashboard_queries())
     for series in ("common_api_healthy", "common_api_periodic_thread_active",
                    "common_api_periodic_thread_runs_total",
-                   "common_api_periodic_thread_failures_total", "flask_http_request_total",
+                   "common_api_periodic_thread_failures_total",
+                   "flask_http_request_duration_seconds_count",
                    "flask_http_request_duration_seconds_bucket"):
         assert series in exprs
-    assert "by (component, thread, level)" in exprs and "by (component, endpoint" in exprs
+    assert "by (component, thread, level)" in exprs
+    # by route in both shapes of the request series: common_api's (endpoint) and a host
+    # exporter's grouped by path, whose request counter has no route label
+    assert "by (component, endpoint, path" in exprs and "flask_http_request_total" not in exprs
 
 
 def test_every_dashboard_query_follows_the_component_selector() -> None:

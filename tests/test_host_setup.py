@@ -251,6 +251,13 @@ def test_two_apps_in_one_process_keep_separate_request_series_and_resets(
     assert (hits("/a"), hits("/b")) == (10, 10)
     assert server.post("/a/metrics/reset").status_code == 200
     assert (hits("/a"), hits("/b")) == (0, 10)
+    # the second app's reset keeps its own baseline (metrics-baseline-app1.json), which
+    # every worker reads: several scrapes, whichever worker answers
+    assert server.post("/b/metrics/reset").status_code == 200
+    for _ in range(3):
+        assert server.get("/a/hit").json()["app"] == "first"
+        assert server.get("/b/hit").json()["app"] == "second"
+    assert [(hits("/a"), hits("/b")) for _ in range(6)] == [(3, 3)] * 6
 
 
 def test_under_a_prefix_beside_the_host_s_exporter_start_up_says_where_to_scrape(

@@ -84,6 +84,19 @@ def test_without_post_worker_init_health_counts_every_live_worker_and_names_the_
                message="a scrape naming both unlisted workers")
 
 
+def test_a_worker_started_without_post_worker_init_says_so_through_the_host_s_logging(
+        half_hooked: LiveServer) -> None:
+    """The worker's own line, once its runtime starts on a request thread, reaches the log
+    at WARNING although the host's dictConfig disabled common_api's loggers."""
+    half_hooked.get("/periodic-threads-health", timeout=5)
+    wait_until(lambda: _log_line(half_hooked, "started on a request thread"), 30,
+               message="the worker's own warning")
+    lines = _log_line(half_hooked, "started on a request thread")
+    assert all("[WARNING]" in line and "post_worker_init" in line for line in lines), lines
+    pids = [line.split("] [")[1] for line in lines]
+    assert len(pids) == len(set(pids)), lines  # once per worker
+
+
 def test_right_after_start_health_counts_booting_workers_instead_of_fewer_workers(
         tmp_path: Path) -> None:
     """Polled from the first answer on, health never reads as a smaller server: the workers

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common_api import startup_log
 from common_api.file_locks import file_lock
 from common_api.peer_channel import ChannelAddress, FanOut
 from common_api.services.threads import (
@@ -119,9 +120,12 @@ class WorkerDumps:
         dumpable from C; False (and a warning) outside the main thread, where signal
         handlers cannot be installed."""
         if threading.current_thread() is not threading.main_thread():
-            log.warning("common_api: worker runtime of %d started outside the main thread "
-                        "(gunicorn without common_api.gunicorn_conf?): other workers' "
-                        "/threads?scope=all will not list this worker", os.getpid())
+            startup_log.warn(
+                log, "common_api: worker %d: common_api's runtime started on a request "
+                "thread, so gunicorn's post_worker_init did not call "
+                "common_api.gunicorn.post_worker_init in it: the other workers cannot ask "
+                "it (scope=all and the live part of /metrics leave it out; health names "
+                "it)", os.getpid())
             return False
         signal.signal(WORKER_SIGNAL, _ignore)
         pid = os.getpid()

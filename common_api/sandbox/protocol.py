@@ -110,13 +110,15 @@ HASH_MODULUS = 2 ** 61 - 1
 
 def chosen_hash(value: object) -> bool:
     """Whether ``value`` is of a kind whose hash a script can choose to collide: an int
-    beyond 61 bits, a complex, or a tuple or frozenset of plain data (one holding a host
-    object hashes as that object does)."""
+    beyond 61 bits, a complex, a tuple or frozenset of plain data (one holding a host
+    object hashes as that object does), and str or bytes where hashing is not randomised."""
     tp = type(value)
     if tp is int:
         return abs(value) >= HASH_MODULUS  # type: ignore[arg-type]
     if tp is complex:
         return True
+    if tp is str or tp is bytes:
+        return not _RANDOM_KEYS  # the interpreter was told not to randomise (PYTHONHASHSEED=0)
     if tp is tuple or tp is frozenset:
         return all(_plain(item) for item in value)  # type: ignore[attr-defined]
     return False
@@ -253,7 +255,7 @@ def decode(data: object, resolve: Callable[[int], object], *,
     def dec(d: object, depth: int) -> object:
         counter.tick(depth)
         if d is None or isinstance(d, (bool, int, float, str)):
-            if untrusted and type(d) is int and abs(d) >= HASH_MODULUS:
+            if untrusted and chosen_hash(d):
                 counter.chosen.append(d)
             return d
         if not isinstance(d, dict):
@@ -264,7 +266,10 @@ def decode(data: object, resolve: Callable[[int], object], *,
                 raise ValueError("malformed handle")
             return resolve(v)
         if tag == "bytes" and isinstance(v, str):
-            return base64.b64decode(v.encode("ascii"), validate=True)
+            data = base64.b64decode(v.encode("ascii"), validate=True)
+            if untrusted and chosen_hash(data):
+                counter.chosen.append(data)
+            return data
         if tag == "complex" and isinstance(v, list) and len(v) == 2:
             number = complex(float(v[0]), float(v[1]))
             if untrusted:

@@ -284,3 +284,17 @@ def test_a_set_of_large_colliding_tuples_is_charged_by_their_size() -> None:
     assert elapsed < 0.2
     pairs = {"t": "set", "v": [{"t": "tuple", "v": [k, k + 1]} for k in range(1000)]}
     assert "ok" in _call(bridge, echo, pairs)
+
+
+def test_strings_count_as_chosen_hashes_only_where_hashing_is_not_randomised() -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert protocol.chosen_hash("abc") is (not sys.flags.hash_randomization)
+    fixed = subprocess.run(
+        [sys.executable, "-c", "from common_api.sandbox import protocol as p; "
+         "print(p.chosen_hash('abc'), p.chosen_hash(b'abc'), p.chosen_hash(3))"],
+        env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
+        timeout=60, check=True)
+    assert fixed.stdout.split() == ["True", "True", "False"]

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, got_request_exception, request
 from flask.sansio.blueprints import BlueprintSetupState
@@ -54,6 +54,9 @@ from common_api.services.recorder import start_recorder
 from common_api.services.tasks import TaskDumpService
 from common_api.services.threads import ThreadDumpService
 from common_api.web.responses import error_response, stamp
+
+if TYPE_CHECKING:
+    from common_api.hook_audit import Hook
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +111,15 @@ def _warn_multiworker_without_state(workers: int | None) -> None:
         "gunicorn config').", count)
 
 
-def _warn_about_missing_hooks(gunicorn: GunicornServing) -> None:
+def _warn_about_missing_hooks(missing: list[Hook]) -> None:
     """One warning per common_api gunicorn hook the server's configuration leaves out."""
-    from common_api.hook_audit import describe, missing_hooks
+    from common_api.hook_audit import describe
 
     if _HOOKS_AUDITED.is_set():
         return
     _HOOKS_AUDITED.set()
-    for hook in missing_hooks(gunicorn.settings):
+    for hook in missing:
         startup_log.warn(log, "%s", describe(hook))
-
-
-def _registers_workers(gunicorn: GunicornServing) -> bool:
-    """Whether the server's config calls common_api's post_worker_init (which makes each
-    worker one its siblings list)."""
-    from common_api.hook_audit import missing_hooks
-
-    return all(hook.name != "post_worker_init" for hook in missing_hooks(gunicorn.settings))
 
 
 def _warn_about_script_imports(entries: tuple[str, ...]) -> None:
@@ -218,13 +213,18 @@ def _check_the_setup(app: Flask, settings: config.Settings, coordination: Coordi
         config.warn_unknown_keys(app.config)
     if gunicorn is None:
         return
-    coordination.expect_workers(gunicorn.workers, register=_registers_workers(gunicorn))
+    from common_api.hook_audit import missing_hooks
+
+    missing = missing_hooks(gunicorn.settings)
+    # without common_api's post_worker_init no worker becomes one its siblings list
+    coordination.expect_workers(
+        gunicorn.workers, register=all(hook.name != "post_worker_init" for hook in missing))
     if not gunicorn.speaks:
         return
     if not coordination.shared and gunicorn.workers > 1:
         _warn_multiworker_without_state(gunicorn.workers)
     elif coordination.shared:
-        _warn_about_missing_hooks(gunicorn)
+        _warn_about_missing_hooks(missing)
 
 
 @dataclass

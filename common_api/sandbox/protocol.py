@@ -132,7 +132,6 @@ def _plain(value: object) -> bool:
         _plain(item) for item in value)  # type: ignore[attr-defined]
 
 
-
 def _key_weight(key: object, depth: int) -> int:
     """What comparing ``key`` with an equal-hashed key may cost, in items."""
     if (type(key) is tuple or type(key) is frozenset) and depth < MAX_DATA_DEPTH:
